@@ -1,0 +1,57 @@
+"""writing-rl: reinforcement learning for long-form writing with a pairwise judge reward.
+
+Public API (engine-agnostic core):
+- data: `Sample`, `load_samples`, `load_jsonl`, `load_hf`, `validate_jsonl`, `SampleFileError`
+- judge: `PairwiseJudge`, `JudgeConfig`, `EndpointConfig`, `parse_verdict`, `Verdict`, `VerdictProbs`
+- reward: `PairwiseReward`, `RewardConfig`, `PairReward`
+- curriculum: `Curriculum`, `CurriculumConfig`, `CurriculumStore`
+- local judge: `LocalJudgeServer`
+"""
+
+from .config import ConfigError, CoreConfig, load_config
+from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
+from .data import Sample, SampleFileError, load_hf, load_jsonl, load_samples, sample_key, validate_jsonl
+from .judge import (
+    EndpointConfig,
+    JudgeConfig,
+    Judgement,
+    PairwiseJudge,
+    PairwiseTemplate,
+    Verdict,
+    VerdictProbs,
+    parse_verdict,
+    probs_from_top_logprobs,
+)
+from .reward import PairReward, PairwiseReward, RewardConfig
+from .server import LocalJudgeServer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "CoreConfig",
+    "Curriculum",
+    "CurriculumConfig",
+    "CurriculumStore",
+    "EndpointConfig",
+    "JudgeConfig",
+    "Judgement",
+    "LocalJudgeServer",
+    "PairReward",
+    "PairwiseJudge",
+    "PairwiseReward",
+    "PairwiseTemplate",
+    "RewardConfig",
+    "Sample",
+    "SampleFileError",
+    "Verdict",
+    "VerdictProbs",
+    "load_config",
+    "load_hf",
+    "load_jsonl",
+    "load_samples",
+    "parse_verdict",
+    "probs_from_top_logprobs",
+    "sample_key",
+    "validate_jsonl",
+]

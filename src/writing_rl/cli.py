@@ -1,0 +1,181 @@
+"""The `writing-rl` command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .config import ConfigError, CoreConfig, load_config
+
+app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
+curriculum_app = typer.Typer(help="Inspect reference-curriculum state.", no_args_is_help=True)
+app.add_typer(curriculum_app, name="curriculum")
+
+DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(path: Annotated[Path, typer.Argument(help="JSONL file of samples")]) -> None:
+    """Check a sample file; print the count, or every bad line and exit 1."""
+    from .data import validate_jsonl
+
+    try:
+        report = validate_jsonl(path)
+    except FileNotFoundError as err:
+        _fail(str(err), 2)
+    if report.ok:
+        typer.echo(f"{len(report.samples)} samples OK")
+        return
+    for err in report.errors:
+        typer.echo(f"{path}:{err.line}: {err.message}", err=True)
+    _fail(f"{len(report.errors)} bad line(s), {len(report.samples)} good", 1)
+
+
+@app.command("serve-judge")
+def serve_judge(
+    host: str = typer.Option("127.0.0.1", help="bind address (keep loopback unless you mean it)"),
+    port: int = typer.Option(8080),
+    model: Path | None = typer.Option(None, help="GGUF file; default: the embedded SmolLM2-135M-Instruct"),
+    n_ctx: int = typer.Option(4096, help="context window"),
+    log: Path | None = typer.Option(None, help="write the server's own log here"),
+) -> None:
+    """Run llama.cpp's OpenAI-compatible server with the embedded judge until Ctrl-C."""
+    from .server import JudgeServerError, LocalJudgeServer
+
+    server = LocalJudgeServer(model_path=model, host=host, port=port, n_ctx=n_ctx, log_path=log)
+    typer.echo(f"starting judge server ({server.model_path.name}) ...")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        with server:
+            typer.echo(f"judge ready at {server.base_url} (model '{server.model_alias}'); Ctrl-C stops it")
+            while server.process is not None and server.process.poll() is None:
+                time.sleep(1)
+            _fail("judge server exited unexpectedly")
+    except JudgeServerError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo("judge server stopped")
+
+
+def _store_path(run: Path) -> Path:
+    path = run / "curriculum.sqlite" if run.is_dir() else run
+    if not path.is_file():
+        _fail(f"no curriculum store at {path}", 2)
+    return path
+
+
+@curriculum_app.command("show")
+def curriculum_show(
+    run: Annotated[Path, typer.Argument(help="run folder (holding curriculum.sqlite) or the store file")],
+    all_samples: bool = typer.Option(False, "--all", help="list every sample's level"),
+    events: int = typer.Option(10, help="how many recent promotions to list"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Levels per sample, the level histogram and recent promotions."""
+    from collections import Counter
+
+    from .curriculum import CurriculumStore
+
+    with CurriculumStore(_store_path(run)) as store:
+        states = store.states()
+        recent = store.events(limit=events)
+        consistent = store.integrity_ok()
+    if as_json:
+        typer.echo(json.dumps({"samples": [s.__dict__ for s in states], "events": recent, "consistent": consistent}))
+        return
+    hist = Counter(s.level for s in states)
+    mean = sum(s.level for s in states) / len(states) if states else 0.0
+    typer.echo(f"{len(states)} samples, mean level {mean:.2f}, store consistent: {consistent}")
+    for level in sorted(hist):
+        typer.echo(f"  level {level}: {hist[level]} samples")
+    at_top = sum(1 for s in states if s.level == s.n_refs - 1)
+    typer.echo(f"  at the strongest reference: {at_top}")
+    if all_samples:
+        for s in states:
+            typer.echo(f"  {s.key}: level {s.level}/{s.n_refs - 1} (step {s.updated_step})")
+    if recent:
+        typer.echo("recent promotions:")
+        for e in recent:
+            typer.echo(f"  step {e['step']}: {e['key']} {e['from_level']} -> {e['to_level']} ({e['writer']})")
+
+
+@app.command("judge-pair")
+def judge_pair(
+    question: str = typer.Option(..., help="the writing request"),
+    answer_a: str = typer.Option(..., "--a", help="answer in position A (text, or @file)"),
+    answer_b: str = typer.Option(..., "--b", help="answer in position B (text, or @file)"),
+    criteria: str | None = typer.Option(None, help="per-prompt criteria"),
+    config: Path | None = typer.Option(None, help="YAML with a 'judge' section (see configs/)"),
+    local: bool = typer.Option(False, help="start the embedded llama.cpp judge for this call"),
+    mode: str | None = typer.Option(None, help="override judge.mode: hard or soft"),
+) -> None:
+    """Judge one pair and print the judgement as JSON."""
+    from .judge import JudgeConfig, PairwiseJudge
+    from .reward import run_sync
+    from .server import LocalJudgeServer
+
+    def text(v: str) -> str:
+        return Path(v[1:]).read_text(encoding="utf-8") if v.startswith("@") else v
+
+    try:
+        core = load_config(config, CoreConfig) if config else CoreConfig()
+    except ConfigError as err:
+        _fail(str(err), 2)
+    jc = core.judge
+    if mode:
+        try:
+            jc = JudgeConfig.model_validate({**jc.model_dump(), "mode": mode})
+        except ValueError:
+            _fail(f"--mode must be 'hard' or 'soft', got {mode!r}", 2)
+
+    async def go(cfg):  # type: ignore[no-untyped-def]
+        judge = PairwiseJudge(cfg)
+        try:
+            return await judge.judge(question, text(answer_a), text(answer_b), criteria)
+        finally:
+            await judge.aclose()
+
+    if local:
+        with LocalJudgeServer() as server:
+            jc = jc.model_copy(update={"endpoint": jc.endpoint.model_copy(update={"base_url": server.base_url})})
+            result = run_sync(go(jc))
+    else:
+        result = run_sync(go(jc))
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    if result.error:
+        raise typer.Exit(3)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs"), help="parent folder for the run"),
+    steps: int = typer.Option(2, help="curriculum steps to run"),
+) -> None:
+    """Embedded default, end to end on the CPU: local judge, pairwise reward, dynamic curriculum."""
+    from .demo import run_demo
+
+    run_demo(out, steps, DEMO_SAMPLES)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except ConfigError as err:
+        typer.echo(str(err), err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,193 @@
+"""Async client for any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp, DashScope, OpenAI).
+
+Bounded concurrency, per-request timeouts, retries with exponential backoff and jitter on
+transport errors, timeouts, 408/409/429/5xx and malformed bodies. Other 4xx are not retried: a bad
+request will not get better. The API key is read from an environment variable at call time and is
+kept out of reprs, logs and configs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class EndpointConfig(BaseModel):
+    """Where a judge (or generator) lives and how hard to push it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible base URL, ending in /v1")
+    model: str = Field("default", description="model name sent in each request")
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff_initial_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(20.0, ge=0)
+    max_concurrency: int = Field(8, ge=1)
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra fields sent in every request")
+
+
+class EndpointError(RuntimeError):
+    """A request failed for good (after retries, or with a non-retryable status)."""
+
+
+class RetryableError(RuntimeError):
+    pass
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ChatResult:
+    text: str
+    # One entry per generated token: (token, {top token: logprob}); empty unless logprobs were asked for.
+    token_logprobs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+
+class OpenAICompatClient:
+    """One client per endpoint; safe to share between coroutines of one event loop."""
+
+    def __init__(self, config: EndpointConfig, transport: httpx.AsyncBaseTransport | None = None):
+        self.config = config
+        self.stats = ClientStats()
+        self._transport = transport
+        self._semaphore: asyncio.Semaphore | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatClient(base_url={self.config.base_url!r}, model={self.config.model!r})"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.config.api_key_env:
+            key = os.environ.get(self.config.api_key_env)
+            if not key:
+                raise EndpointError(
+                    f"environment variable {self.config.api_key_env} is not set (it should hold the API key)"
+                )
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _ensure_session(self) -> None:
+        # asyncio primitives are bound to a loop: rebuild them when called from a new one
+        # (a sync caller runs a fresh loop per batch).
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+            self._http = httpx.AsyncClient(
+                base_url=self.config.base_url.rstrip("/") + "/",
+                timeout=self.config.timeout_s,
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=self.config.max_concurrency),
+            )
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+            self._loop = None
+
+    async def _post_once(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        assert self._http is not None
+        try:
+            resp = await self._http.post(path, json=payload, headers=self._headers())
+        except (httpx.TimeoutException, httpx.TransportError) as err:
+            raise RetryableError(f"{type(err).__name__}: {err}") from err
+        if resp.status_code in RETRYABLE_STATUS:
+            raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        if resp.status_code >= 400:
+            raise EndpointError(f"HTTP {resp.status_code} from {path}: {resp.text[:500]}")
+        try:
+            body = resp.json()
+            if not isinstance(body, dict) or not body.get("choices"):
+                raise ValueError("no choices in response")
+        except ValueError as err:
+            raise RetryableError(f"malformed response: {err}: {resp.text[:200]!r}") from err
+        return body
+
+    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST with bounded concurrency and retries; raises EndpointError when it gives up."""
+        self._ensure_session()
+        assert self._semaphore is not None
+        payload = {"model": self.config.model, **self.config.extra_body, **payload}
+        async with self._semaphore:
+            started = time.perf_counter()
+            self.stats.requests += 1
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(RetryableError),
+                    stop=stop_after_attempt(self.config.max_retries + 1),
+                    wait=wait_exponential_jitter(
+                        multiplier=self.config.backoff_initial_s, max=self.config.backoff_max_s
+                    ),
+                    reraise=True,
+                ):
+                    with attempt:
+                        if attempt.retry_state.attempt_number > 1:
+                            self.stats.retries += 1
+                        body = await self._post_once(path, payload)
+            except RetryableError as err:
+                self.stats.failures += 1
+                raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}") from err
+            except EndpointError:
+                self.stats.failures += 1
+                raise
+            finally:
+                self.stats.latency_s += time.perf_counter() - started
+        usage = body.get("usage") or {}
+        self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        return body
+
+    async def chat(self, messages: list[dict[str, str]], *, top_logprobs: int = 0, **sampling: Any) -> ChatResult:
+        payload: dict[str, Any] = {"messages": messages, **sampling}
+        if top_logprobs:
+            payload.update(logprobs=True, top_logprobs=top_logprobs)
+        body = await self.post("chat/completions", payload)
+        choice = body["choices"][0]
+        text = (choice.get("message") or {}).get("content")
+        if not isinstance(text, str):
+            raise EndpointError(f"chat response has no text content: {str(choice)[:200]}")
+        tokens: list[tuple[str, dict[str, float]]] = []
+        for item in (choice.get("logprobs") or {}).get("content") or []:
+            top = {t["token"]: t["logprob"] for t in item.get("top_logprobs") or []}
+            tokens.append((item.get("token", ""), top))
+        return ChatResult(text=text, token_logprobs=tokens)
+
+    async def complete(self, prompt: str, *, top_logprobs: int = 0, **sampling: Any) -> ChatResult:
+        """Raw completion; `top_logprobs` uses the legacy integer `logprobs` field."""
+        payload: dict[str, Any] = {"prompt": prompt, **sampling}
+        if top_logprobs:
+            payload["logprobs"] = top_logprobs
+        body = await self.post("completions", payload)
+        choice = body["choices"][0]
+        text = choice.get("text")
+        if not isinstance(text, str):
+            raise EndpointError(f"completion response has no text: {str(choice)[:200]}")
+        lp = choice.get("logprobs") or {}
+        toks = lp.get("tokens") or []
+        tops = lp.get("top_logprobs") or []
+        return ChatResult(text=text, token_logprobs=[(t, dict(top or {})) for t, top in zip(toks, tops)])

@@ -1,0 +1,94 @@
+"""Reading a judge's verdict without being fooled by the answers it judged.
+
+The published code took the *first* `[[X]]` anywhere in the judge's text, so a policy answer
+containing `[[B]]` (quoted back by the judge) could flip its own reward. Here only the judge's own
+final line counts, fenced answer text the judge echoes is cut out first, and anything ambiguous is
+UNKNOWN: a missing reward, never a loss.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Verdict(str, Enum):
+    A = "A"
+    B = "B"
+    TIE = "C"
+    UNKNOWN = "unknown"
+
+
+VERDICT_TOKEN = re.compile(r"\[\[\s*([ABC])\s*\]\]")
+
+
+def fence_pattern(nonce: str) -> re.Pattern[str]:
+    """Matches a fenced answer the judge echoed (to the end of text if it never closes the fence)."""
+    n = re.escape(nonce)
+    return re.compile(rf"<<<ANSWER [AB] {n}>>>.*?(?:<<<END ANSWER [AB] {n}>>>|\Z)", re.DOTALL)
+
+
+def parse_verdict(text: str | None, nonce: str | None = None) -> Verdict:
+    """Return the judge's final verdict: `[[A]]`, `[[B]]` or `[[C]]` (tie) on its last non-empty line.
+
+    `nonce` is the fence id used in the judge prompt; text the judge copied from inside a fence is
+    ignored. Several different verdict tokens on the last line, or none, give `Verdict.UNKNOWN`.
+    """
+    if not text:
+        return Verdict.UNKNOWN
+    if nonce:
+        text = fence_pattern(nonce).sub(" ", text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return Verdict.UNKNOWN
+    letters = set(VERDICT_TOKEN.findall(lines[-1]))
+    if len(letters) != 1:
+        return Verdict.UNKNOWN
+    return Verdict(letters.pop())
+
+
+@dataclass(frozen=True)
+class VerdictProbs:
+    """Judge's probabilities for A, B and tie, renormalised over those three."""
+
+    a: float
+    b: float
+    tie: float
+
+    @property
+    def argmax(self) -> Verdict:
+        best = max((self.a, Verdict.A), (self.b, Verdict.B), (self.tie, Verdict.TIE), key=lambda t: t[0])
+        return best[1]
+
+    def for_letter(self, verdict: Verdict) -> float:
+        return {Verdict.A: self.a, Verdict.B: self.b, Verdict.TIE: self.tie}[verdict]
+
+
+def _letter_of(token: str) -> str | None:
+    t = token.strip()
+    if not t or t[0] not in "ABC":
+        return None
+    rest = t[1:]
+    if rest and not set(rest) <= set("] "):
+        return None
+    return t[0]
+
+
+def probs_from_top_logprobs(top_logprobs: Mapping[str, float], min_mass: float = 1e-3) -> VerdictProbs | None:
+    """Turn the top log-probabilities at the verdict position into P(A), P(B), P(tie).
+
+    Tokens such as "A", " A", "A]]" all count for A. Returns None (unknown) when the three letters
+    together hold less than `min_mass` of the probability: the judge was not answering the question.
+    """
+    mass = {"A": 0.0, "B": 0.0, "C": 0.0}
+    for token, logprob in top_logprobs.items():
+        letter = _letter_of(token)
+        if letter is not None and logprob is not None and math.isfinite(logprob):
+            mass[letter] += math.exp(logprob)
+    total = sum(mass.values())
+    if total < min_mass:
+        return None
+    return VerdictProbs(a=mass["A"] / total, b=mass["B"] / total, tie=mass["C"] / total)

