@@ -1,0 +1,204 @@
+"""TRL GRPO adapter: the pairwise reward against each prompt's current reference, with the
+dynamic curriculum decided once per generation batch from whole GRPO groups.
+
+How the pieces meet:
+- `WritingReward` is a plain TRL reward function. Each rank scores its slice of completions
+  against the reference level that every rank holds in the same in-memory table, and keeps
+  (sample, level, outcome) records. Unknown verdicts return None, which TRL turns into NaN and
+  leaves out of the group baseline.
+- `WritingRLGRPOTrainer._calculate_rewards` runs right after TRL gathers the rewards: it gathers the
+  records of all ranks, lets the main process apply the promotion rule to each whole group and
+  write the store, and broadcasts the new levels, so every rank sees identical levels.
+- `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
+  resume restores exactly the state that checkpoint saw.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import broadcast_object_list, gather_object
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from ..curriculum import Curriculum
+from ..data import Sample
+from ..judge.pairwise import PairwiseJudge
+from ..reward import PairwiseReward
+from ..text_metrics import count_length, length_score, repetition_ratio
+
+CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes plain strings, or a list of chat messages for conversational prompts."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+
+
+class WritingReward:
+    """Pairwise judge reward (plus optional length and repetition terms) as a TRL reward function."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        reward: PairwiseReward,
+        curriculum: Curriculum,
+        length_weight: float = 0.0,
+        repetition_weight: float = 0.0,
+    ):
+        self.__name__ = "writing_rl"
+        self.samples = {s.key: s for s in samples}
+        self.reward = reward
+        self.curriculum = curriculum
+        self.length_weight = length_weight
+        self.repetition_weight = repetition_weight
+        self.levels: dict[str, int] = {}  # dynamic schedule: identical on every rank
+        self.pending: list[tuple[str, int, str | None]] = []
+        self.last_judge_s = 0.0
+
+    def level_of(self, sample: Sample, step: int) -> int:
+        if self.curriculum.config.schedule == "dynamic":
+            return min(self.levels.get(sample.key, 0), len(sample.references) - 1)
+        return self.curriculum.level(sample, step)
+
+    def extras(self, sample: Sample, text: str) -> float:
+        bonus = 0.0
+        if self.length_weight and sample.length:
+            bonus += self.length_weight * length_score(sample.length, count_length(text)) / 100.0
+        if self.repetition_weight:
+            bonus -= self.repetition_weight * repetition_ratio(text)
+        return bonus
+
+    def __call__(self, prompts: list, completions: list, sample_key: list[str], trainer_state: Any = None, **_: Any) -> list[float | None]:
+        step = int(getattr(trainer_state, "global_step", 0) or 0)
+        samples = [self.samples[k] for k in sample_key]
+        levels = [self.level_of(s, step) for s in samples]
+        texts = [completion_text(c) for c in completions]
+        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text) for s, t, lvl in zip(samples, texts, levels)]
+        started = time.perf_counter()
+        results = self.reward.score_batch_sync(items)
+        self.last_judge_s = time.perf_counter() - started
+        self.pending.extend((s.key, lvl, r.outcome) for s, lvl, r in zip(samples, levels, results))
+        return [None if r.reward is None else r.reward + self.extras(s, t) for s, t, r in zip(samples, texts, results)]
+
+    def pop_pending(self) -> list[tuple[str, int, str | None]]:
+        out, self.pending = self.pending, []
+        return out
+
+    @property
+    def judge(self) -> PairwiseJudge:
+        return self.reward.judge
+
+
+class WritingRLGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer plus the curriculum update and writing-rl metrics; everything else is TRL's."""
+
+    def __init__(self, *args: Any, writing_reward: WritingReward, **kwargs: Any):
+        self.writing_reward = writing_reward
+        super().__init__(*args, **kwargs)
+        self._sync_levels(self._initial_levels())
+
+    # -- curriculum -------------------------------------------------------------------------
+    def _initial_levels(self) -> dict[str, int] | None:
+        return self.writing_reward.curriculum.store.levels() if self.accelerator.is_main_process else None
+
+    def _sync_levels(self, levels: dict[str, int] | None) -> None:
+        box = [levels]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(box, from_process=0)
+        self.writing_reward.levels = dict(box[0] or {})
+
+    def reload_curriculum(self) -> None:
+        """Re-read levels from the store (after a restore on resume) and share them with every rank."""
+        self._sync_levels(self._initial_levels())
+
+    def _update_curriculum(self) -> None:
+        wr = self.writing_reward
+        local = wr.pop_pending()
+        records = gather_object(local) if self.accelerator.num_processes > 1 else local
+        step = self.state.global_step
+        promotions = 0
+        new_levels: dict[str, int] | None = None
+        if self.accelerator.is_main_process:
+            groups: dict[tuple[str, int], list[str | None]] = defaultdict(list)
+            for key, level, outcome in records:
+                groups[(key, level)].append(outcome)
+            for (key, level), outcomes in groups.items():
+                sample = wr.samples[key]
+                new = wr.curriculum.record(sample, level, outcomes, step)
+                promotions += new > level
+            new_levels = wr.curriculum.store.levels()
+        self._sync_levels(new_levels)
+        outcomes = [o for _, _, o in records]
+        n = max(len(outcomes), 1)
+        metrics = self._metrics["train"]
+        for name in ("win", "tie", "loss"):
+            metrics[f"judge/{name}_rate"].append(outcomes.count(name) / n)
+        metrics["judge/unknown_rate"].append(outcomes.count(None) / n)
+        metrics["curriculum/promotions"].append(float(promotions))
+        levels = [wr.level_of(s, step + 1) for s in wr.samples.values()]
+        metrics["curriculum/mean_level"].append(sum(levels) / max(len(levels), 1))
+
+    # -- hooks into TRL ---------------------------------------------------------------------
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        wr = self.writing_reward
+        totals = {
+            "judge/calls": wr.judge.client.stats.requests,
+            "judge/cache_hits": wr.judge.stats.cache_hits,
+            "judge/retries": wr.judge.client.stats.retries,
+            "judge/failed_calls": wr.judge.stats.failed_calls,
+            "judge/latency_s": wr.judge.client.stats.latency_s,
+        }
+        previous = getattr(self, "_judge_totals", dict.fromkeys(totals, 0))
+        delta = {k: totals[k] - previous[k] for k in totals}
+        self._judge_totals = totals
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        metrics["time/judge_s"].append(wr.last_judge_s)
+        for name in ("judge/calls", "judge/cache_hits", "judge/retries", "judge/failed_calls"):
+            metrics[name].append(float(delta[name]))  # per generation batch, on this rank
+        metrics["judge/mean_latency_s"].append(delta["judge/latency_s"] / max(delta["judge/calls"], 1))
+        if self.model.training:
+            self._update_curriculum()
+        return rewards
+
+    def _generate(self, prompts: list):  # type: ignore[override]
+        started = time.perf_counter()
+        out = super()._generate(prompts)
+        self._metrics["train" if self.model.training else "eval"]["time/generation_s"].append(time.perf_counter() - started)
+        return out
+
+
+class CurriculumCheckpointCallback(TrainerCallback):
+    """Saves the curriculum snapshot into every checkpoint folder (main process only)."""
+
+    def __init__(self, curriculum: Curriculum):
+        self.curriculum = curriculum
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.is_world_process_zero:
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                self.curriculum.store.save_snapshot(ckpt / CURRICULUM_SNAPSHOT)
+        return control
+
+
+class MetricsJsonlCallback(TrainerCallback):
+    """Every log line also goes to a local metrics.jsonl, needing neither TensorBoard nor W&B."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+        if state.is_world_process_zero and logs:
+            record = {"step": state.global_step, "time": time.time(), **logs}
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        return control

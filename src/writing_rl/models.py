@@ -1,0 +1,61 @@
+"""The embedded policy: SmolLM2-135M-Instruct turned from its shipped GGUF into a trainable checkpoint.
+
+transformers can read the GGUF but marks the model quantized and refuses to fine-tune it, so we
+build a plain model from its config, load the dequantized weights, and save safetensors once into a
+cache folder. Later runs load that folder in seconds. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .server import embedded_gguf_path
+
+EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WRITING_RL_CACHE", Path.home() / ".cache" / "writing-rl"))
+
+
+def embedded_checkpoint(target: Path | None = None) -> Path:
+    """Return a folder holding the trainable SmolLM2 checkpoint, converting it on first use."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf_path()
+    target = target or cache_dir() / "smollm2-135m-instruct"
+    marker = target / "writing_rl_source.json"
+    source = {"gguf": str(gguf), "size": gguf.stat().st_size}
+    if marker.is_file() and json.loads(marker.read_text()) == source:
+        return target
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"GGUF weights do not fit the model: missing {missing}, unexpected {unexpected}")
+    plain.tie_weights()
+    plain.generation_config.pad_token_id = tokenizer.pad_token_id
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / marker.name).write_text(json.dumps(source))
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def resolve_model(name_or_path: str) -> str:
+    """`embedded:smollm2-135m-instruct` -> its converted checkpoint folder; anything else unchanged."""
+    if name_or_path == EMBEDDED_MODEL:
+        return str(embedded_checkpoint())
+    return name_or_path

@@ -1,0 +1,40 @@
+"""Text measures shared by training rewards and evaluation: length as LongBench-Write counts it,
+its length score, and repetition."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_CJK = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
+
+
+def count_length(text: str) -> int:
+    """Chinese characters plus English words (LongBench-Write's length unit)."""
+    return len(_CJK.findall(text)) + len(_WORD.findall(_CJK.sub(" ", text)))
+
+
+def length_score(required: int, output: int) -> float:
+    """LongBench-Write S_l in [0, 100]: 100 at the required length, falling faster when too short."""
+    if required <= 0:
+        raise ValueError("required length must be positive")
+    if output <= 0:
+        return 0.0
+    if output > required:
+        return 100.0 * max(0.0, 1.0 - (output / required - 1.0) / 3.0)
+    return 100.0 * max(0.0, 1.0 - (required / output - 1.0) / 2.0)
+
+
+def _units(text: str) -> list[str]:
+    return [m.group(0) for m in re.finditer(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]|[A-Za-z0-9]+", text.lower())]
+
+
+def repetition_ratio(text: str, n: int = 4) -> float:
+    """Share of n-grams (of words / CJK characters) that repeat an earlier one: 0 = none, near 1 = a loop."""
+    units = _units(text)
+    grams = [tuple(units[i : i + n]) for i in range(len(units) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(c - 1 for c in counts.values()) / len(grams)

@@ -1,0 +1,223 @@
+"""`writing-rl train`: one validated config -> a TRL GRPO run with the Writing-RL reward and curriculum.
+
+Run folder (`output_dir`): `config.yaml` (as given; API keys are only ever named, never stored),
+`checkpoint-N/` (TRL's, plus `curriculum_snapshot.json`), `curriculum.sqlite`, `judge_cache.sqlite`,
+`metrics.jsonl`, and `judge_server.log` when the embedded judge is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import ConfigError, load_config
+from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
+from .data import Sample, load_samples
+from .judge import JudgeConfig, PairwiseJudge
+from .models import EMBEDDED_MODEL, resolve_model
+from .reward import PairwiseReward, RewardConfig
+
+DEMO_DATASET = "demo"
+
+
+class LocalJudgeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="start the embedded llama.cpp judge (SmolLM2-135M) for this run")
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int | None = Field(None, ge=1)
+
+
+class ExtraRewards(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    length_weight: float = Field(0.0, ge=0, description="weight of the LongBench-Write length score (0..1) vs `length`")
+    repetition_weight: float = Field(0.0, ge=0, description="weight of the repeated-4-gram share, subtracted")
+
+
+class GRPOSettings(BaseModel):
+    """The GRPO settings most runs touch; any other `trl.GRPOConfig` field may be added here too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    num_generations: int = Field(4, ge=2, description="GRPO group size G")
+    per_device_train_batch_size: int = Field(8, ge=1, description="completions per device per step (a multiple of G)")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_completion_length: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-6, gt=0)
+    beta: float = Field(0.0, ge=0, description="KL coefficient (0 = no reference model)")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
+    temperature: float = Field(1.0, gt=0)
+    max_steps: int = Field(400, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(50, ge=1)
+    report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ... (TRL's report_to)")
+    seed: int = 0
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(EMBEDDED_MODEL, description="HF model folder/name, or the embedded SmolLM2")
+    dataset: str = Field(DEMO_DATASET, description="'demo', a .jsonl of samples, or a datasets name/folder")
+    dataset_split: str | None = None
+    output_dir: str = "runs/demo"
+    local_judge: LocalJudgeSettings = Field(default_factory=LocalJudgeSettings)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    extras: ExtraRewards = Field(default_factory=ExtraRewards)
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
+
+
+def load_train_samples(cfg: TrainConfig) -> list[Sample]:
+    if cfg.dataset == DEMO_DATASET:
+        return load_samples(str(files("writing_rl") / "assets" / "demo_samples.jsonl"))
+    return load_samples(cfg.dataset, split=cfg.dataset_split)
+
+
+def to_trl_dataset(samples: list[Sample]):  # type: ignore[no-untyped-def]
+    from datasets import Dataset
+
+    def prompt(s: Sample) -> list[dict[str, str]]:
+        if isinstance(s.prompt, str):
+            return [{"role": "user", "content": s.prompt}]
+        return [m.model_dump() for m in s.prompt]
+
+    return Dataset.from_list([{"prompt": prompt(s), "sample_key": s.key} for s in samples])
+
+
+def grpo_args(cfg: TrainConfig, output_dir: Path):  # type: ignore[no-untyped-def]
+    from trl import GRPOConfig
+
+    settings = cfg.grpo.model_dump(exclude_none=True)
+    import torch
+
+    defaults: dict[str, Any] = {"save_strategy": "steps", "disable_dropout": True, "log_completions": False}
+    if not torch.cuda.is_available():  # TRL defaults to bf16, which needs a GPU
+        defaults.update(use_cpu=True, bf16=False)
+    try:
+        return GRPOConfig(output_dir=str(output_dir), **{**defaults, **settings})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"grpo settings rejected by trl.GRPOConfig: {err}") from None
+
+
+@contextlib.contextmanager
+def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
+    """The judge config to use, starting the embedded judge (on the main process) when asked."""
+    if not cfg.local_judge.enabled:
+        yield cfg.judge
+        return
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    from .server import LocalJudgeServer, embedded_gguf_path
+
+    state = PartialState()
+    server = None
+    box: list[Any] = [None]
+    try:
+        if state.is_main_process:
+            server = LocalJudgeServer(
+                n_ctx=cfg.local_judge.n_ctx, n_threads=cfg.local_judge.n_threads, log_path=run_dir / "judge_server.log"
+            ).start()
+            box = [server.base_url]
+        if state.num_processes > 1:
+            broadcast_object_list(box, from_process=0)
+        endpoint = cfg.judge.endpoint.model_copy(update={"base_url": box[0], "model": "smollm2-135m-instruct"})
+        template = cfg.judge.chat_template if cfg.judge.chat_template != "chatml" else str(embedded_gguf_path())
+        yield cfg.judge.model_copy(update={"endpoint": endpoint, "chat_template": template})
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    return max(found)[1] if found else None
+
+
+def _trim_metrics(path: Path, up_to_step: int) -> None:
+    """On resume, drop metric lines from steps the checkpoint never saw."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line).get("step", 0) <= up_to_step]
+    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Run (or resume) training; returns the run folder."""
+    from accelerate import PartialState
+
+    from .engines.trl_grpo import (
+        CURRICULUM_SNAPSHOT,
+        CurriculumCheckpointCallback,
+        MetricsJsonlCallback,
+        WritingReward,
+        WritingRLGRPOTrainer,
+    )
+
+    run_dir = Path(cfg.output_dir)
+    state = PartialState()
+    checkpoint = last_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise ConfigError(f"nothing to resume: no checkpoint-* folder in {run_dir}")
+    if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        store = CurriculumStore(run_dir / "curriculum.sqlite")
+        if checkpoint is not None:
+            snapshot = checkpoint / CURRICULUM_SNAPSHOT
+            if not snapshot.is_file():
+                raise ConfigError(f"{checkpoint} has no {CURRICULUM_SNAPSHOT}: cannot restore the curriculum exactly")
+            store.load_snapshot(snapshot)
+            _trim_metrics(run_dir / "metrics.jsonl", int(checkpoint.name.split("-")[1]))
+        store.close()
+    state.wait_for_everyone()
+
+    samples = load_train_samples(cfg)
+    model_path = resolve_model(cfg.model) if state.is_main_process else None
+    state.wait_for_everyone()
+    model_path = model_path or resolve_model(cfg.model)
+    curriculum = Curriculum(cfg.curriculum, run_dir / "curriculum.sqlite")
+    with judge_endpoint(cfg, run_dir) as judge_cfg:
+        if judge_cfg.cache_path is None:
+            judge_cfg = judge_cfg.model_copy(update={"cache_path": str(run_dir / "judge_cache.sqlite")})
+        reward = PairwiseReward(PairwiseJudge(judge_cfg), cfg.reward)
+        writing_reward = WritingReward(
+            samples, reward, curriculum, cfg.extras.length_weight, cfg.extras.repetition_weight
+        )
+        trainer = WritingRLGRPOTrainer(
+            model=model_path,
+            reward_funcs=[writing_reward],
+            args=grpo_args(cfg, run_dir),
+            train_dataset=to_trl_dataset(samples),
+            callbacks=[CurriculumCheckpointCallback(curriculum), MetricsJsonlCallback(run_dir / "metrics.jsonl")],
+            writing_reward=writing_reward,
+        )
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            trainer.save_model(str(run_dir / "final"))
+        finally:
+            reward.close()
+    return run_dir
+
+
+def load_train_config(path: str | Path | None) -> TrainConfig:
+    return load_config(path, TrainConfig) if path else TrainConfig(local_judge=LocalJudgeSettings(enabled=True))
+
+
+def resume_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
+    return load_config(path, TrainConfig)
