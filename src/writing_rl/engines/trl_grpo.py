@@ -76,7 +76,9 @@ class WritingReward:
             bonus -= self.repetition_weight * repetition_ratio(text)
         return bonus
 
-    def __call__(self, prompts: list, completions: list, sample_key: list[str], trainer_state: Any = None, **_: Any) -> list[float | None]:
+    def __call__(
+        self, prompts: list, completions: list, sample_key: list[str], trainer_state: Any = None, **_: Any
+    ) -> list[float | None]:
         step = int(getattr(trainer_state, "global_step", 0) or 0)
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
@@ -172,7 +174,9 @@ class WritingRLGRPOTrainer(GRPOTrainer):
     def _generate(self, prompts: list):  # type: ignore[override]
         started = time.perf_counter()
         out = super()._generate(prompts)
-        self._metrics["train" if self.model.training else "eval"]["time/generation_s"].append(time.perf_counter() - started)
+        self._metrics["train" if self.model.training else "eval"]["time/generation_s"].append(
+            time.perf_counter() - started
+        )
         return out
 
 

@@ -1,0 +1,260 @@
+"""GRPO training end to end on a tiny model, against a scripted judge server on loopback."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from fake_openai import FakeOpenAIServer, chat_reply  # noqa: E402
+
+from writing_rl.curriculum import CurriculumStore  # noqa: E402
+from writing_rl.server import free_port  # noqa: E402
+from writing_rl.train import TrainConfig, restore_from_checkpoint, train  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A 2-layer Llama with SmolLM2's real tokenizer (read from the shipped GGUF), random weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from writing_rl.server import embedded_gguf_path
+
+    gguf = embedded_gguf_path()
+    out = tmp_path_factory.mktemp("tiny-model")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def scripted_judge(body: dict) -> tuple:
+    """Reference first, so the policy is B: 'PROMOTE' prompts the policy wins, 'UNSURE' ones are unreadable."""
+    user = body["messages"][1]["content"]
+    request = user.split("[Writing request]", 1)[1]
+    if "PROMOTE" in request:
+        return chat_reply("B is better.\n[[B]]")
+    if "UNSURE" in request:
+        return chat_reply("I cannot tell which is better.")
+    return chat_reply("A is better.\n[[A]]")
+
+
+def write_samples(path: Path, prompts: dict[str, int]) -> str:
+    with path.open("w", encoding="utf-8") as fh:
+        for i, (prompt, n_refs) in enumerate(prompts.items()):
+            refs = [f"reference {k} for prompt {i}" for k in range(n_refs)]
+            fh.write(json.dumps({"id": i, "prompt": prompt, "references": refs}) + "\n")
+    return str(path)
+
+
+def make_config(tmp_path: Path, model: str, base_url: str, dataset: str, **grpo) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {
+            "model": model,
+            "dataset": dataset,
+            "output_dir": str(tmp_path / "run"),
+            "judge": {"mode": "hard", "endpoint": {"base_url": base_url, "timeout_s": 600, "max_retries": 0}},
+            "reward": {"position": "reference_first"},
+            "grpo": {
+                "num_generations": 2,
+                "per_device_train_batch_size": 6,
+                "max_completion_length": 8,
+                "learning_rate": 1e-4,
+                "max_steps": 2,
+                "save_steps": 1,
+                "logging_steps": 1,
+                "report_to": ["none"],
+                **grpo,
+            },
+        }
+    )
+
+
+def test_grpo_steps_reward_reaches_trainer_unknowns_excluded_promotions_follow_judge(tmp_path, tiny_model, monkeypatch):
+    dataset = write_samples(
+        tmp_path / "s.jsonl", {"Write PROMOTE text.": 5, "Write UNSURE text.": 5, "Write plain text.": 5}
+    )
+    secret = "sk-writing-rl-test-secret-0123456789"
+    monkeypatch.setenv("TEST_JUDGE_KEY", secret)
+    with FakeOpenAIServer(lambda p, b, n: scripted_judge(b)) as server:
+        cfg = make_config(tmp_path, tiny_model, server.base_url, dataset)
+        cfg.judge.endpoint.api_key_env = "TEST_JUDGE_KEY"
+        run = train(cfg)
+        judge_calls = server.calls("chat/completions")
+        assert server.requests[0][2]["Authorization"] == f"Bearer {secret}"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "reward" in r]
+    assert len(steps) == 2 and judge_calls == 12  # 2 steps x 3 prompts x 2 completions
+    for r in steps:
+        # known rewards: 2 wins (1.0) and 2 losses (0.0); the 2 unknowns are left out, not scored 0
+        assert r["reward"] == pytest.approx(0.5)
+        assert r["judge/unknown_rate"] == pytest.approx(1 / 3)
+        assert r["judge/win_rate"] == pytest.approx(1 / 3) and r["judge/loss_rate"] == pytest.approx(1 / 3)
+    assert [r["curriculum/promotions"] for r in steps] == [1.0, 1.0]
+    with CurriculumStore(run / "curriculum.sqlite") as store:
+        assert store.levels() == {"0": 2, "1": 0, "2": 0}  # only the prompt the policy wins moved, once a step
+        assert store.integrity_ok()
+    for name in ("config.yaml", "checkpoint-1", "checkpoint-2", "final", "judge_cache.sqlite"):
+        assert (run / name).exists(), name
+    assert (run / "checkpoint-1" / "curriculum_snapshot.json").is_file()
+    for path in run.rglob("*"):  # the key reached the judge, and nothing the run wrote
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_fresh_run_refuses_an_existing_run_folder(tmp_path, tiny_model):
+    from writing_rl.config import ConfigError
+
+    (tmp_path / "run").mkdir()
+    CurriculumStore(tmp_path / "run" / "curriculum.sqlite").close()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(make_config(tmp_path, tiny_model, "http://127.0.0.1:9/v1", "demo"))
+
+
+def test_killed_run_resumes_with_the_checkpoints_curriculum(tmp_path, tiny_model):
+    dataset = write_samples(tmp_path / "s.jsonl", {"Write PROMOTE text.": 20})
+    release = threading.Event()
+
+    def behaviour(path, body, n):
+        if n > 6:  # steps 0-2 answered (2 calls each); step 3 hangs until the test releases it
+            release.wait(120)
+        return scripted_judge(body)
+
+    with FakeOpenAIServer(behaviour) as server:
+        cfg = make_config(
+            tmp_path, tiny_model, server.base_url, dataset, per_device_train_batch_size=2, max_steps=5, save_steps=2
+        )
+        cfg_path = tmp_path / "train.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "writing_rl.cli", "train", str(cfg_path)], start_new_session=True
+        )
+        deadline = time.monotonic() + 300
+        while server.calls() < 7 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert server.calls() >= 7, "training never reached step 3"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        run = Path(cfg.output_dir)
+        with CurriculumStore(run / "curriculum.sqlite") as store:
+            killed_levels = store.levels()
+        snapshot = json.loads((run / "checkpoint-2" / "curriculum_snapshot.json").read_text())
+        assert killed_levels == {"0": 3}  # promoted at steps 0, 1 and 2; the checkpoint saw only 0 and 1
+
+        restore_from_checkpoint(run, run / "checkpoint-2")
+        with CurriculumStore(run / "curriculum.sqlite") as store:
+            assert json.loads(json.dumps(store.snapshot())) == snapshot
+            assert store.levels() == {"0": 2}
+
+        release.set()
+        train(cfg, resume=True)
+    with CurriculumStore(run / "curriculum.sqlite") as store:
+        assert store.levels() == {"0": 5}  # steps 2, 3, 4 of the resumed run: one promotion each
+        steps = sorted(e["step"] for e in store.events())
+        assert steps == [0, 1, 2, 3, 4]
+        assert store.integrity_ok()
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == sorted(logged) and len([s for s in logged if s == 3]) == 1
+
+
+LEVEL_PROBE = textwrap.dedent(
+    """
+    import json, os, sys
+    import writing_rl.engines.trl_grpo as engine
+    from writing_rl.cli import main
+
+    original = engine.WritingRLGRPOTrainer._update_curriculum
+    config_path, out_dir = sys.argv[1], sys.argv[2]
+
+    def probed(self):
+        original(self)
+        rank = self.accelerator.process_index
+        with open(os.path.join(out_dir, f"levels-rank{rank}.jsonl"), "a") as fh:
+            fh.write(json.dumps({"step": self.state.global_step, "levels": self.writing_reward.levels}) + "\\n")
+
+    engine.WritingRLGRPOTrainer._update_curriculum = probed
+    sys.argv = ["writing-rl", "train", config_path]
+    main()
+    """
+)
+
+
+def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path, tiny_model):
+    # Wins only for completions judged on some calls, so a group's win may sit on either rank.
+    dataset = write_samples(tmp_path / "s.jsonl", {"Write PROMOTE text.": 10, "Write plain text.": 10})
+
+    def behaviour(path, body, n):
+        return chat_reply("[[B]]") if n % 3 == 0 else scripted_judge(body)
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(LEVEL_PROBE, encoding="utf-8")
+    with FakeOpenAIServer(behaviour) as server:
+        # 2 processes x 2 completions = one group of 4 per step, split across the ranks
+        cfg = make_config(
+            tmp_path,
+            tiny_model,
+            server.base_url,
+            dataset,
+            num_generations=4,
+            per_device_train_batch_size=2,
+            max_steps=4,
+            save_steps=10,
+        )
+        cfg_path = tmp_path / "train.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+        result = subprocess.run(
+            # torchrun: accelerate's own launcher needs MPI for several CPU processes
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                str(free_port()),
+                str(probe),
+                str(cfg_path),
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = (tmp_path / "levels-rank0.jsonl").read_text().splitlines()
+    rank1 = (tmp_path / "levels-rank1.jsonl").read_text().splitlines()
+    assert len(rank0) == 4 and rank0 == rank1
+    with CurriculumStore(Path(cfg.output_dir) / "curriculum.sqlite") as store:
+        events = store.events()
+        final = store.levels()
+        assert store.integrity_ok()
+    assert json.loads(rank0[-1])["levels"] == final
+    per_step = [(e["key"], e["step"]) for e in events]
+    assert len(per_step) == len(set(per_step))  # at most one promotion per sample per step: decided once
+    assert final["0"] == 2  # the PROMOTE prompt is drawn in 2 of the 4 steps and wins each time
