@@ -258,3 +258,30 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
     per_step = [(e["key"], e["step"]) for e in events]
     assert len(per_step) == len(set(per_step))  # at most one promotion per sample per step: decided once
     assert final["0"] == 2  # the PROMOTE prompt is drawn in 2 of the 4 steps and wins each time
+
+
+def test_writing_reward_extras_and_unknowns(tmp_path):
+    """The reward function alone: extras are added to known judge rewards only."""
+    from writing_rl.curriculum import Curriculum, CurriculumConfig
+    from writing_rl.data import Sample
+    from writing_rl.engines.trl_grpo import WritingReward
+    from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge
+    from writing_rl.reward import PairwiseReward
+
+    samples = [
+        Sample(id=0, prompt="Write PROMOTE text.", references=["r0", "r1"], length=4),
+        Sample(id=1, prompt="Write UNSURE text.", references=["r0"], length=4),
+    ]
+    with FakeOpenAIServer(lambda p, b, n: scripted_judge(b)) as server:
+        judge = PairwiseJudge(JudgeConfig(endpoint=EndpointConfig(base_url=server.base_url, max_retries=0)))
+        fn = WritingReward(
+            samples, PairwiseReward(judge), Curriculum(CurriculumConfig(), tmp_path / "c.sqlite"), length_weight=0.5
+        )
+        rewards = fn(
+            prompts=[None, None],
+            completions=[[{"role": "assistant", "content": "one two three four"}], "one two three four"],
+            sample_key=[samples[0].key, samples[1].key],
+        )
+        fn.reward.close()
+    assert rewards == [pytest.approx(1.0 + 0.5), None]
+    assert fn.pop_pending() == [("0", 0, "win"), ("1", 0, None)] and fn.pending == []
