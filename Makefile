@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo chain test lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -21,6 +21,12 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/writing-rl train configs/demo.yaml --output-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# build-refs -> select -> train on the embedded default; re-running reuses every cached generation and score
+chain: $(STAMP)
+	$(BIN)/writing-rl build-refs configs/chain/build_refs.yaml
+	$(BIN)/writing-rl select configs/chain/select.yaml
+	$(BIN)/writing-rl train configs/chain/train.yaml --output-dir work/chain/run-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

@@ -185,6 +185,38 @@ def train_cmd(
     typer.echo(summarize_run(run_dir))
 
 
+@app.command("build-refs")
+def build_refs_cmd(config: Annotated[Path, typer.Argument(help="YAML: prompts, generators, output")]) -> None:
+    """Generate one reference per generator per prompt (resumable, cached)."""
+    from .selection import BuildRefsConfig, build_refs
+
+    try:
+        result = build_refs(load_config(config, BuildRefsConfig))
+    except ConfigError as err:
+        _fail(str(err), 2)
+    typer.echo(
+        f"{result['prompts']} prompts: {result['generated']} references generated, {result['reused']} reused from "
+        f"earlier runs, {result['failed']} failed; pool written to {result['output']}"
+    )
+
+
+@app.command("select")
+def select_cmd(config: Annotated[Path, typer.Argument(help="YAML: pool, policy, critic, strategy")]) -> None:
+    """Margin-aware data selection: score policy and references, keep the prompts with most headroom."""
+    from .selection import SelectConfig, select
+
+    try:
+        cfg = load_config(config, SelectConfig)
+        summary = select(cfg)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    typer.echo(
+        f"kept {summary['kept']} of {summary['prompts']} prompts ({summary['strategy']}) -> {cfg.output}; "
+        f"critic calls {summary['cost']['critic_calls']}, cache hits {summary['cost']['critic_cache_hits']}; "
+        f"report: {Path(cfg.report_dir) / 'report.md'}"
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

@@ -19,6 +19,14 @@ class ConfigError(ValueError):
     pass
 
 
+class LocalJudgeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="start the embedded llama.cpp judge (SmolLM2-135M) for this run")
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int | None = Field(None, ge=1)
+
+
 class CoreConfig(BaseModel):
     """Judge, reward and curriculum: the parts every engine shares."""
 

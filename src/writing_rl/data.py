@@ -26,6 +26,32 @@ class ChatMessage(BaseModel):
     content: StrictStr
 
 
+class Criterion(BaseModel):
+    """A WritingBench-style criterion: name, description, and score-band texts ("1-2" ... "9-10")."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: StrictStr
+    criteria_description: StrictStr
+
+    @property
+    def bands(self) -> dict[str, str]:
+        return {k: v for k, v in (self.model_extra or {}).items() if isinstance(v, str)}
+
+    def as_text(self) -> str:
+        return f"{self.name}: {self.criteria_description}"
+
+
+CriteriaField = Union[StrictStr, list[Union[StrictStr, Criterion]], None]
+
+
+def criteria_as_text(criteria: CriteriaField) -> str | None:
+    """One text block for the pairwise judge."""
+    if criteria is None or isinstance(criteria, str):
+        return criteria
+    return "\n".join(f"- {c.as_text() if isinstance(c, Criterion) else c}" for c in criteria)
+
+
 class Sample(BaseModel):
     """One training prompt with its references, weakest first."""
 
@@ -34,7 +60,7 @@ class Sample(BaseModel):
     id: SampleId
     prompt: Annotated[StrictStr, Field(min_length=1)] | Annotated[list[ChatMessage], Field(min_length=1)]
     references: Annotated[list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1)]
-    criteria: StrictStr | list[StrictStr] | None = None
+    criteria: CriteriaField = None
     lang: StrictStr | None = None
     length: Annotated[StrictInt, Field(gt=0)] | None = None
     reference_scores: list[float | None] | None = None
@@ -68,11 +94,7 @@ class Sample(BaseModel):
 
     @property
     def criteria_text(self) -> str | None:
-        if self.criteria is None:
-            return None
-        if isinstance(self.criteria, str):
-            return self.criteria
-        return "\n".join(f"- {c}" for c in self.criteria)
+        return criteria_as_text(self.criteria)
 
 
 def sample_key(sample_id: SampleId) -> str:
@@ -112,7 +134,7 @@ class SampleFileError(ValueError):
         super().__init__(f"{source}: {len(errors)} bad record(s):\n{shown}{more}")
 
 
-_FIELD_NAMES = set(Sample.model_fields) | {"role", "content"}
+_FIELD_NAMES = set(Sample.model_fields) | {"role", "content", "name", "criteria_description"}
 
 
 def _describe(err: ValidationError) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import ConfigError, load_config
+from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, load_samples
 from .judge import JudgeConfig, PairwiseJudge
@@ -26,14 +26,6 @@ from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
 
 DEMO_DATASET = "demo"
-
-
-class LocalJudgeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(False, description="start the embedded llama.cpp judge (SmolLM2-135M) for this run")
-    n_ctx: int = Field(4096, ge=512)
-    n_threads: int | None = Field(None, ge=1)
 
 
 class ExtraRewards(BaseModel):

@@ -169,6 +169,8 @@ class WritingRLGRPOTrainer(GRPOTrainer):
         metrics["judge/mean_latency_s"].append(delta["judge/latency_s"] / max(delta["judge/calls"], 1))
         if self.model.training:
             self._update_curriculum()
+        else:
+            wr.pop_pending()  # evaluation never moves the curriculum
         return rewards
 
     def _generate(self, prompts: list):  # type: ignore[override]

@@ -1,0 +1,280 @@
+"""Reference pools, pointwise critic and margin-aware selection, against scripted servers."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
+
+from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
+from writing_rl.critic import CriticConfig, PointwiseCritic, criteria_list, expected_score, parse_score
+from writing_rl.data import load_jsonl
+from writing_rl.judge import EndpointConfig
+from writing_rl.prompts import load_prompts
+from writing_rl.reward import run_sync
+from writing_rl.selection import (
+    BuildRefsConfig,
+    PromptScores,
+    SelectConfig,
+    build_refs,
+    choose,
+    rank_prompts,
+    select,
+    to_sample,
+)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def ep(server, **kw):
+    return {"base_url": server.base_url, "max_retries": 0, "timeout_s": 60, **kw}
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"score": 7, "reason": "good"}', 7),
+        ('Thinking... {"score": 3} then {"score": 8, "reason": "final"}', 8),
+        ('```json\n{"score": "9", "reason": "x"}\n```', 9),
+        ('{"score": 11}', None),
+        ('{"score": 0}', None),
+        ('{"score": 6.5}', None),
+        ('"score": 4 (no braces)', 4),
+        ("I would give it a seven.", None),
+        ("", None),
+    ],
+)
+def test_parse_score(text, expected):
+    assert parse_score(text) == expected
+
+
+def test_expected_score_from_digit_logprobs():
+    top = {"8": math.log(0.5), "9": math.log(0.25), "7": math.log(0.25), "The": math.log(0.5)}
+    assert expected_score(top) == pytest.approx(8.0)
+    assert expected_score({"The": -0.1}) is None
+
+
+# -- margins and ranking ------------------------------------------------------------------------
+
+
+def scores(pid, refs, policy):
+    record = {"id": pid, "prompt": f"p{pid}", "lang": "en", "candidates": {k: f"text {k}" for k in refs}}
+    return PromptScores(record, refs, policy)
+
+
+def test_margin_is_best_reference_minus_mean_policy_and_missing_scores_are_excluded():
+    s = scores(1, {"a": 6.0, "b": 9.0, "c": None}, [4.0, 6.0, None])
+    assert s.best_reference == 9.0 and s.policy_score == 5.0 and s.margin == 4.0
+    assert scores(2, {"a": None}, [5.0]).margin is None
+    assert scores(3, {"a": 7.0}, [None, None]).margin is None
+
+
+def test_ranking_strategies_and_cutoffs():
+    pool = [
+        scores(1, {"a": 9.0}, [8.0]),  # margin 1, policy 8
+        scores(2, {"a": 9.0}, [2.0]),  # margin 7, policy 2
+        scores(3, {"a": 6.0}, [3.0]),  # margin 3, policy 3
+        scores(4, {"a": None}, [1.0]),  # unusable
+    ]
+    assert [s.record["id"] for s in rank_prompts(pool, "margin")] == [2, 3, 1]
+    assert [s.record["id"] for s in rank_prompts(pool, "difficulty")] == [2, 3, 1]
+    assert sorted(s.record["id"] for s in rank_prompts(pool, "random", seed=1)) == [1, 2, 3]
+    assert rank_prompts(pool, "random", seed=1) == rank_prompts(pool, "random", seed=1)
+    ranked = rank_prompts(pool, "margin")
+    assert [s.record["id"] for s in choose(ranked, top_k=2, threshold=None)] == [2, 3]
+    assert [s.record["id"] for s in choose(ranked, top_k=None, threshold=3.0)] == [2, 3]
+    assert [s.record["id"] for s in choose(ranked, top_k=1, threshold=0.0)] == [2]
+
+
+def test_sample_has_references_sorted_weakest_first_with_scores():
+    s = scores(7, {"gpt": 8.0, "small": 4.0, "mid": 6.5, "broken": None}, [3.0])
+    sample = to_sample(s)
+    assert sample["references"] == ["text small", "text mid", "text gpt"]
+    assert sample["reference_scores"] == [4.0, 6.5, 8.0]
+    assert sample["reference_sources"] == ["small", "mid", "gpt"]
+    assert sample["margin"] == 5.0
+
+
+# -- critic -------------------------------------------------------------------------------------
+
+
+def critic_behaviour(body):
+    """Scores by content: 'strong' 9, 'weak' 3, 'UNSCORABLE' unreadable, anything else 5."""
+    response = body["messages"][1]["content"].split("[Response]", 1)[1].split("[Criterion]", 1)[0]
+    if "UNSCORABLE" in response:
+        return chat_reply("This response is fine, I suppose.")
+    score = 9 if "strong" in response else 3 if "weak" in response else 5
+    return chat_reply(json.dumps({"score": score, "reason": "scripted"}))
+
+
+@pytest.mark.skipif(not (SHARED / "writingbench_length.jsonl").is_file(), reason="../shared/data not present")
+async def test_writingbench_criteria_are_parsed_and_each_scored_alone():
+    records = load_prompts(SHARED / "writingbench_length.jsonl")
+    first = records[0]
+    criteria = criteria_list(first.criteria)
+    assert len(criteria) == 5 and set(criteria[0].bands) == {"1-2", "3-4", "5-6", "7-8", "9-10"}
+    assert first.domain and first.lang in {"en", "zh"}
+    assert {r.lang for r in records} == {"en", "zh"}
+    with FakeOpenAIServer(lambda p, b, n: critic_behaviour(b)) as server:
+        critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server))))
+        result = await critic.score(first.prompt, "a strong answer", criteria)
+        await critic.aclose()
+        prompts = [b["messages"][1]["content"] for _, b, _ in server.requests]
+    assert result.score == 9.0 and len(prompts) == 5
+    for c in criteria:  # one call per criterion (calls run concurrently), with that criterion's own bands
+        [prompt] = [p for p in prompts if c.criteria_description in p]
+        assert c.bands["9-10"] in prompt
+        assert all(other.criteria_description not in prompt for other in criteria if other is not c)
+
+
+async def test_unreadable_scores_are_retried_then_missing_never_zero(tmp_path):
+    with FakeOpenAIServer(lambda p, b, n: critic_behaviour(b)) as server:
+        critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server)), parse_retries=2))
+        result = await critic.score("q", "UNSCORABLE text", None)
+        assert server.calls() == 3  # one try, two re-asks
+        await critic.aclose()
+    assert result.score is None and result.per_criterion == [None] and critic.stats.missing == 1
+
+
+async def test_soft_critic_reads_expected_score():
+    def behaviour(path, body, n):
+        assert body["prompt"].endswith('{"score": ')
+        return completion_reply("8", {"8": math.log(0.5), "6": math.log(0.5)})
+
+    with FakeOpenAIServer(behaviour) as server:
+        critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server)), mode="soft"))
+        result = await critic.score("q", "answer", None)
+        await critic.aclose()
+    assert result.score == pytest.approx(7.0)
+
+
+# -- build-refs and select end to end -----------------------------------------------------------
+
+
+def generation_behaviour(body):
+    user = body["messages"][-1]["content"]
+    return chat_reply(f"{body['model']} answer to: {user[:30]}")
+
+
+def write_prompts(path: Path, n: int) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(
+                json.dumps({"id": i, "prompt": f"Write piece number {i}.", "references": [f"weak given {i}"]}) + "\n"
+            )
+    return path
+
+
+def refs_config(tmp_path: Path, server, n_prompts: int = 4) -> BuildRefsConfig:
+    return BuildRefsConfig(
+        prompts=str(write_prompts(tmp_path / "prompts.jsonl", n_prompts)),
+        generators=[
+            {"name": "big", "endpoint": ep(server, model="strong-model", max_concurrency=1), "temperature": 0.7},
+            {"name": "small", "endpoint": ep(server, model="small-model", max_concurrency=1), "temperature": 1.0},
+        ],
+        output=str(tmp_path / "work" / "refs.jsonl"),
+        work_dir=str(tmp_path / "work"),
+    )
+
+
+def test_build_refs_resumes_after_a_crash_without_generating_twice(tmp_path):
+    hang = threading.Event()
+    answered: list[tuple[str, str]] = []
+
+    def behaviour(path, body, n):
+        pair = (body["model"], body["messages"][-1]["content"])
+        if n >= 4 and not hang.is_set():  # from the fourth request on, hang: the process is killed waiting
+            hang.wait(60)
+            return ("status", 503)
+        answered.append(pair)
+        return generation_behaviour(body)
+
+    with FakeOpenAIServer(behaviour) as server:
+        cfg = refs_config(tmp_path, server)
+        cfg_path = tmp_path / "refs.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "writing_rl.cli", "build-refs", str(cfg_path)], start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while server.calls() < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        hang.set()
+        before_crash = list(answered)
+        assert len(before_crash) == 3 and not Path(cfg.output).exists()
+        result = build_refs(cfg)
+    assert result == {"prompts": 4, "generated": 5, "reused": 3, "failed": 0, "output": cfg.output}
+    assert len(answered) == 8 and len(set(answered)) == 8  # every (generator, prompt) answered exactly once
+    rows = [json.loads(line) for line in Path(cfg.output).read_text().splitlines()]
+    assert [sorted(r["candidates"]) for r in rows] == [["big", "given-0", "small"]] * 4
+    assert rows[0]["candidates"]["big"].startswith("strong-model answer")
+
+
+def test_select_end_to_end_and_rerun_is_free(tmp_path):
+    def behaviour(path, body, n):
+        if body["messages"][0]["content"] == CRITIC_SYSTEM:
+            return critic_behaviour(body)
+        if body["model"] == "policy":  # the policy is weak on even prompts, strong on odd ones
+            i = int(body["messages"][-1]["content"].split("number ")[1].rstrip("."))
+            return chat_reply("weak policy text" if i % 2 == 0 else "strong policy text")
+        return chat_reply(("strong " if body["model"] == "strong-model" else "") + "reference text")
+
+    with FakeOpenAIServer(behaviour) as server:
+        build_refs(refs_config(tmp_path, server))
+        cfg = SelectConfig(
+            pool=str(tmp_path / "work" / "refs.jsonl"),
+            policy={"name": "policy", "endpoint": ep(server, model="policy")},
+            samples_per_prompt=2,
+            critic=CriticConfig(endpoint=EndpointConfig(**ep(server, model="critic"))),
+            top_k=2,
+            output=str(tmp_path / "work" / "selected.jsonl"),
+            report_dir=str(tmp_path / "work" / "report"),
+            work_dir=str(tmp_path / "work"),
+        )
+        summary = select(cfg)
+        calls_after_first = server.calls()
+        again = select(cfg)
+        assert server.calls() == calls_after_first  # everything came from the caches
+    assert again["cost"]["critic_calls"] == 0 and again["cost"]["policy_reused"] == 8
+    samples = load_jsonl(cfg.output)  # the selected file is valid training data
+    assert [s.id for s in samples] == [0, 2]  # weak policy: margin 9 - 3 = 6; strong policy prompts: 0
+    for s in samples:
+        assert s.reference_scores == sorted(s.reference_scores) and s.reference_scores[-1] == 9.0
+        assert s.references[-1].startswith("strong")
+    assert summary["kept"] == 2 and summary["prompts"] == 4
+    assert summary["cost"]["critic_calls"] == 4 * (3 + 2)  # 3 references + 2 policy answers per prompt, 1 criterion
+    assert summary["scores_by_source"]["big"]["mean"] == 9.0
+    for name in ("margins.png", "scores_by_source.png", "report.md", "summary.json"):
+        assert (Path(cfg.report_dir) / name).stat().st_size > 0
+
+
+def test_select_config_needs_a_cutoff():
+    with pytest.raises(ValueError, match="top_k, threshold"):
+        SelectConfig(policy={"name": "p", "endpoint": {}})
+    with pytest.raises(ValueError, match="threshold applies"):
+        SelectConfig(policy={"name": "p", "endpoint": {}}, strategy="random", threshold=1.0)
+
+
+def test_generator_needs_exactly_one_backend():
+    with pytest.raises(ValueError, match="exactly one"):
+        BuildRefsConfig(prompts="x", generators=[{"name": "g"}])
+
+
+def test_run_sync_is_reusable():
+    async def f(x):
+        return x * 2
+
+    assert [run_sync(f(i)) for i in range(3)] == [0, 2, 4]
