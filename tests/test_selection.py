@@ -14,12 +14,12 @@ import pytest
 import yaml
 from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
 
+from writing_rl.aio import run_sync
 from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
 from writing_rl.critic import CriticConfig, PointwiseCritic, criteria_list, expected_score, parse_score
 from writing_rl.data import load_jsonl
 from writing_rl.judge import EndpointConfig
 from writing_rl.prompts import load_prompts
-from writing_rl.reward import run_sync
 from writing_rl.selection import (
     BuildRefsConfig,
     PromptScores,

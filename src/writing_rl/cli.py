@@ -123,8 +123,8 @@ def judge_pair(
     mode: str | None = typer.Option(None, help="override judge.mode: hard or soft"),
 ) -> None:
     """Judge one pair and print the judgement as JSON."""
+    from .aio import run_sync
     from .judge import JudgeConfig, PairwiseJudge
-    from .reward import run_sync
     from .server import LocalJudgeServer
 
     def text(v: str) -> str:
@@ -215,6 +215,36 @@ def select_cmd(config: Annotated[Path, typer.Argument(help="YAML: pool, policy, 
         f"critic calls {summary['cost']['critic_calls']}, cache hits {summary['cost']['critic_cache_hits']}; "
         f"report: {Path(cfg.report_dir) / 'report.md'}"
     )
+
+
+@app.command("eval")
+def eval_cmd(config: Annotated[Path, typer.Argument(help="YAML: model, tasks, critic, judge, output_dir")]) -> None:
+    """Evaluate a model: WritingBench-style, LongBench-Write, pairwise arena, LongBench v2 transfer."""
+    from .eval.runner import EvalConfig, evaluate
+
+    try:
+        cfg = load_config(config, EvalConfig)
+        results = evaluate(cfg)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    shown = {k: v for k, v in results.items() if k != "cost"}
+    typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str)[:4000])
+    typer.echo(f"everything is in {cfg.output_dir} (results.json, generations.jsonl, judgements.jsonl)")
+
+
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="training run folders and/or eval folders")],
+    out: Path = typer.Option(Path("report"), help="folder for index.html and its PNGs"),
+) -> None:
+    """One HTML page: reward and win-rate curves, the curriculum picture, eval tables side by side."""
+    from .eval.report import write_report
+
+    try:
+        page = write_report(runs, out)
+    except ValueError as err:
+        _fail(str(err), 2)
+    typer.echo(f"report: {page}")
 
 
 def main() -> None:  # pragma: no cover - console entry

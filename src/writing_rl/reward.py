@@ -8,20 +8,19 @@ judge's position bias at twice the cost.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from tqdm.auto import tqdm
 
+from .aio import run_sync
 from .judge.pairwise import Judgement, PairwiseJudge
 from .judge.verdict import Verdict
 
 Outcome = Literal["win", "tie", "loss"]
 PositionMode = Literal["reference_first", "policy_first", "both_average", "both_agree"]
-T = TypeVar("T")
 
 
 class RewardConfig(BaseModel):
@@ -67,28 +66,6 @@ class RewardStats:
             del self.errors[:-20]  # keep only the most recent few, for reports
         else:
             setattr(self, r.outcome, getattr(self, r.outcome) + 1)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code on one long-lived background event loop.
-
-    Sync callers (an RL engine calling a reward function each step) reuse the same loop, so HTTP
-    connections and semaphores stay bound to it; it also works when the caller already runs a loop.
-    """
-    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
-
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _LOOP
-    with _LOOP_LOCK:
-        if _LOOP is None or _LOOP.is_closed():
-            _LOOP = asyncio.new_event_loop()
-            threading.Thread(target=_LOOP.run_forever, name="writing-rl-async", daemon=True).start()
-        return _LOOP
 
 
 class PairwiseReward:

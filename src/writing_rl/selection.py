@@ -12,25 +12,21 @@ re-run without losing work or paying twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import statistics
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tqdm.auto import tqdm
 
+from .aio import gather_with_progress, run_sync
 from .config import LocalJudgeSettings
 from .critic import CriticConfig, PointwiseCritic, criteria_list
 from .generation import GenerationStore, Generator, GeneratorConfig, write_jsonl
 from .prompts import PromptRecord, load_prompts
-from .reward import run_sync
-
-T = TypeVar("T")
+from .server import point_local_endpoints, with_local_server
 
 
 class BuildRefsConfig(BaseModel):
@@ -75,22 +71,6 @@ class SelectConfig(BaseModel):
         if self.threshold is not None and self.strategy != "margin":
             raise ValueError("threshold applies to strategy 'margin' only")
         return self
-
-
-async def gather_with_progress(tasks: Iterable[Awaitable[T]], desc: str) -> list[T]:
-    tasks = list(tasks)
-    bar = tqdm(total=len(tasks), desc=desc, unit="call")
-
-    async def one(t: Awaitable[T]) -> T:
-        try:
-            return await t
-        finally:
-            bar.update(1)
-
-    try:
-        return list(await asyncio.gather(*(one(t) for t in tasks)))
-    finally:
-        bar.close()
 
 
 # -- build-refs ---------------------------------------------------------------------------------
@@ -254,44 +234,13 @@ async def select_async(cfg: SelectConfig) -> dict[str, Any]:
     return write_report(Path(cfg.report_dir), scored, kept, cost, cfg.strategy)
 
 
-def with_local_judge(settings: LocalJudgeSettings, work_dir: str, run: Callable[[str | None], T]) -> T:
-    """Run with the embedded llama.cpp server when asked; `run` gets its base URL (or None)."""
-    if not settings.enabled:
-        return run(None)
-    from .server import LocalJudgeServer
-
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    with LocalJudgeServer(
-        n_ctx=settings.n_ctx, n_threads=settings.n_threads, log_path=Path(work_dir) / "judge_server.log"
-    ) as server:
-        return run(server.base_url)
-
-
-def _local_endpoints(cfg: BaseModel, base_url: str | None) -> Any:
-    """Point every endpoint whose base_url is 'local' at the embedded server."""
-    data = cfg.model_dump()
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            if node.get("base_url") == "local":
-                if base_url is None:
-                    raise ValueError("an endpoint says base_url: local but local_judge.enabled is false")
-                node = {**node, "base_url": base_url}
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return type(cfg).model_validate(walk(data))
-
-
 def build_refs(cfg: BuildRefsConfig) -> dict[str, Any]:
-    return with_local_judge(
-        cfg.local_judge, cfg.work_dir, lambda url: run_sync(build_refs_async(_local_endpoints(cfg, url)))
+    return with_local_server(
+        cfg.local_judge, cfg.work_dir, lambda url: run_sync(build_refs_async(point_local_endpoints(cfg, url)))
     )
 
 
 def select(cfg: SelectConfig) -> dict[str, Any]:
-    return with_local_judge(
-        cfg.local_judge, cfg.work_dir, lambda url: run_sync(select_async(_local_endpoints(cfg, url)))
+    return with_local_server(
+        cfg.local_judge, cfg.work_dir, lambda url: run_sync(select_async(point_local_endpoints(cfg, url)))
     )

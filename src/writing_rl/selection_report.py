@@ -17,9 +17,10 @@ def _plot_margins(path: Path, margins: list[float], kept: list[float]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = min(30, max(5, len(margins) // 2))
+    bins = np.histogram_bin_edges(margins, bins=min(30, max(5, len(margins) // 2)))  # shared by both layers
     ax.hist(margins, bins=bins, color="#9db4d0", label="all prompts")
     if kept:
         ax.hist(kept, bins=bins, color="#2f5d8a", label="kept")

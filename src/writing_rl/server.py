@@ -13,9 +13,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from .config import LocalJudgeSettings
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -146,3 +155,34 @@ class LocalJudgeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def with_local_server(settings: LocalJudgeSettings, work_dir: str, run: Callable[[str | None], T]) -> T:
+    """Run with the embedded llama.cpp server when asked; `run` gets its base URL (or None)."""
+    if not settings.enabled:
+        return run(None)
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with LocalJudgeServer(
+        n_ctx=settings.n_ctx, n_threads=settings.n_threads, log_path=Path(work_dir) / "judge_server.log"
+    ) as server:
+        return run(server.base_url)
+
+
+def point_local_endpoints(cfg: M, base_url: str | None) -> M:
+    """Point every endpoint whose base_url is 'local' at the embedded server."""
+    data = cfg.model_dump()
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("base_url") == "local":
+                if base_url is None:
+                    from .config import ConfigError
+
+                    raise ConfigError("an endpoint says base_url: local but local_judge.enabled is false")
+                node = {**node, "base_url": base_url}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return type(cfg).model_validate(walk(data))

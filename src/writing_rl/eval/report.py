@@ -1,0 +1,212 @@
+"""`writing-rl report RUN [RUN...]`: training curves, the curriculum picture and eval tables in one HTML page."""
+
+from __future__ import annotations
+
+import html
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>writing-rl report</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; margin: 0.5rem 0; }
+.missing { color: #999; }
+</style></head><body>
+<h1>writing-rl report</h1>
+<p>Runs: {% for r in runs %}<code>{{ r }}</code>{% if not loop.last %}, {% endif %}{% endfor %}</p>
+{% if training %}
+<h2>Training</h2>
+{% for img in training_plots %}<img src="{{ img }}" alt="{{ img }}">{% endfor %}
+<table><tr><th>run</th><th>steps</th><th>last reward</th><th>last win rate</th><th>mean level</th><th>step time (s)</th></tr>
+{% for t in training %}<tr><td>{{ t.name }}</td><td>{{ t.steps }}</td><td>{{ fmt(t.reward) }}</td><td>{{ fmt(t.win_rate) }}</td><td>{{ fmt(t.level) }}</td><td>{{ fmt(t.step_time) }}</td></tr>{% endfor %}
+</table>
+{% endif %}
+{% if evals %}
+<h2>Evaluation</h2>
+<table><tr><th>metric</th>{% for e in evals %}<th>{{ e.name }}</th>{% endfor %}</tr>
+{% for metric in eval_metrics %}<tr><td>{{ metric }}</td>{% for e in evals %}<td>{{ fmt(e.metrics.get(metric)) }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% for img in eval_plots %}<img src="{{ img }}" alt="{{ img }}">{% endfor %}
+{% endif %}
+</body></html>
+"""
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return '<span class="missing">–</span>'
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return html.escape(str(value))
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def level_shares(store: Path) -> tuple[list[int], dict[int, list[float]]]:
+    """Share of known prompts at each level after each step, replayed from the promotion log."""
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    keys = [k for (k,) in conn.execute("SELECT key FROM samples")]
+    events = list(conn.execute("SELECT key, step, to_level FROM events ORDER BY id"))
+    conn.close()
+    if not keys:
+        return [], {}
+    last_step = max([s for _, s, _ in events], default=0)
+    level = dict.fromkeys(keys, 0)
+    by_step = {}
+    for key, step, to in events:
+        by_step.setdefault(step, []).append((key, to))
+    steps, shares = list(range(last_step + 2)), {}
+    history = []
+    for step in steps:
+        for key, to in by_step.get(step - 1, []):  # promotions earned at step s apply from step s+1
+            level[key] = to
+        history.append(Counter(level.values()))
+    top = max(max(c) for c in history)
+    for lvl in range(top + 1):
+        shares[lvl] = [c.get(lvl, 0) / len(keys) for c in history]
+    return steps, shares
+
+
+def _training(run: Path, out: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    steps = [r for r in rows if "reward" in r]
+    last = steps[-1] if steps else {}
+    return {
+        "name": run.name,
+        "rows": steps,
+        "steps": len(steps),
+        "reward": last.get("reward"),
+        "win_rate": last.get("judge/win_rate"),
+        "level": last.get("curriculum/mean_level"),
+        "step_time": last.get("step_time"),
+    }
+
+
+def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) -> list[str]:
+    plt = _pyplot()
+    names = []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for t in training:
+        xs = [r["step"] for r in t["rows"]]
+        for ax, key in zip(axes, ("reward", "judge/win_rate", "curriculum/mean_level")):
+            ax.plot(xs, [r.get(key) for r in t["rows"]], marker="o", label=t["name"])
+    for ax, title in zip(axes, ("reward", "win rate vs current reference", "mean reference level")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "training_curves.png", dpi=110)
+    plt.close(fig)
+    names.append("training_curves.png")
+    for run in runs:
+        store = run / "curriculum.sqlite"
+        if not store.is_file():
+            continue
+        steps, shares = level_shares(store)
+        if not steps:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        ax.stackplot(
+            steps, *[shares[k] for k in sorted(shares)], labels=[f"level {k}" for k in sorted(shares)], step="post"
+        )
+        ax.set_title(f"curriculum: share of prompts per reference level ({run.name})")
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        name = f"curriculum_{run.name}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def _eval(run: Path) -> dict[str, Any]:
+    res = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    m: dict[str, Any] = {}
+    if wb := res.get("writingbench"):
+        m["WritingBench score"] = wb["score"]
+        for d, v in wb["per_domain"].items():
+            m[f"WritingBench: {d}"] = v
+    if lw := res.get("longbench_write"):
+        m.update({"LongBench-Write S_l": lw["S_l"], "LongBench-Write S_q": lw["S_q"], "LongBench-Write S": lw["S"]})
+    if ar := res.get("arena"):
+        for opp, v in ar["opponents"].items():
+            m[f"arena win rate vs {opp}"] = v["win_rate"]
+            m[f"arena 95% CI vs {opp}"] = f"{v['ci95'][0]:.2f}–{v['ci95'][1]:.2f}"
+            m[f"arena position consistency vs {opp}"] = v["position_consistency"]
+    if lv := res.get("longbench_v2"):
+        for k, v in lv.items():
+            m[f"LongBench v2 accuracy ({k})"] = v["accuracy"]
+    return {
+        "name": f"{res.get('model', run.name)} ({run.name})",
+        "metrics": m,
+        "lengths": (res.get("longbench_write") or {}).get("lengths"),
+    }
+
+
+def _plot_lengths(evals: list[dict[str, Any]], out: Path) -> list[str]:
+    with_points = [e for e in evals if e["lengths"]]
+    if not with_points:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    top = 1
+    for e in with_points:
+        xs, ys = zip(*e["lengths"])
+        ax.scatter(xs, ys, s=14, alpha=0.7, label=e["name"])
+        top = max(top, *xs, *ys)
+    ax.plot([1, top], [1, top], color="#999", linewidth=1, label="output = required")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("required length")
+    ax.set_ylabel("output length")
+    ax.set_title("LongBench-Write lengths")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "longbench_write_lengths.png", dpi=110)
+    plt.close(fig)
+    return ["longbench_write_lengths.png"]
+
+
+def write_report(runs: list[Path], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    train_runs = [r for r in runs if (r / "metrics.jsonl").is_file()]
+    eval_runs = [r for r in runs if (r / "results.json").is_file()]
+    unknown = [r for r in runs if r not in train_runs and r not in eval_runs]
+    if unknown:
+        raise ValueError(
+            f"not a training or eval run (no metrics.jsonl or results.json): {', '.join(map(str, unknown))}"
+        )
+    training = [_training(r, out) for r in train_runs]
+    evals = [_eval(r) for r in eval_runs]
+    metrics = list(dict.fromkeys(k for e in evals for k in e["metrics"]))
+    env = Environment(autoescape=select_autoescape(default=True))
+    page = env.from_string(PAGE).render(
+        runs=[str(r) for r in runs],
+        training=training,
+        evals=evals,
+        eval_metrics=metrics,
+        training_plots=_plot_training(training, train_runs, out) if training else [],
+        eval_plots=_plot_lengths(evals, out),
+        fmt=lambda v: __import__("markupsafe").Markup(fmt(v)),
+    )
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path

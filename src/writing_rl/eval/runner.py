@@ -1,0 +1,349 @@
+"""`writing-rl eval CONFIG`: run benchmarks against one model and keep everything needed to re-score.
+
+The output folder holds `generations.sqlite` (every model output, reused on re-runs, so changing the
+critic or judge re-scores without re-generating), `generations.jsonl` and `judgements.jsonl` (all
+outputs and all scores, readable), and `results.json` (the numbers). Missing judgements are
+excluded and counted, never scored as zero.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..aio import gather_with_progress, run_sync
+from ..config import LocalJudgeSettings
+from ..critic import CriticConfig, PointwiseCritic, criteria_list
+from ..data import load_jsonl
+from ..generation import GenerationStore, Generator, GeneratorConfig, write_jsonl
+from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict
+from ..judge.cache import cache_key
+from ..prompts import load_prompts
+from ..server import point_local_endpoints, with_local_server
+from ..text_metrics import count_length, length_score
+from .longctx import build_prompt, parse_choice, word_tokens
+from .stats import bootstrap_ci, bradley_terry, position_consistency
+
+QUALITY_DIMENSIONS = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
+
+QUALITY_PROMPT = """You are an expert judge of writing. Rate the response to the user's request on six dimensions, each an integer from 1 (very poor) to 5 (excellent): Relevance, Accuracy, Coherence, Clarity, Breadth and Depth, Reading Experience.
+
+[User request]
+{prompt}
+
+[Response]
+{response}
+
+Reply with JSON only, e.g. {{"Relevance": 4, "Accuracy": 3, "Coherence": 4, "Clarity": 5, "Breadth and Depth": 3, "Reading Experience": 4}}"""
+
+
+class TaskSlice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    limit: int | None = Field(None, ge=1, description="first N items only")
+
+
+class ArenaTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    samples: str = Field(..., description="samples JSONL with references (the strongest is the opponent)")
+    limit: int | None = Field(None, ge=1)
+    opponents: dict[str, str] = Field(default_factory=dict, description="name -> another eval folder to compare with")
+    bootstrap_resamples: int = Field(2000, ge=100)
+
+
+class LongInputTask(TaskSlice):
+    max_context_tokens: int = Field(8000, ge=64, description="longer contexts are cut in the middle")
+
+
+class Tasks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    writingbench: TaskSlice | None = None
+    longbench_write: TaskSlice | None = None
+    arena: ArenaTask | None = None
+    longbench_v2: LongInputTask | None = None
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: GeneratorConfig
+    output_dir: str
+    tasks: Tasks
+    critic: CriticConfig = Field(default_factory=CriticConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    local_judge: LocalJudgeSettings = Field(default_factory=LocalJudgeSettings)
+
+
+def _rows(path: str, limit: int | None) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def parse_quality(text: str) -> dict[str, int | None]:
+    """The six 1-5 ratings from the judge's JSON (last object wins); a missing or bad one is None."""
+    found: dict[str, Any] = {}
+    for m in re.finditer(r"\{[^{}]*\}", text or "", re.DOTALL):
+        try:
+            obj = json.loads(m.group(0))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            found = obj
+    out: dict[str, int | None] = {}
+    for dim in QUALITY_DIMENSIONS:
+        v = found.get(dim)
+        out[dim] = v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 else None
+    return out
+
+
+class EvalRun:
+    def __init__(self, cfg: EvalConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.store = GenerationStore(self.out / "generations.sqlite")
+        self.generator = Generator(cfg.model, self.store)
+        critic_cfg = cfg.critic.model_copy(
+            update={"cache_path": cfg.critic.cache_path or str(self.out / "critic_cache.sqlite")}
+        )
+        self.critic = PointwiseCritic(critic_cfg)
+        judge_cfg = cfg.judge.model_copy(
+            update={"cache_path": cfg.judge.cache_path or str(self.out / "judge_cache.sqlite")}
+        )
+        self.judge = PairwiseJudge(judge_cfg)
+        self.generations: list[dict[str, Any]] = []
+        self.judgements: list[dict[str, Any]] = []
+
+    async def generate(self, task: str, items: list[tuple[Any, str]]) -> list[str | None]:
+        outputs = await gather_with_progress((self.generator.generate(p) for _, p in items), f"{task}: generating")
+        self.generations += [{"task": task, "id": i, "prompt": p, "output": o} for (i, p), o in zip(items, outputs)]
+        return outputs
+
+    async def writingbench(self, t: TaskSlice) -> dict[str, Any]:
+        records = load_prompts(t.path)[: t.limit] if t.limit else load_prompts(t.path)
+        outputs = await self.generate("writingbench", [(r.id, r.prompt) for r in records])
+
+        async def score(r, o):  # type: ignore[no-untyped-def]
+            return None if o is None else await self.critic.score(r.prompt, o, criteria_list(r.criteria))
+
+        results = await gather_with_progress((score(r, o) for r, o in zip(records, outputs)), "writingbench: scoring")
+        per_domain: dict[str, list[float]] = defaultdict(list)
+        scores = []
+        for r, res in zip(records, results):
+            value = None if res is None or res.score is None else res.score * 10
+            self.judgements.append(
+                {
+                    "task": "writingbench",
+                    "id": r.id,
+                    "score": value,
+                    "criteria": None if res is None else res.per_criterion,
+                }
+            )
+            if value is not None:
+                scores.append(value)
+                per_domain[(r.domain or "?").split("/")[0]].append(value)
+        return {
+            "score": statistics.fmean(scores) if scores else None,
+            "n": len(scores),
+            "missing": len(records) - len(scores),
+            "per_domain": {d: statistics.fmean(v) for d, v in sorted(per_domain.items())},
+        }
+
+    async def longbench_write(self, t: TaskSlice) -> dict[str, Any]:
+        rows = _rows(t.path, t.limit)
+        outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in enumerate(rows)])
+
+        async def quality(prompt: str, output: str | None) -> dict[str, int | None]:
+            if output is None:
+                return dict.fromkeys(QUALITY_DIMENSIONS)
+            messages = [{"role": "user", "content": QUALITY_PROMPT.format(prompt=prompt, response=output)}]
+            key = cache_key(
+                kind="longbench_write_quality",
+                model=self.cfg.critic.endpoint.model,
+                messages=messages,
+                temperature=self.cfg.critic.temperature,
+            )
+            cache = self.critic.cache
+            if cache is not None and (hit := cache.get(key)) is not None:
+                return hit
+            try:
+                res = await self.critic.client.chat(messages, temperature=self.cfg.critic.temperature, max_tokens=256)
+            except EndpointError:  # a failed judgement is missing, and asked again on a re-run
+                return dict.fromkeys(QUALITY_DIMENSIONS)
+            quality = parse_quality(res.text)
+            if cache is not None and all(v is not None for v in quality.values()):
+                cache.put(key, quality)
+            return quality
+
+        qualities = await gather_with_progress(
+            (quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
+        )
+        s_l, s_q, points = [], [], []
+        for i, (r, o, q) in enumerate(zip(rows, outputs, qualities)):
+            length = None if o is None else count_length(o)
+            sl = None if length is None else length_score(int(r["length"]), length)
+            dims = [(v - 1) * 25 for k, v in q.items() if k in QUALITY_DIMENSIONS and v is not None]
+            sq = statistics.fmean(dims) if dims else None
+            self.judgements.append(
+                {
+                    "task": "longbench_write",
+                    "id": i,
+                    "required": r["length"],
+                    "length": length,
+                    "S_l": sl,
+                    "S_q": sq,
+                    "dimensions": q,
+                }
+            )
+            if sl is not None:
+                s_l.append(sl)
+                points.append((int(r["length"]), max(length or 0, 1)))
+            if sq is not None:
+                s_q.append(sq)
+        mean_l = statistics.fmean(s_l) if s_l else None
+        mean_q = statistics.fmean(s_q) if s_q else None
+        return {
+            "S_l": mean_l,
+            "S_q": mean_q,
+            "S": (mean_l + mean_q) / 2 if mean_l is not None and mean_q is not None else None,
+            "n": len(rows),
+            "missing_quality": len(rows) - len(s_q),
+            "lengths": points,
+        }
+
+    async def arena(self, t: ArenaTask) -> dict[str, Any]:
+        samples = load_jsonl(t.samples)[: t.limit] if t.limit else load_jsonl(t.samples)
+        outputs = await self.generate("arena", [(s.id, s.prompt_text) for s in samples])
+        me = self.cfg.model.name
+        opponents: dict[str, dict[str, str]] = {"reference": {s.key: s.references[-1] for s in samples}}
+        for name, folder in t.opponents.items():
+            rows = [
+                json.loads(line)
+                for line in (Path(folder) / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+            ]
+            opponents[name] = {
+                json.dumps(r["id"]): r["output"] for r in rows if r["task"] == "arena" and r["output"] is not None
+            }
+        jobs = [
+            (s, o, name, opp[s.key])
+            for s, o in zip(samples, outputs)
+            for name, opp in opponents.items()
+            if o is not None and s.key in opp
+        ]
+
+        async def both(s, mine, theirs):  # type: ignore[no-untyped-def]
+            first = await self.judge.judge(s.prompt_text, mine, theirs, s.criteria_text)  # mine in A
+            second = await self.judge.judge(s.prompt_text, theirs, mine, s.criteria_text)  # mine in B
+            return first, second
+
+        judged = await gather_with_progress((both(s, m, th) for s, m, _, th in jobs), "arena: judging both orders")
+        mine_score = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}
+        by_opponent: dict[str, list[float]] = defaultdict(list)
+        consistency: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        comparisons = []
+        missing = 0
+        for (s, _, name, _), (first, second) in zip(jobs, judged):
+            if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
+                missing += 1
+                score = None
+            else:
+                a_first = mine_score[first.verdict]
+                a_second = 1.0 - mine_score[second.verdict]
+                score = (a_first + a_second) / 2
+                by_opponent[name].append(score)
+                consistency[name].append((a_first, a_second))
+                comparisons.append((me, name, score))
+            self.judgements.append(
+                {
+                    "task": "arena",
+                    "id": s.id,
+                    "opponent": name,
+                    "first": first.verdict.value,
+                    "second": second.verdict.value,
+                    "score": score,
+                }
+            )
+        result: dict[str, Any] = {"missing": missing, "opponents": {}}
+        for name, scores in by_opponent.items():
+            ci = bootstrap_ci(scores, resamples=t.bootstrap_resamples)
+            wins = sum(1 for a, b in consistency[name] if a + b > 1)
+            losses = sum(1 for a, b in consistency[name] if a + b < 1)
+            result["opponents"][name] = {
+                "n": len(scores),
+                "win": wins,
+                "tie": len(scores) - wins - losses,
+                "loss": losses,
+                "win_rate": ci.estimate,
+                "ci95": [ci.low, ci.high],
+                "position_consistency": position_consistency(consistency[name]),
+            }
+        if len(by_opponent) >= 2:
+            result["bradley_terry"] = bradley_terry(comparisons)
+        return result
+
+    async def longbench_v2(self, t: LongInputTask) -> dict[str, Any]:
+        rows = _rows(t.path, t.limit)
+        encode, decode = self._tokenizer()
+        prompts = [build_prompt(r, t.max_context_tokens, encode, decode) for r in rows]
+        outputs = await self.generate("longbench_v2", [(r["_id"], p) for r, p in zip(rows, prompts)])
+        correct: dict[str, list[bool]] = defaultdict(list)
+        for r, o in zip(rows, outputs):
+            choice = parse_choice(o or "")
+            ok = choice == r["answer"]
+            self.judgements.append(
+                {"task": "longbench_v2", "id": r["_id"], "choice": choice, "answer": r["answer"], "correct": ok}
+            )
+            correct["overall"].append(ok)
+            for key in ("difficulty", "length"):
+                if r.get(key):
+                    correct[f"{key}={r[key]}"].append(ok)
+        return {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in correct.items()}
+
+    def _tokenizer(self):  # type: ignore[no-untyped-def]
+        if self.cfg.model.transformers_model:
+            from transformers import AutoTokenizer
+
+            from ..models import resolve_model
+
+            tok = AutoTokenizer.from_pretrained(resolve_model(self.cfg.model.transformers_model))
+            return (lambda t: tok.encode(t, add_special_tokens=False)), (lambda ids: tok.decode(ids))
+        return word_tokens()
+
+    async def run(self) -> dict[str, Any]:
+        results: dict[str, Any] = {"model": self.cfg.model.name}
+        tasks = self.cfg.tasks
+        try:
+            for name in ("writingbench", "longbench_write", "arena", "longbench_v2"):
+                task = getattr(tasks, name)
+                if task is not None:
+                    results[name] = await getattr(self, name)(task)
+        finally:
+            await self.generator.aclose()
+            await self.critic.aclose()
+            await self.judge.aclose()
+            self.store.close()
+        results["cost"] = {
+            "generated": self.generator.generated,
+            "reused": self.generator.reused,
+            "critic_calls": self.critic.client.stats.requests,
+            "judge_calls": self.judge.client.stats.requests,
+        }
+        write_jsonl(self.out / "generations.jsonl", self.generations)
+        write_jsonl(self.out / "judgements.jsonl", self.judgements)
+        (self.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+        return results
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    return with_local_server(
+        cfg.local_judge, cfg.output_dir, lambda url: run_sync(EvalRun(point_local_endpoints(cfg, url)).run())
+    )

@@ -1,0 +1,302 @@
+"""Evaluation: statistics against hand-computed values, the runner against scripted servers, the report."""
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAIServer, chat_reply
+
+from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
+from writing_rl.curriculum import Curriculum, CurriculumConfig
+from writing_rl.data import Sample
+from writing_rl.eval.longctx import build_prompt, parse_choice, truncate_middle, word_tokens
+from writing_rl.eval.report import level_shares, write_report
+from writing_rl.eval.runner import EvalConfig, evaluate, parse_quality
+from writing_rl.eval.stats import bootstrap_ci, bradley_terry, position_consistency
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+def test_bootstrap_ci_hand_computed():
+    # resampled means of [0, 1] are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4:
+    # the 2.5% and 97.5% percentiles are 0 and 1
+    ci = bootstrap_ci([0.0, 1.0], resamples=4000, seed=3)
+    assert (ci.estimate, ci.low, ci.high) == (0.5, 0.0, 1.0)
+    constant = bootstrap_ci([0.75] * 10)
+    assert (constant.low, constant.high) == (0.75, 0.75)
+    ci = bootstrap_ci([1.0] * 80 + [0.0] * 20, seed=1)
+    assert ci.low < 0.8 < ci.high and ci.high - ci.low < 0.2  # about ±1.96·0.04
+
+
+def test_bradley_terry_hand_computed():
+    # 3 wins in 4: P(a beats b) = 3/4 = s_a / (s_a + s_b) -> s_a / s_b = 3 -> 400·log10(3) = 190.85 points apart
+    r = bradley_terry([("a", "b", 1.0)] * 3 + [("a", "b", 0.0)], prior_ties=0)
+    assert r["a"] - r["b"] == pytest.approx(400 * math.log10(3), abs=1e-3)
+    # a tie counts half each way: 1 win + 1 tie = 1.5 of 2 -> the same 3:1
+    r = bradley_terry([("a", "b", 1.0), ("b", "a", 0.5), ("a", "b", 1.0), ("a", "b", 0.0)], prior_ties=0)
+    assert r["a"] - r["b"] == pytest.approx(400 * math.log10(2.5 / 1.5), abs=1e-3)
+    # three players, transitive: a > b > c; with the prior an unbeaten player stays finite
+    r = bradley_terry([("a", "b", 1.0), ("b", "c", 1.0), ("a", "c", 1.0)] * 3)
+    assert r["a"] > r["b"] > r["c"] and all(math.isfinite(v) for v in r.values())
+    assert sum(r.values()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_position_consistency():
+    assert position_consistency([(1.0, 1.0), (1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]) == 0.5
+
+
+def test_truncate_middle_hand_computed():
+    chars = (lambda t: list(t)), (lambda toks: "".join(toks))
+    assert truncate_middle("abcdefghij", 4, *chars) == "abij"
+    assert truncate_middle("abcdefghij", 5, *chars) == "abij"  # LongBench keeps max//2 from each end
+    assert truncate_middle("abc", 4, *chars) == "abc"
+    words = word_tokens()
+    assert truncate_middle("one two three four five six", 4, *words) == "one two five six"
+
+
+def test_longbench_v2_prompt_and_choice_parsing():
+    item = {
+        "_id": "x",
+        "question": "Q?",
+        "choice_A": "a",
+        "choice_B": "b",
+        "choice_C": "c",
+        "choice_D": "d",
+        "answer": "B",
+        "context": "word " * 5000,
+    }
+    prompt = build_prompt(item, 300, *word_tokens())
+    assert len(word_tokens()[0](prompt)) <= 300 and "(D) d" in prompt
+    assert parse_choice("The correct answer is (B).") == "B"
+    assert parse_choice("**The correct answer is C**") == "C"
+    assert parse_choice("I think it is (A) because...") == "A"
+    assert parse_choice("no idea") is None
+    with pytest.raises(ValueError, match="lacks"):
+        build_prompt({"_id": "y"}, 100, *word_tokens())
+
+
+def test_parse_quality():
+    q = parse_quality('ok {"Relevance": 5, "Accuracy": 4, "Coherence": 9, "Clarity": "3", "Breadth and Depth": 2}')
+    assert q["Relevance"] == 5 and q["Accuracy"] == 4 and q["Breadth and Depth"] == 2
+    assert q["Coherence"] is None and q["Clarity"] is None and q["Reading Experience"] is None
+
+
+# -- the runner ---------------------------------------------------------------------------------
+
+
+def scripted(body):
+    """Model, critic and judges in one server, by the request's shape."""
+    first = body["messages"][0]["content"]
+    if first == CRITIC_SYSTEM:  # WritingBench criteria: 7 for everything, except an unscorable query
+        return chat_reply(
+            "unreadable" if "UNSCORABLE" in body["messages"][1]["content"] else '{"score": 7, "reason": "x"}'
+        )
+    if "Rate the response" in first:  # LongBench-Write quality: all 4s (-> 75)
+        dims = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
+        return chat_reply(json.dumps(dict.fromkeys(dims, 4)))
+    if first.startswith("You are an impartial expert judge"):  # arena: the model's answer wins in position A only
+        user = body["messages"][1]["content"]
+        a = user.rsplit("<<<ANSWER A", 1)[1]
+        return chat_reply("[[A]]" if "MODEL OUTPUT" in a.split("<<<END ANSWER A")[0] else "[[C]]")
+    user = body["messages"][-1]["content"]
+    if "correct answer" in user:
+        return chat_reply("The correct answer is (B)")
+    if "UNSCORABLE" in user:
+        return chat_reply("MODEL OUTPUT UNSCORABLE")
+    return chat_reply("MODEL OUTPUT " + "word " * 50)
+
+
+def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
+    wb = tmp_path / "wb.jsonl"
+    checklist = [
+        {"name": f"c{i}", "criteria_description": f"criterion {i}", "1-2": "bad", "9-10": "great"} for i in range(5)
+    ]
+    rows = [
+        {"index": 1, "domain1": "Academic", "domain2": "Intro", "query": "Write an intro.", "checklist": checklist},
+        {
+            "index": 2,
+            "domain1": "Finance",
+            "domain2": "Memo",
+            "query": "Write an UNSCORABLE memo.",
+            "checklist": checklist,
+        },
+    ]
+    wb.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    lw = tmp_path / "lw.jsonl"
+    lw.write_text(json.dumps({"prompt": "Write 100 words.", "type": "x", "length": 100}) + "\n", encoding="utf-8")
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(
+        "\n".join(json.dumps({"id": i, "prompt": f"p{i}", "references": ["ref weak", "ref strong"]}) for i in range(4)),
+        encoding="utf-8",
+    )
+    lv2 = tmp_path / "lv2.jsonl"
+    lv2.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "_id": str(i),
+                    "domain": "d",
+                    "sub_domain": "s",
+                    "difficulty": "easy" if i else "hard",
+                    "length": "short",
+                    "question": "Q?",
+                    "choice_A": "a",
+                    "choice_B": "b",
+                    "choice_C": "c",
+                    "choice_D": "d",
+                    "answer": "B" if i < 3 else "A",
+                    "context": "text " * 100,
+                }
+            )
+            for i in range(4)
+        ),
+        encoding="utf-8",
+    )
+    with FakeOpenAIServer(lambda p, b, n: scripted(b)) as server:
+        ep = {"base_url": server.base_url, "max_retries": 0}
+        cfg = EvalConfig.model_validate(
+            {
+                "model": {"name": "base", "endpoint": {**ep, "model": "policy"}},
+                "output_dir": str(tmp_path / "eval"),
+                "critic": {"endpoint": ep, "parse_retries": 0},
+                "judge": {"endpoint": ep},
+                "tasks": {
+                    "writingbench": {"path": str(wb)},
+                    "longbench_write": {"path": str(lw)},
+                    "arena": {"samples": str(samples), "bootstrap_resamples": 500},
+                    "longbench_v2": {"path": str(lv2), "max_context_tokens": 64},
+                },
+            }
+        )
+        res = evaluate(cfg)
+        calls = server.calls()
+        again = evaluate(cfg)  # all cached: only the 5 unreadable criterion scores are asked again
+        assert server.calls() == calls + 5
+    assert again["cost"]["generated"] == 0 and again["cost"]["reused"] == 2 + 1 + 4 + 4
+    wbr = res["writingbench"]
+    assert wbr["score"] == 70.0 and wbr["n"] == 1 and wbr["missing"] == 1  # the unscorable one is excluded, not 0
+    assert wbr["per_domain"] == {"Academic": 70.0}
+    lwr = res["longbench_write"]
+    assert lwr["S_l"] == pytest.approx(100 * (1 - (100 / 52 - 1) / 2)) and lwr["S_q"] == 75.0
+    arena = res["arena"]["opponents"]["reference"]
+    # position A: model wins (1); position B: tie (0.5) -> 0.75 each, orders disagree every time
+    assert arena["win_rate"] == 0.75 and arena["position_consistency"] == 0.0 and arena["n"] == 4
+    assert res["longbench_v2"]["overall"]["accuracy"] == 0.75
+    assert res["longbench_v2"]["difficulty=hard"] == {"accuracy": 1.0, "n": 1}
+    out = Path(cfg.output_dir)
+    tasks = {json.loads(line)["task"] for line in (out / "judgements.jsonl").read_text().splitlines()}
+    assert tasks == {"writingbench", "longbench_write", "arena", "longbench_v2"}
+
+
+@pytest.mark.skipif(not (SHARED / "longbench_write.jsonl").is_file(), reason="../shared/data not present")
+def test_shared_longbench_write_file_is_read(tmp_path):
+    with FakeOpenAIServer(lambda p, b, n: scripted(b)) as server:
+        ep = {"base_url": server.base_url, "max_retries": 0}
+        cfg = EvalConfig.model_validate(
+            {
+                "model": {"name": "m", "endpoint": ep},
+                "output_dir": str(tmp_path / "e"),
+                "critic": {"endpoint": ep},
+                "tasks": {"longbench_write": {"path": str(SHARED / "longbench_write.jsonl"), "limit": 5}},
+            }
+        )
+        res = evaluate(cfg)
+    assert res["longbench_write"]["n"] == 5 and len(res["longbench_write"]["lengths"]) == 5
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def fake_training_run(path: Path) -> Path:
+    path.mkdir()
+    with (path / "metrics.jsonl").open("w") as fh:
+        for step in range(1, 4):
+            fh.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "reward": 0.2 * step,
+                        "judge/win_rate": 0.1 * step,
+                        "curriculum/mean_level": 0.5 * (step - 1),
+                        "step_time": 3.0,
+                    }
+                )
+                + "\n"
+            )
+    cur = Curriculum(CurriculumConfig(), path / "curriculum.sqlite")
+    a, b = Sample(id=1, prompt="p", references=["r0", "r1", "r2"]), Sample(id=2, prompt="p", references=["r0", "r1"])
+    cur.record(a, 0, ["win"], 0)
+    cur.record(b, 0, ["loss"], 0)
+    cur.record(a, 1, ["win"], 1)
+    cur.record(b, 0, ["win"], 1)
+    cur.store.close()
+    return path
+
+
+def test_level_shares_replay_the_promotion_log(tmp_path):
+    run = fake_training_run(tmp_path / "run")
+    steps, shares = level_shares(run / "curriculum.sqlite")
+    assert steps == [0, 1, 2]
+    assert shares[0] == [1.0, 0.5, 0.0] and shares[1] == [0.0, 0.5, 0.5] and shares[2] == [0.0, 0.0, 0.5]
+
+
+def test_report_renders_in_a_real_browser(tmp_path):
+    run = fake_training_run(tmp_path / "train-a")
+    ev = tmp_path / "eval-a"
+    ev.mkdir()
+    (ev / "results.json").write_text(
+        json.dumps(
+            {
+                "model": "base",
+                "writingbench": {"score": 61.0, "per_domain": {"Academic": 61.0}},
+                "longbench_write": {"S_l": 80.0, "S_q": 50.0, "S": 65.0, "lengths": [[100, 90], [300, 120]]},
+                "arena": {
+                    "opponents": {"reference": {"win_rate": 0.4, "ci95": [0.2, 0.6], "position_consistency": 0.7}}
+                },
+            }
+        )
+    )
+    page = write_report([run, ev], tmp_path / "report")
+    text = page.read_text()
+    assert "61.0" in text and "0.400" in text and "curriculum_train-a.png" in text
+    for png in ("training_curves.png", "curriculum_train-a.png", "longbench_write_lengths.png"):
+        assert (page.parent / png).stat().st_size > 1000
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    shot = tmp_path / "shot.png"
+    log = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.is_file() and shot.stat().st_size > 10_000, log.stderr[-2000:]
+    console_errors = [line for line in log.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    assert not console_errors, console_errors
+    from PIL import Image
+
+    img = Image.open(shot).convert("L")
+    assert len(set(img.getdata())) > 20  # not a blank page: text, tables and plots drew pixels
