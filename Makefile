@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo chain test lint clean
+.PHONY: setup demo chain eval test lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -27,6 +27,15 @@ chain: $(STAMP)
 	$(BIN)/writing-rl build-refs configs/chain/build_refs.yaml
 	$(BIN)/writing-rl select configs/chain/select.yaml
 	$(BIN)/writing-rl train configs/chain/train.yaml --output-dir work/chain/run-$$(date +%Y%m%d-%H%M%S)
+
+# evaluate the base SmolLM2 and the latest demo-trained checkpoint (running the demo first if there is none),
+# then one report comparing them: report/index.html
+eval: $(STAMP)
+	@ls -d runs/demo-*/final >/dev/null 2>&1 || $(MAKE) demo
+	run=$$(ls -d runs/demo-*/final | sort | tail -1); \
+	$(BIN)/writing-rl eval configs/eval/embedded.yaml --name smollm2-base --output-dir evals/base && \
+	$(BIN)/writing-rl eval configs/eval/embedded.yaml --name smollm2-demo-trained --model-path $$run --output-dir evals/trained && \
+	$(BIN)/writing-rl report $$(dirname $$run) evals/base evals/trained --out report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

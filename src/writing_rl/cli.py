@@ -218,12 +218,25 @@ def select_cmd(config: Annotated[Path, typer.Argument(help="YAML: pool, policy, 
 
 
 @app.command("eval")
-def eval_cmd(config: Annotated[Path, typer.Argument(help="YAML: model, tasks, critic, judge, output_dir")]) -> None:
+def eval_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML: model, tasks, critic, judge, output_dir")],
+    model_path: str | None = typer.Option(None, help="evaluate this checkpoint folder (transformers) instead"),
+    name: str | None = typer.Option(None, help="model name in results and reports"),
+    output_dir: str | None = typer.Option(None, help="override output_dir"),
+) -> None:
     """Evaluate a model: WritingBench-style, LongBench-Write, pairwise arena, LongBench v2 transfer."""
     from .eval.runner import EvalConfig, evaluate
 
     try:
         cfg = load_config(config, EvalConfig)
+        model = cfg.model.model_dump()
+        if model_path:
+            model.update(transformers_model=model_path, endpoint=None)
+        if name:
+            model["name"] = name
+        cfg = EvalConfig.model_validate(
+            {**cfg.model_dump(), "model": model, "output_dir": output_dir or cfg.output_dir}
+        )
         results = evaluate(cfg)
     except ConfigError as err:
         _fail(str(err), 2)

@@ -58,20 +58,23 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def level_shares(store: Path) -> tuple[list[int], dict[int, list[float]]]:
-    """Share of known prompts at each level after each step, replayed from the promotion log."""
+def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, list[float]]]:
+    """Share of known prompts at each level after each step, replayed from the promotion log.
+
+    `last_step` extends the picture to the end of training when the last steps promoted nobody.
+    """
     conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     keys = [k for (k,) in conn.execute("SELECT key FROM samples")]
     events = list(conn.execute("SELECT key, step, to_level FROM events ORDER BY id"))
     conn.close()
     if not keys:
         return [], {}
-    last_step = max([s for _, s, _ in events], default=0)
+    last_step = max([s + 1 for _, s, _ in events] + [last_step])
     level = dict.fromkeys(keys, 0)
     by_step = {}
     for key, step, to in events:
         by_step.setdefault(step, []).append((key, to))
-    steps, shares = list(range(last_step + 2)), {}
+    steps, shares = list(range(last_step + 1)), {}
     history = []
     for step in steps:
         for key, to in by_step.get(step - 1, []):  # promotions earned at step s apply from step s+1
@@ -114,18 +117,18 @@ def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) 
     fig.savefig(out / "training_curves.png", dpi=110)
     plt.close(fig)
     names.append("training_curves.png")
-    for run in runs:
+    for run, t in zip(runs, training):
         store = run / "curriculum.sqlite"
         if not store.is_file():
             continue
-        steps, shares = level_shares(store)
+        steps, shares = level_shares(store, last_step=max((r["step"] for r in t["rows"]), default=0))
         if not steps:
             continue
         fig, ax = plt.subplots(figsize=(6, 3.4))
         ax.stackplot(
             steps, *[shares[k] for k in sorted(shares)], labels=[f"level {k}" for k in sorted(shares)], step="post"
         )
-        ax.set_title(f"curriculum: share of prompts per reference level ({run.name})")
+        ax.set_title(f"share of prompts per reference level\n{run.name}", fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8, loc="upper left")
@@ -167,12 +170,12 @@ def _plot_lengths(evals: list[dict[str, Any]], out: Path) -> list[str]:
         return []
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    top = 1
+    values = [v for e in with_points for point in e["lengths"] for v in point]
     for e in with_points:
         xs, ys = zip(*e["lengths"])
         ax.scatter(xs, ys, s=14, alpha=0.7, label=e["name"])
-        top = max(top, *xs, *ys)
-    ax.plot([1, top], [1, top], color="#999", linewidth=1, label="output = required")
+    low, high = min(values) / 1.5, max(values) * 1.5
+    ax.plot([low, high], [low, high], color="#999", linewidth=1, label="output = required")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("required length")
