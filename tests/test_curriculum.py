@@ -137,8 +137,7 @@ WRITER = textwrap.dedent(
 
 
 def test_promotions_from_four_processes_are_all_kept(tmp_path):
-    path = tmp_path / "shared.sqlite"
-    CurriculumStore(path).close()
+    path = tmp_path / "shared.sqlite"  # not created beforehand: the four processes open a new file together
     n_samples, rounds = 10, 5
     procs = [
         subprocess.Popen(

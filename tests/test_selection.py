@@ -132,6 +132,8 @@ async def test_writingbench_criteria_are_parsed_and_each_scored_alone():
         await critic.aclose()
         prompts = [b["messages"][1]["content"] for _, b, _ in server.requests]
     assert result.score == 9.0 and len(prompts) == 5
+    # criteria read back from a pool file (plain dicts) keep their bands
+    assert criteria_list(json.loads(json.dumps([c.model_dump() for c in criteria]))) == criteria
     for c in criteria:  # one call per criterion (calls run concurrently), with that criterion's own bands
         [prompt] = [p for p in prompts if c.criteria_description in p]
         assert c.bands["9-10"] in prompt

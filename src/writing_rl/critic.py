@@ -202,5 +202,7 @@ def criteria_list(criteria: object) -> list[Criterion] | None:
         return [Criterion(name="Request-specific criteria", criteria_description=criteria)]
     out = []
     for c in criteria:  # type: ignore[attr-defined]
+        if isinstance(c, dict):  # read back from a pool or sample file
+            c = Criterion.model_validate(c)
         out.append(c if isinstance(c, Criterion) else Criterion(name="Criterion", criteria_description=str(c)))
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .judge.cache import cache_key
 from .judge.client import EndpointConfig, EndpointError, OpenAICompatClient
+from .sqlite_store import open_shared
 
 
 class GeneratorConfig(BaseModel):
@@ -59,11 +59,10 @@ class GenerationStore:
     """(generator fingerprint, prompt, sample index) -> text; committed row by row."""
 
     def __init__(self, path: str | Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
+        self._conn = open_shared(
+            path, "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, text TEXT NOT NULL);"
+        )
 
     @staticmethod
     def key(fingerprint: str, prompt: str, index: int) -> str:

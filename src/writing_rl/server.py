@@ -157,14 +157,19 @@ class LocalJudgeServer:
         self.stop()
 
 
+def local_server(settings: LocalJudgeSettings, work_dir: str | Path) -> LocalJudgeServer:
+    """The embedded server as a run's config asks for it, logging into the run's folder."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return LocalJudgeServer(
+        n_ctx=settings.n_ctx, n_threads=settings.n_threads, log_path=Path(work_dir) / "judge_server.log"
+    )
+
+
 def with_local_server(settings: LocalJudgeSettings, work_dir: str, run: Callable[[str | None], T]) -> T:
     """Run with the embedded llama.cpp server when asked; `run` gets its base URL (or None)."""
     if not settings.enabled:
         return run(None)
-    Path(work_dir).mkdir(parents=True, exist_ok=True)
-    with LocalJudgeServer(
-        n_ctx=settings.n_ctx, n_threads=settings.n_threads, log_path=Path(work_dir) / "judge_server.log"
-    ) as server:
+    with local_server(settings, work_dir) as server:
         return run(server.base_url)
 
 
@@ -178,7 +183,7 @@ def point_local_endpoints(cfg: M, base_url: str | None) -> M:
                 if base_url is None:
                     from .config import ConfigError
 
-                    raise ConfigError("an endpoint says base_url: local but local_judge.enabled is false")
+                    raise ConfigError("an endpoint says base_url: local, but local_judge.enabled is false")
                 node = {**node, "base_url": base_url}
             return {k: walk(v) for k, v in node.items()}
         if isinstance(node, list):

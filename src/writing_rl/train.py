@@ -106,29 +106,26 @@ def grpo_args(cfg: TrainConfig, output_dir: Path):  # type: ignore[no-untyped-de
 
 @contextlib.contextmanager
 def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
-    """The judge config to use, starting the embedded judge (on the main process) when asked."""
+    """The judge config to use; with `local_judge.enabled` the main process starts the embedded judge
+    and every rank's `base_url: local` endpoints point at it."""
+    from .server import local_server, point_local_endpoints
+
     if not cfg.local_judge.enabled:
-        yield cfg.judge
+        yield point_local_endpoints(cfg.judge, None)
         return
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
-
-    from .server import LocalJudgeServer, embedded_gguf_path
 
     state = PartialState()
     server = None
     box: list[Any] = [None]
     try:
         if state.is_main_process:
-            server = LocalJudgeServer(
-                n_ctx=cfg.local_judge.n_ctx, n_threads=cfg.local_judge.n_threads, log_path=run_dir / "judge_server.log"
-            ).start()
+            server = local_server(cfg.local_judge, run_dir).start()
             box = [server.base_url]
         if state.num_processes > 1:
             broadcast_object_list(box, from_process=0)
-        endpoint = cfg.judge.endpoint.model_copy(update={"base_url": box[0], "model": "smollm2-135m-instruct"})
-        template = cfg.judge.chat_template if cfg.judge.chat_template != "chatml" else str(embedded_gguf_path())
-        yield cfg.judge.model_copy(update={"endpoint": endpoint, "chat_template": template})
+        yield point_local_endpoints(cfg.judge, box[0])
     finally:
         if server is not None:
             server.stop()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..sqlite_store import open_shared
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     key TEXT PRIMARY KEY,
@@ -67,11 +69,7 @@ PromotionDecision = Callable[[list[float]], bool]
 class CurriculumStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(SCHEMA)
+        self._conn = open_shared(self.path, SCHEMA, synchronous="FULL")
         self.writer = f"{os.uname().nodename}:{os.getpid()}"
 
     def close(self) -> None:
