@@ -203,11 +203,18 @@ def test_shared_longbench_write_file_is_read(tmp_path):
                 "model": {"name": "m", "endpoint": ep},
                 "output_dir": str(tmp_path / "e"),
                 "critic": {"endpoint": ep},
-                "tasks": {"longbench_write": {"path": str(SHARED / "longbench_write.jsonl"), "limit": 5}},
+                "tasks": {
+                    "longbench_write": {
+                        "path": [str(SHARED / "longbench_write.jsonl"), str(SHARED / "longbench_write_en.jsonl")],
+                        "limit": 3,
+                    }
+                },
             }
         )
         res = evaluate(cfg)
-    assert res["longbench_write"]["n"] == 5 and len(res["longbench_write"]["lengths"]) == 5
+    assert res["longbench_write"]["n"] == 6 and len(res["longbench_write"]["lengths"]) == 6
+    ids = [json.loads(line)["id"] for line in (tmp_path / "e" / "judgements.jsonl").read_text().splitlines()]
+    assert ids == [f"longbench_write:{i}" for i in range(3)] + [f"longbench_write_en:{i}" for i in range(3)]
 
 
 # -- the report ---------------------------------------------------------------------------------

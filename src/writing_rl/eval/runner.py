@@ -46,8 +46,12 @@ Reply with JSON only, e.g. {{"Relevance": 4, "Accuracy": 3, "Coherence": 4, "Cla
 class TaskSlice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str
-    limit: int | None = Field(None, ge=1, description="first N items only")
+    path: str | list[str] = Field(..., description="one file, or several of the same format")
+    limit: int | None = Field(None, ge=1, description="first N items of each file only")
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
 class ArenaTask(BaseModel):
@@ -83,9 +87,16 @@ class EvalConfig(BaseModel):
     local_judge: LocalJudgeSettings = Field(default_factory=LocalJudgeSettings)
 
 
-def _rows(path: str, limit: int | None) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows[:limit] if limit else rows
+def _rows(t: TaskSlice) -> list[tuple[str, dict[str, Any]]]:
+    """(id, row) for the first `limit` rows of each file; ids are the file's stem and the row number."""
+    out = []
+    for path in t.paths:
+        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        out += [
+            (f"{Path(path).stem}:{i}", json.loads(line))
+            for i, line in enumerate(lines[: t.limit] if t.limit else lines)
+        ]
+    return out
 
 
 def parse_quality(text: str) -> dict[str, int | None]:
@@ -129,7 +140,7 @@ class EvalRun:
         return outputs
 
     async def writingbench(self, t: TaskSlice) -> dict[str, Any]:
-        records = load_prompts(t.path)[: t.limit] if t.limit else load_prompts(t.path)
+        records = [r for path in t.paths for r in (load_prompts(path)[: t.limit] if t.limit else load_prompts(path))]
         outputs = await self.generate("writingbench", [(r.id, r.prompt) for r in records])
 
         async def score(r, o):  # type: ignore[no-untyped-def]
@@ -159,8 +170,8 @@ class EvalRun:
         }
 
     async def longbench_write(self, t: TaskSlice) -> dict[str, Any]:
-        rows = _rows(t.path, t.limit)
-        outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in enumerate(rows)])
+        ids, rows = zip(*_rows(t)) if t.paths else ((), ())
+        outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in zip(ids, rows)])
 
         async def quality(prompt: str, output: str | None) -> dict[str, int | None]:
             if output is None:
@@ -188,7 +199,7 @@ class EvalRun:
             (quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
         )
         s_l, s_q, points = [], [], []
-        for i, (r, o, q) in enumerate(zip(rows, outputs, qualities)):
+        for i, r, o, q in zip(ids, rows, outputs, qualities):
             length = None if o is None else count_length(o)
             sl = None if length is None else length_score(int(r["length"]), length)
             dims = [(v - 1) * 25 for k, v in q.items() if k in QUALITY_DIMENSIONS and v is not None]
@@ -291,7 +302,7 @@ class EvalRun:
         return result
 
     async def longbench_v2(self, t: LongInputTask) -> dict[str, Any]:
-        rows = _rows(t.path, t.limit)
+        rows = [r for _, r in _rows(t)]
         encode, decode = self._tokenizer()
         prompts = [build_prompt(r, t.max_context_tokens, encode, decode) for r in rows]
         outputs = await self.generate("longbench_v2", [(r["_id"], p) for r, p in zip(rows, prompts)])
