@@ -285,3 +285,17 @@ def test_writing_reward_extras_and_unknowns(tmp_path):
         fn.reward.close()
     assert rewards == [pytest.approx(1.0 + 0.5), None]
     assert fn.pop_pending() == [("0", 0, "win"), ("1", 0, None)] and fn.pending == []
+
+
+async def test_transformers_generator_generates_once_and_reuses(tmp_path, tiny_model):
+    from writing_rl.generation import GenerationStore, Generator, GeneratorConfig
+
+    store = GenerationStore(tmp_path / "g.sqlite")
+    cfg = GeneratorConfig(name="local", transformers_model=tiny_model, max_tokens=6, temperature=1.0)
+    gen = Generator(cfg, store)
+    first = await gen.generate("Write a line.", 0)
+    again = await Generator(cfg, store).generate("Write a line.", 0)
+    other = await gen.generate("Write a line.", 1)  # another sample index is another generation
+    store.close()
+    assert isinstance(first, str) and first == again
+    assert gen.generated == 2 and other is not None
