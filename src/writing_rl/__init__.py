@@ -5,12 +5,17 @@ Public API (engine-agnostic core):
 - judge: `PairwiseJudge`, `JudgeConfig`, `EndpointConfig`, `parse_verdict`, `Verdict`, `VerdictProbs`
 - reward: `PairwiseReward`, `RewardConfig`, `PairReward`
 - curriculum: `Curriculum`, `CurriculumConfig`, `CurriculumStore`
+- data building: `PointwiseCritic`, `CriticConfig`, `GeneratorConfig` (see `writing_rl.selection`)
 - local judge: `LocalJudgeServer`
+Training (`writing_rl.train`) and evaluation (`writing_rl.eval`) import torch / matplotlib, so they
+are imported on use, not here.
 """
 
 from .config import ConfigError, CoreConfig, load_config
+from .critic import CriticConfig, PointwiseCritic
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
-from .data import Sample, SampleFileError, load_hf, load_jsonl, load_samples, sample_key, validate_jsonl
+from .data import Criterion, Sample, SampleFileError, load_hf, load_jsonl, load_samples, sample_key, validate_jsonl
+from .generation import GeneratorConfig
 from .judge import (
     EndpointConfig,
     JudgeConfig,
@@ -29,6 +34,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Criterion",
+    "CriticConfig",
+    "GeneratorConfig",
+    "PointwiseCritic",
     "CoreConfig",
     "Curriculum",
     "CurriculumConfig",
