@@ -307,3 +307,14 @@ def test_report_renders_in_a_real_browser(tmp_path):
 
     img = Image.open(shot).convert("L")
     assert len(set(img.getdata())) > 20  # not a blank page: text, tables and plots drew pixels
+
+
+def test_choice_parsing_does_not_take_a_letter_from_the_next_word():
+    assert parse_choice("The correct answer is definitely (B)") == "B"
+    assert parse_choice("The correct answer is clearly (D).") == "D"
+    assert parse_choice("The correct answer is B, because") == "B"
+
+
+def test_bradley_terry_without_prior_refuses_an_unbeaten_model():
+    with pytest.raises(ValueError, match="prior_ties"):
+        bradley_terry([("a", "b", 1.0), ("a", "b", 1.0)], prior_ties=0)

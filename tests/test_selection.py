@@ -280,3 +280,11 @@ def test_run_sync_is_reusable():
         return x * 2
 
     assert [run_sync(f(i)) for i in range(3)] == [0, 2, 4]
+
+
+def test_sources_with_the_same_model_and_settings_do_not_share_answers():
+    from writing_rl.generation import GeneratorConfig
+
+    same = {"endpoint": {"model": "default"}, "temperature": 0.7}
+    assert GeneratorConfig(name="policy", **same).fingerprint() != GeneratorConfig(name="ref", **same).fingerprint()
+    assert GeneratorConfig(name="ref", **same).fingerprint() == GeneratorConfig(name="ref", **same).fingerprint()

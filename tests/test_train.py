@@ -299,3 +299,20 @@ async def test_transformers_generator_generates_once_and_reuses(tmp_path, tiny_m
     store.close()
     assert isinstance(first, str) and first == again
     assert gen.generated == 2 and other is not None
+
+
+def test_resume_uses_the_given_folder_and_skips_incomplete_checkpoints(tmp_path, monkeypatch):
+    from writing_rl.train import _trim_metrics, last_checkpoint, resume_config
+
+    run = tmp_path / "moved-run"
+    (run / "checkpoint-2").mkdir(parents=True)
+    (run / "checkpoint-2" / "curriculum_snapshot.json").write_text("{}")
+    (run / "checkpoint-3").mkdir()  # killed between TRL's save and the snapshot
+    assert last_checkpoint(run) == run / "checkpoint-2"
+    (run / "config.yaml").write_text("output_dir: runs/somewhere-else\n")
+    monkeypatch.chdir(tmp_path)
+    assert resume_config(run).output_dir == str(run)
+    metrics = run / "metrics.jsonl"
+    metrics.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "rew')  # last line cut by a kill
+    _trim_metrics(metrics, 2)
+    assert metrics.read_text() == '{"step": 1}\n{"step": 2}\n'

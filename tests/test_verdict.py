@@ -132,3 +132,22 @@ def test_probs_at_verdict_position_with_merged_bracket_tokens_and_prefill():
     prefilled = [("C", {"C": math.log(0.5), "A": math.log(0.5)})]
     assert probs_at_verdict_position(prefilled, already="[[").tie == pytest.approx(0.5)
     assert probs_at_verdict_position([("Hello", {"Hello": -0.1})]) is None
+
+
+def test_token_variants_of_one_letter_add_up():
+    # "A" and " A" are one verdict; the later, unlikely variant must not overwrite the first
+    p = probs_at_verdict_position([("A", {"A": -0.05, "B": -3.0, " A": -6.0})], already="[[")
+    assert p.a > 0.9 and p.argmax is Verdict.A
+
+
+def test_last_verdict_position_is_read():
+    # a judge quoting the rule "[[A]] if ..." before its own verdict [[B]]
+    tokens = [
+        ("[[", {"[[": -0.1}),
+        ("A", {"A": -0.1}),
+        ("]] if better. ", {}),
+        ("[[", {"[[": -0.1}),
+        ("B", {"B": math.log(0.9), "A": math.log(0.1)}),
+        ("]]", {}),
+    ]
+    assert probs_at_verdict_position(tokens).b == pytest.approx(0.9)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from .config import ConfigError, CoreConfig, load_config
+from .judge.client import EndpointError
 
 app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
 curriculum_app = typer.Typer(help="Inspect reference-curriculum state.", no_args_is_help=True)
@@ -192,7 +193,7 @@ def build_refs_cmd(config: Annotated[Path, typer.Argument(help="YAML: prompts, g
 
     try:
         result = build_refs(load_config(config, BuildRefsConfig))
-    except ConfigError as err:
+    except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
     typer.echo(
         f"{result['prompts']} prompts: {result['generated']} references generated, {result['reused']} reused from "
@@ -208,7 +209,7 @@ def select_cmd(config: Annotated[Path, typer.Argument(help="YAML: pool, policy, 
     try:
         cfg = load_config(config, SelectConfig)
         summary = select(cfg)
-    except ConfigError as err:
+    except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
     typer.echo(
         f"kept {summary['kept']} of {summary['prompts']} prompts ({summary['strategy']}) -> {cfg.output}; "
@@ -238,7 +239,7 @@ def eval_cmd(
             {**cfg.model_dump(), "model": model, "output_dir": output_dir or cfg.output_dir}
         )
         results = evaluate(cfg)
-    except ConfigError as err:
+    except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
     shown = {k: v for k, v in results.items() if k != "cost"}
     typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str)[:4000])

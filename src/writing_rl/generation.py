@@ -41,7 +41,11 @@ class GeneratorConfig(BaseModel):
 
     def fingerprint(self) -> str:
         backend = self.endpoint.model if self.endpoint else self.transformers_model
+        # The name identifies a source: two generators with the same model and settings (e.g. two
+        # servers both calling their model "default", or the policy and a reference source) never
+        # share answers. The URL is left out so a local server's changing port keeps the cache valid.
         return cache_key(
+            name=self.name,
             backend=backend,
             extra=self.endpoint.extra_body if self.endpoint else None,
             system=self.system_prompt,

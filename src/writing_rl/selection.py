@@ -208,6 +208,7 @@ async def select_async(cfg: SelectConfig) -> dict[str, Any]:
         else cfg.critic.model_copy(update={"cache_path": str(work / "critic_cache.sqlite")})
     )
     critic = PointwiseCritic(critic_cfg)
+    critic.client.check_credentials()
     store = GenerationStore(work / "generations.sqlite")
     policy = Generator(cfg.policy, store)
     try:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, load_samples
-from .judge import JudgeConfig, PairwiseJudge
+from .judge import EndpointError, JudgeConfig, PairwiseJudge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
 
@@ -132,8 +132,13 @@ def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint: one killed between TRL's save and our snapshot is skipped."""
+    from .engines.trl_grpo import CURRICULUM_SNAPSHOT
+
     found = [
-        (int(m.group(1)), p) for p in run_dir.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+        (int(m.group(1)), p)
+        for p in run_dir.glob("checkpoint-*")
+        if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / CURRICULUM_SNAPSHOT).is_file()
     ]
     return max(found)[1] if found else None
 
@@ -154,11 +159,13 @@ def _trim_metrics(path: Path, up_to_step: int) -> None:
     """On resume, drop metric lines from steps the checkpoint never saw."""
     if not path.is_file():
         return
-    keep = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line and json.loads(line).get("step", 0) <= up_to_step
-    ]
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= up_to_step:
+                keep.append(line)
+        except json.JSONDecodeError:  # a line half-written when the process was killed
+            continue
     path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
 
@@ -201,6 +208,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if judge_cfg.cache_path is None:
             judge_cfg = judge_cfg.model_copy(update={"cache_path": str(run_dir / "judge_cache.sqlite")})
         reward = PairwiseReward(PairwiseJudge(judge_cfg), cfg.reward)
+        try:
+            reward.judge.client.check_credentials()
+        except EndpointError as err:
+            raise ConfigError(str(err)) from None
         writing_reward = WritingReward(
             samples, reward, curriculum, cfg.extras.length_weight, cfg.extras.repetition_weight
         )
@@ -229,7 +240,8 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
-    return load_config(path, TrainConfig)
+    # the folder given wins over the (often relative) output_dir saved in it
+    return load_config(path, TrainConfig).model_copy(update={"output_dir": str(run_dir)})
 
 
 def summarize_run(run_dir: Path) -> str:

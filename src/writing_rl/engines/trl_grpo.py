@@ -135,7 +135,7 @@ class WritingRLGRPOTrainer(GRPOTrainer):
             for (key, level), outcomes in groups.items():
                 sample = wr.samples[key]
                 new = wr.curriculum.record(sample, level, outcomes, step)
-                promotions += new > level
+                promotions += wr.curriculum.config.schedule == "dynamic" and new > level
             new_levels = wr.curriculum.store.levels()
         self._sync_levels(new_levels)
         outcomes = [o for _, _, o in records]

@@ -51,8 +51,14 @@ def build_prompt(item: dict, max_tokens: int, encode: Callable, decode: Callable
 
 def parse_choice(text: str) -> str | None:
     """'The correct answer is (B)' -> 'B'; else a lone A-D in parentheses; else None (counted as wrong)."""
-    for pattern in (r"correct answer is\s*\(?\s*([ABCD])\s*\)?", r"\(([ABCD])\)", r"^\s*([ABCD])\s*$"):
-        m = re.search(pattern, text.replace("*", ""), re.IGNORECASE | re.MULTILINE)
+    patterns = (
+        r"(?i:correct answer is)\s*\(([ABCD])\)",  # the requested form
+        r"(?i:correct answer is)\s*([ABCD])\b",  # without parentheses; the letter must stand alone
+        r"\(([ABCD])\)",
+        r"^\s*([ABCD])\s*$",
+    )
+    for pattern in patterns:
+        m = re.search(pattern, text.replace("*", ""), re.MULTILINE)
         if m:
-            return m.group(1).upper()
+            return m.group(1)
     return None

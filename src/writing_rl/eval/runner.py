@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..aio import gather_with_progress, run_sync
 from ..config import LocalJudgeSettings
 from ..critic import CriticConfig, PointwiseCritic, criteria_list
-from ..data import load_jsonl
+from ..data import load_jsonl, sample_key
 from ..generation import GenerationStore, Generator, GeneratorConfig, write_jsonl
 from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict
 from ..judge.cache import cache_key
@@ -131,6 +131,9 @@ class EvalRun:
             update={"cache_path": cfg.judge.cache_path or str(self.out / "judge_cache.sqlite")}
         )
         self.judge = PairwiseJudge(judge_cfg)
+        for client in (self.critic.client, self.judge.client, self.generator.client):
+            if client is not None:
+                client.check_credentials()
         self.generations: list[dict[str, Any]] = []
         self.judgements: list[dict[str, Any]] = []
 
@@ -170,7 +173,10 @@ class EvalRun:
         }
 
     async def longbench_write(self, t: TaskSlice) -> dict[str, Any]:
-        ids, rows = zip(*_rows(t)) if t.paths else ((), ())
+        pairs = _rows(t)
+        if not pairs:
+            raise ValueError(f"longbench_write: no items in {t.paths}")
+        ids, rows = zip(*pairs)
         outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in zip(ids, rows)])
 
         async def quality(prompt: str, output: str | None) -> dict[str, int | None]:
@@ -242,7 +248,7 @@ class EvalRun:
                 for line in (Path(folder) / "generations.jsonl").read_text(encoding="utf-8").splitlines()
             ]
             opponents[name] = {
-                json.dumps(r["id"]): r["output"] for r in rows if r["task"] == "arena" and r["output"] is not None
+                sample_key(r["id"]): r["output"] for r in rows if r["task"] == "arena" and r["output"] is not None
             }
         jobs = [
             (s, o, name, opp[s.key])

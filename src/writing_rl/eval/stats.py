@@ -53,6 +53,9 @@ def bradley_terry(
         wins[j] += 1 - s
         games[(i, j)] = games.get((i, j), 0.0) + 1
         games[(j, i)] = games.get((j, i), 0.0) + 1
+    played = {p: sum(n for (a, _), n in games.items() if a == p) for p in players}
+    if prior_ties == 0 and any(wins[p] in (0, played[p]) for p in players):
+        raise ValueError("a model that never wins (or never loses) has no finite rating: use prior_ties > 0")
     strength = dict.fromkeys(players, 1.0)
     for _ in range(iterations):
         new = {}

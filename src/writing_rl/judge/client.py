@@ -90,6 +90,10 @@ class OpenAICompatClient:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
+    def check_credentials(self) -> None:
+        """Fail now, not as a stream of unknown verdicts, when the API key variable is not set."""
+        self._headers()
+
     def _ensure_session(self) -> None:
         # asyncio primitives are bound to a loop: rebuild them when called from a new one
         # (a sync caller runs a fresh loop per batch).

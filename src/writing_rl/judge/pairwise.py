@@ -84,19 +84,20 @@ class JudgeStats:
 def probs_at_verdict_position(
     token_logprobs: Sequence[tuple[str, dict[str, float]]], already: str = "", min_mass: float = 1e-3
 ) -> VerdictProbs | None:
-    """Find the first generated position that holds a verdict letter after `[[` and read its top logprobs.
+    """Read P(A), P(B), P(tie) at the last generated position that holds a verdict letter after `[[`.
 
-    `already` is text that precedes the generated tokens (e.g. a prefilled `[[`).
+    The last one, because a judge that explains first may quote the verdict rule ("[[A]] if ...")
+    before giving its own. `already` is text that precedes the generated tokens (a prefilled `[[`).
+    Token variants of one letter (" A", "A", "A]]") are added up, not overwritten.
     """
-    text = already
+    text, found = already, None
     for token, top in token_logprobs:
         need = "" if text.endswith("[[") else "[" if text.endswith("[") else "[["
         stripped = token.lstrip()
         if stripped.startswith(need) and _letter_of(stripped[len(need) :]) is not None:
-            shifted = {t.lstrip()[len(need) :]: lp for t, lp in top.items() if t.lstrip().startswith(need)}
-            return probs_from_top_logprobs(shifted, min_mass=min_mass)
+            found = [(t.lstrip()[len(need) :], lp) for t, lp in top.items() if t.lstrip().startswith(need)]
         text += token
-    return None
+    return None if found is None else probs_from_top_logprobs(found, min_mass=min_mass)
 
 
 class PairwiseJudge:
@@ -133,6 +134,7 @@ class PairwiseJudge:
             temperature=c.temperature,
             max_tokens=c.max_tokens,
             top_logprobs=c.top_logprobs if c.mode == "soft" else None,
+            min_verdict_mass=c.min_verdict_mass if c.mode == "soft" else None,
         )
 
     async def judge(self, question: str, answer_a: str, answer_b: str, criteria: str | None = None) -> Judgement:

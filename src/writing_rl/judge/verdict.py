@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -77,14 +77,17 @@ def _letter_of(token: str) -> str | None:
     return t[0]
 
 
-def probs_from_top_logprobs(top_logprobs: Mapping[str, float], min_mass: float = 1e-3) -> VerdictProbs | None:
+def probs_from_top_logprobs(
+    top_logprobs: Mapping[str, float] | Iterable[tuple[str, float]], min_mass: float = 1e-3
+) -> VerdictProbs | None:
     """Turn the top log-probabilities at the verdict position into P(A), P(B), P(tie).
 
     Tokens such as "A", " A", "A]]" all count for A. Returns None (unknown) when the three letters
     together hold less than `min_mass` of the probability: the judge was not answering the question.
     """
     mass = {"A": 0.0, "B": 0.0, "C": 0.0}
-    for token, logprob in top_logprobs.items():
+    pairs = top_logprobs.items() if isinstance(top_logprobs, Mapping) else top_logprobs
+    for token, logprob in pairs:
         letter = _letter_of(token)
         if letter is not None and logprob is not None and math.isfinite(logprob):
             mass[letter] += math.exp(logprob)
