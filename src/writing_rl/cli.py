@@ -6,7 +6,6 @@ import json
 import signal
 import sys
 import time
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
@@ -18,9 +17,6 @@ from .judge.client import EndpointError
 app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
 curriculum_app = typer.Typer(help="Inspect reference-curriculum state.", no_args_is_help=True)
 app.add_typer(curriculum_app, name="curriculum")
-
-DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
-DEMO_CONFIG = files("writing_rl") / "assets" / "demo.yaml"
 
 
 def _fail(message: str, code: int = 1) -> None:

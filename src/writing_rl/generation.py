@@ -8,7 +8,6 @@ generated twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -155,14 +154,3 @@ class Generator:
     async def aclose(self) -> None:
         if self.client:
             await self.client.aclose()
-
-
-def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write all rows to a temporary file, then move it in place: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)

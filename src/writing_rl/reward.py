@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -53,17 +53,10 @@ class RewardStats:
     tie: int = 0
     loss: int = 0
     unknown: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.win + self.tie + self.loss + self.unknown
 
     def add(self, r: PairReward) -> None:
         if r.outcome is None:
             self.unknown += 1
-            self.errors.extend(j.error for j in r.judgements if j.error)
-            del self.errors[:-20]  # keep only the most recent few, for reports
         else:
             setattr(self, r.outcome, getattr(self, r.outcome) + 1)
 

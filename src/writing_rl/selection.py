@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .aio import gather_with_progress, run_sync
 from .config import LocalJudgeSettings
 from .critic import CriticConfig, PointwiseCritic, criteria_list
-from .generation import GenerationStore, Generator, GeneratorConfig, write_jsonl
+from .generation import GenerationStore, Generator, GeneratorConfig
+from .jsonl import read_jsonl, write_jsonl
 from .prompts import PromptRecord, load_prompts
 from .server import point_local_endpoints, with_local_server
 
@@ -198,7 +199,7 @@ async def score_pool(
 
 
 async def select_async(cfg: SelectConfig) -> dict[str, Any]:
-    rows = [json.loads(line) for line in Path(cfg.pool).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(cfg.pool)
     if not rows:
         raise ValueError(f"{cfg.pool} holds no prompts")
     work = Path(cfg.work_dir)

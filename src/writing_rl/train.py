@@ -21,11 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, load_samples
+from .jsonl import read_jsonl
 from .judge import EndpointError, JudgeConfig, PairwiseJudge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
 
 DEMO_DATASET = "demo"
+DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
+DEMO_CONFIG = files("writing_rl") / "assets" / "demo.yaml"
 
 
 class ExtraRewards(BaseModel):
@@ -74,7 +77,7 @@ class TrainConfig(BaseModel):
 
 def load_train_samples(cfg: TrainConfig) -> list[Sample]:
     if cfg.dataset == DEMO_DATASET:
-        return load_samples(str(files("writing_rl") / "assets" / "demo_samples.jsonl"))
+        return load_samples(str(DEMO_SAMPLES))
     return load_samples(cfg.dataset, split=cfg.dataset_split)
 
 
@@ -233,7 +236,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
 def load_train_config(path: str | Path | None) -> TrainConfig:
     """The given config, or with none the embedded demo (the same file as configs/demo.yaml)."""
-    return load_config(path or str(files("writing_rl") / "assets" / "demo.yaml"), TrainConfig)
+    return load_config(path or str(DEMO_CONFIG), TrainConfig)
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:
@@ -252,7 +255,7 @@ def summarize_run(run_dir: Path) -> str:
         lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; final model: {run_dir / 'final'}")
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
-        rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line]
+        rows = read_jsonl(metrics)
         steps = [r for r in rows if "reward" in r]
         if steps:
             last = steps[-1]

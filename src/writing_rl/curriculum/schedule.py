@@ -86,6 +86,3 @@ class Curriculum:
         return self.store.record(
             sample.key, len(sample.references), level_used, scores, step, self.should_promote
         ).level
-
-    def mean_level(self, samples: Sequence[Sample], step: int) -> float:
-        return sum(self.level(s, step) for s in samples) / max(len(samples), 1)

@@ -117,10 +117,6 @@ class WritingRLGRPOTrainer(GRPOTrainer):
             broadcast_object_list(box, from_process=0)
         self.writing_reward.levels = dict(box[0] or {})
 
-    def reload_curriculum(self) -> None:
-        """Re-read levels from the store (after a restore on resume) and share them with every rank."""
-        self._sync_levels(self._initial_levels())
-
     def _update_curriculum(self) -> None:
         wr = self.writing_reward
         local = wr.pop_pending()

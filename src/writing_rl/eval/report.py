@@ -11,6 +11,8 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
+from ..jsonl import read_jsonl
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>writing-rl report</title>
 <style>
@@ -86,8 +88,8 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
     return steps, shares
 
 
-def _training(run: Path, out: Path) -> dict[str, Any]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+def _training(run: Path) -> dict[str, Any]:
+    rows = read_jsonl(run / "metrics.jsonl")
     steps = [r for r in rows if "reward" in r]
     last = steps[-1] if steps else {}
     return {
@@ -197,7 +199,7 @@ def write_report(runs: list[Path], out: Path) -> Path:
         raise ValueError(
             f"not a training or eval run (no metrics.jsonl or results.json): {', '.join(map(str, unknown))}"
         )
-    training = [_training(r, out) for r in train_runs]
+    training = [_training(r) for r in train_runs]
     evals = [_eval(r) for r in eval_runs]
     metrics = list(dict.fromkeys(k for e in evals for k in e["metrics"]))
     env = Environment(autoescape=select_autoescape(default=True))

@@ -21,7 +21,8 @@ from ..aio import gather_with_progress, run_sync
 from ..config import LocalJudgeSettings
 from ..critic import CriticConfig, PointwiseCritic, criteria_list
 from ..data import load_jsonl, sample_key
-from ..generation import GenerationStore, Generator, GeneratorConfig, write_jsonl
+from ..generation import GenerationStore, Generator, GeneratorConfig
+from ..jsonl import read_jsonl, write_jsonl
 from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict
 from ..judge.cache import cache_key
 from ..prompts import load_prompts
@@ -89,14 +90,7 @@ class EvalConfig(BaseModel):
 
 def _rows(t: TaskSlice) -> list[tuple[str, dict[str, Any]]]:
     """(id, row) for the first `limit` rows of each file; ids are the file's stem and the row number."""
-    out = []
-    for path in t.paths:
-        lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-        out += [
-            (f"{Path(path).stem}:{i}", json.loads(line))
-            for i, line in enumerate(lines[: t.limit] if t.limit else lines)
-        ]
-    return out
+    return [(f"{Path(path).stem}:{i}", row) for path in t.paths for i, row in enumerate(read_jsonl(path)[: t.limit])]
 
 
 def parse_quality(text: str) -> dict[str, int | None]:
@@ -143,7 +137,7 @@ class EvalRun:
         return outputs
 
     async def writingbench(self, t: TaskSlice) -> dict[str, Any]:
-        records = [r for path in t.paths for r in (load_prompts(path)[: t.limit] if t.limit else load_prompts(path))]
+        records = [r for path in t.paths for r in load_prompts(path)[: t.limit]]
         outputs = await self.generate("writingbench", [(r.id, r.prompt) for r in records])
 
         async def score(r, o):  # type: ignore[no-untyped-def]
@@ -238,15 +232,12 @@ class EvalRun:
         }
 
     async def arena(self, t: ArenaTask) -> dict[str, Any]:
-        samples = load_jsonl(t.samples)[: t.limit] if t.limit else load_jsonl(t.samples)
+        samples = load_jsonl(t.samples)[: t.limit]
         outputs = await self.generate("arena", [(s.id, s.prompt_text) for s in samples])
         me = self.cfg.model.name
         opponents: dict[str, dict[str, str]] = {"reference": {s.key: s.references[-1] for s in samples}}
         for name, folder in t.opponents.items():
-            rows = [
-                json.loads(line)
-                for line in (Path(folder) / "generations.jsonl").read_text(encoding="utf-8").splitlines()
-            ]
+            rows = read_jsonl(Path(folder) / "generations.jsonl")
             opponents[name] = {
                 sample_key(r["id"]): r["output"] for r in rows if r["task"] == "arena" and r["output"] is not None
             }
