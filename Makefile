@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo chain eval test lint clean
+.PHONY: setup demo chain eval ablation test lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/writing-rl train configs/demo.yaml --output-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+	run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
+	$(BIN)/writing-rl train configs/demo.yaml --output-dir $$run && \
+	$(BIN)/writing-rl report $$run --out $$run/report
+
+# the scheduling ablation against a known-truth rule judge (docs/sanity-checks.md); re-running reuses finished schedules
+ablation: $(STAMP)
+	$(BIN)/writing-rl ablation configs/ablation/length_fit.yaml
 
 # build-refs -> select -> train on the embedded default; re-running reuses every cached generation and score
 chain: $(STAMP)

@@ -17,41 +17,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from fake_openai import FakeOpenAIServer, chat_reply  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
+from writing_rl.cli import app  # noqa: E402
 from writing_rl.curriculum import CurriculumStore  # noqa: E402
 from writing_rl.server import free_port  # noqa: E402
-from writing_rl.train import TrainConfig, restore_from_checkpoint, train  # noqa: E402
+from writing_rl.train import TrainConfig, restore_from_checkpoint, summarize_run, train  # noqa: E402
 
 pytestmark = pytest.mark.train
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """A 2-layer Llama with SmolLM2's real tokenizer (read from the shipped GGUF), random weights."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
-
-    from writing_rl.server import embedded_gguf_path
-
-    gguf = embedded_gguf_path()
-    out = tmp_path_factory.mktemp("tiny-model")
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
 
 
 def scripted_judge(body: dict) -> tuple:
@@ -123,6 +96,17 @@ def test_grpo_steps_reward_reaches_trainer_unknowns_excluded_promotions_follow_j
     for name in ("config.yaml", "checkpoint-1", "checkpoint-2", "final", "judge_cache.sqlite"):
         assert (run / name).exists(), name
     assert (run / "checkpoint-1" / "curriculum_snapshot.json").is_file()
+    rollouts = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) == 12 and {r["step"] for r in rollouts} == {1, 2}  # numbered as in metrics.jsonl
+    by_prompt = {r["sample"]: r for r in rollouts if r["step"] == 2}
+    assert by_prompt["0"]["level"] == 1 and by_prompt["0"]["outcome"] == "win"  # promoted after step 1
+    assert by_prompt["1"]["reward"] is None and "no verdict" in by_prompt["1"]["missing_reason"]
+    assert all(r["reward/pairwise"] == pytest.approx(0.5) for r in steps)  # components logged as metrics too
+    shown = CliRunner().invoke(app, ["rollouts", str(run), "--step", "2", "--sample", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("── step 2 · sample 1 ·") == 2 and "missing because: no verdict" in shown.output
+    summary = summarize_run(run)
+    assert "rollouts.jsonl" in summary and len([line for line in summary.splitlines() if "0.500" in line]) == 2
     for path in run.rglob("*"):  # the key reached the judge, and nothing the run wrote
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
@@ -181,6 +165,8 @@ def test_killed_run_resumes_with_the_checkpoints_curriculum(tmp_path, tiny_model
         assert store.integrity_ok()
     logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert logged == sorted(logged) and len([s for s in logged if s == 3]) == 1
+    rollout_steps = [json.loads(line)["step"] for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert rollout_steps == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # step 3 of the killed run was dropped on resume
 
 
 LEVEL_PROBE = textwrap.dedent(
@@ -284,7 +270,19 @@ def test_writing_reward_extras_and_unknowns(tmp_path):
         )
         fn.reward.close()
     assert rewards == [pytest.approx(1.0 + 0.5), None]
-    assert fn.pop_pending() == [("0", 0, "win"), ("1", 0, None)] and fn.pending == []
+    records = fn.pop_pending()
+    assert fn.pending == []
+    assert [(r["sample"], r["level"], r["outcome"], r["reward"]) for r in records] == [
+        ("0", 0, "win", pytest.approx(1.5)),
+        ("1", 0, None, None),
+    ]
+    win, unknown = records
+    assert win["components"] == {"pairwise": 1.0, "length": pytest.approx(0.5)}  # kept apart, not only summed
+    assert win["completion"] == {"text": "one two three four", "chars": 18}
+    [judged] = win["judgements"]
+    assert judged["order"] == "reference_first" and judged["verdict"] == "B" and "[[B]]" in judged["text"]["text"]
+    assert unknown["missing_reason"] == "no verdict on the judge's last line"
+    assert unknown["components"] == {"pairwise": None, "length": pytest.approx(0.5)}
 
 
 async def test_transformers_generator_generates_once_and_reuses(tmp_path, tiny_model):
@@ -302,7 +300,7 @@ async def test_transformers_generator_generates_once_and_reuses(tmp_path, tiny_m
 
 
 def test_resume_uses_the_given_folder_and_skips_incomplete_checkpoints(tmp_path, monkeypatch):
-    from writing_rl.train import _trim_metrics, last_checkpoint, resume_config
+    from writing_rl.train import _trim_steps, last_checkpoint, resume_config
 
     run = tmp_path / "moved-run"
     (run / "checkpoint-2").mkdir(parents=True)
@@ -314,5 +312,5 @@ def test_resume_uses_the_given_folder_and_skips_incomplete_checkpoints(tmp_path,
     assert resume_config(run).output_dir == str(run)
     metrics = run / "metrics.jsonl"
     metrics.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "rew')  # last line cut by a kill
-    _trim_metrics(metrics, 2)
+    _trim_steps(metrics, 2)
     assert metrics.read_text() == '{"step": 1}\n{"step": 2}\n'

@@ -242,6 +242,53 @@ def eval_cmd(
     typer.echo(f"everything is in {cfg.output_dir} (results.json, generations.jsonl, judgements.jsonl)")
 
 
+@app.command("rollouts")
+def rollouts_cmd(
+    run: Annotated[Path, typer.Argument(help="training run folder (or its rollouts.jsonl)")],
+    step: int | None = typer.Option(None, help="only this training step (numbered as in metrics.jsonl)"),
+    sample: str | None = typer.Option(None, help="only this sample id"),
+    limit: int = typer.Option(20, help="print at most this many records (0: all)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON record per line"),
+) -> None:
+    """What the judge said about each completion: verdicts per order, probabilities, reward and its parts."""
+    from .rollouts import format_rollout, read_rollouts
+
+    try:
+        rows = read_rollouts(run, step=step, sample=sample)
+    except FileNotFoundError as err:
+        _fail(str(err), 2)
+    if not rows:
+        _fail("no rollout records match", 1)
+    shown = rows if limit <= 0 else rows[:limit]
+    for r in shown:
+        typer.echo(json.dumps(r, ensure_ascii=False) if as_json else format_rollout(r))
+    if len(shown) < len(rows) and not as_json:
+        typer.echo(f"... {len(rows) - len(shown)} more (use --limit 0, --step or --sample)")
+
+
+@app.command("ablation")
+def ablation_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML: a training config plus an `ablation` section")],
+    output_dir: str | None = typer.Option(None, help="override output_dir"),
+    max_steps: int | None = typer.Option(None, help="override grpo.max_steps for every schedule"),
+) -> None:
+    """Scheduling ablation: train dynamic / static / none / strongest from one seed, compare on held-out prompts."""
+    from .ablation import AblationConfig, results_table, run_ablation
+
+    try:
+        cfg = load_config(config, AblationConfig)
+        updates: dict = {}
+        if output_dir:
+            updates["output_dir"] = output_dir
+        if max_steps:
+            updates["grpo"] = cfg.grpo.model_copy(update={"max_steps": max_steps})
+        results = run_ablation(cfg.model_copy(update=updates))
+    except (ConfigError, EndpointError) as err:
+        _fail(str(err), 2)
+    typer.echo(results_table(results))
+    typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
+
+
 @app.command("report")
 def report_cmd(
     runs: Annotated[list[Path], typer.Argument(help="training run folders and/or eval folders")],

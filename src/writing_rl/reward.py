@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from tqdm.auto import tqdm
 
 from .aio import run_sync
-from .judge.pairwise import Judgement, PairwiseJudge
-from .judge.verdict import Verdict
+from .judge.judgement import Judge, Judgement
+from .judge.verdict import Verdict, VerdictProbs
+
+if TYPE_CHECKING:
+    from .data import Sample
 
 Outcome = Literal["win", "tie", "loss"]
 PositionMode = Literal["reference_first", "policy_first", "both_average", "both_agree"]
+Order = Literal["reference_first", "policy_first"]
+# (question, policy answer, reference, criteria) or the same plus the sample (read by rule judges)
+PairItem = tuple[str, str, str, str | None] | tuple[str, str, str, str | None, "Sample | None"]
 
 
 class RewardConfig(BaseModel):
@@ -40,11 +46,22 @@ class RewardConfig(BaseModel):
 
 @dataclass(frozen=True)
 class PairReward:
-    """Reward of one policy answer against one reference; `reward is None` means unknown."""
+    """Reward of one policy answer against one reference; `reward is None` means unknown.
+
+    `judgements[i]` is the judge's answer for the order `orders[i]` (which answer it read first).
+    """
 
     reward: float | None
     outcome: Outcome | None
     judgements: tuple[Judgement, ...]
+    orders: tuple[Order, ...] = ()
+
+    @property
+    def missing_reason(self) -> str | None:
+        """Why the reward is unknown: the first judged order's error."""
+        if self.reward is not None:
+            return None
+        return next((j.error for j in self.judgements if j.error), "judge gave no verdict")
 
 
 @dataclass
@@ -62,9 +79,9 @@ class RewardStats:
 
 
 class PairwiseReward:
-    """Scores policy answers against references through a `PairwiseJudge`."""
+    """Scores policy answers against references through a judge (LLM or rule)."""
 
-    def __init__(self, judge: PairwiseJudge, config: RewardConfig | None = None):
+    def __init__(self, judge: Judge, config: RewardConfig | None = None):
         self.judge = judge
         self.config = config or RewardConfig()
         self.stats = RewardStats()
@@ -88,43 +105,42 @@ class PairwiseReward:
         )
         return soft, hard
 
-    async def score(self, question: str, policy: str, reference: str, criteria: str | None = None) -> PairReward:
+    async def score(
+        self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
+    ) -> PairReward:
         mode = self.config.position
-        if mode == "reference_first":
-            j = await self.judge.judge(question, reference, policy, criteria)
-            judged = [(j, self._one_order(j, Verdict.B))]
-        elif mode == "policy_first":
-            j = await self.judge.judge(question, policy, reference, criteria)
-            judged = [(j, self._one_order(j, Verdict.A))]
-        else:
-            j_ref, j_pol = await asyncio.gather(
-                self.judge.judge(question, reference, policy, criteria),
-                self.judge.judge(question, policy, reference, criteria),
-            )
-            judged = [(j_ref, self._one_order(j_ref, Verdict.B)), (j_pol, self._one_order(j_pol, Verdict.A))]
-        judgements = tuple(j for j, _ in judged)
-        results = [r for _, r in judged]
+        orders: tuple[Order, ...] = (
+            ("reference_first", "policy_first") if mode.startswith("both") else (mode,)  # type: ignore[assignment]
+        )
+
+        def judge(order: Order):  # type: ignore[no-untyped-def]
+            first, second = (reference, policy) if order == "reference_first" else (policy, reference)
+            return self.judge.judge(question, first, second, criteria, sample)
+
+        judgements = tuple(await asyncio.gather(*(judge(o) for o in orders)))
+        results = [
+            self._one_order(j, Verdict.B if o == "reference_first" else Verdict.A) for j, o in zip(judgements, orders)
+        ]
         if any(r is None for r in results):
-            out = PairReward(None, None, judgements)
+            out = PairReward(None, None, judgements, orders)
         elif len(results) == 1:
-            out = PairReward(results[0][0], results[0][1], judgements)
+            out = PairReward(results[0][0], results[0][1], judgements, orders)
         else:
             outcomes = {r[1] for r in results}
             agreed: Outcome = outcomes.pop() if len(outcomes) == 1 else "tie"
             if mode == "both_agree":
-                out = PairReward(self._value(agreed), agreed, judgements)
+                out = PairReward(self._value(agreed), agreed, judgements, orders)
             else:
-                out = PairReward(sum(r[0] for r in results) / 2, agreed, judgements)
+                averaged = _averaged_outcome(judgements, orders)
+                out = PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders)
         self.stats.add(out)
         return out
 
-    async def score_batch(
-        self, items: Sequence[tuple[str, str, str, str | None]], progress: bool = False
-    ) -> list[PairReward]:
-        """Score (question, policy answer, reference, criteria) tuples concurrently, in order."""
+    async def score_batch(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
+        """Score (question, policy answer, reference, criteria[, sample]) tuples concurrently, in order."""
         bar = tqdm(total=len(items), desc="judging", unit="pair", disable=not progress)
 
-        async def one(item: tuple[str, str, str, str | None]) -> PairReward:
+        async def one(item: PairItem) -> PairReward:
             r = await self.score(*item)
             bar.update(1)
             return r
@@ -134,10 +150,29 @@ class PairwiseReward:
         finally:
             bar.close()
 
-    def score_batch_sync(
-        self, items: Sequence[tuple[str, str, str, str | None]], progress: bool = False
-    ) -> list[PairReward]:
+    def score_batch_sync(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
         return run_sync(self.score_batch(items, progress=progress))
 
     def close(self) -> None:
         run_sync(self.judge.aclose())
+
+
+def _averaged_outcome(judgements: Sequence[Judgement], orders: Sequence[Order]) -> Outcome | None:
+    """Soft verdicts in both orders: the outcome with the highest position-averaged probability.
+
+    Each order alone may be dominated by the judge's position bias; averaging P(policy better),
+    P(tie) and P(reference better) over the two orders cancels it, so a policy answer can be
+    called a win even by a judge that always leans towards position A.
+    """
+    if any(j.probs is None for j in judgements):
+        return None
+    win = tie = loss = 0.0
+    for j, order in zip(judgements, orders):
+        p: VerdictProbs = j.probs  # type: ignore[assignment]
+        policy, reference = (p.b, p.a) if order == "reference_first" else (p.a, p.b)
+        win, tie, loss = win + policy, tie + p.tie, loss + reference
+    if win > loss and win >= tie:
+        return "win"
+    if loss > win and loss >= tie:
+        return "loss"
+    return "tie"  # the most likely, or win and loss equally likely  # type: ignore[return-value]

@@ -38,3 +38,19 @@ def repetition_ratio(text: str, n: int = 4) -> float:
         return 0.0
     counts = Counter(grams)
     return sum(c - 1 for c in counts.values()) / len(grams)
+
+
+def keyword_coverage(text: str, keywords: list[str]) -> float:
+    """Share of `keywords` the text uses, in [0, 1]: whole words for Latin script (any case), substrings
+    for CJK (which has no word boundaries)."""
+    if not keywords:
+        raise ValueError("no keywords")
+    lowered = text.lower()
+
+    def used(word: str) -> bool:
+        word = word.strip().lower()
+        if _CJK.search(word):
+            return word in lowered
+        return re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", lowered) is not None
+
+    return sum(used(k) for k in keywords) / len(keywords)

@@ -2,7 +2,8 @@
 
 Run folder (`output_dir`): `config.yaml` (as given; API keys are only ever named, never stored),
 `checkpoint-N/` (TRL's, plus `curriculum_snapshot.json`), `curriculum.sqlite`, `judge_cache.sqlite`,
-`metrics.jsonl`, and `judge_server.log` when the embedded judge is used.
+`metrics.jsonl`, `rollouts.jsonl` (what the judge said about each completion), and `judge_server.log`
+when the embedded judge is used.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, load_samples
 from .jsonl import read_jsonl
-from .judge import EndpointError, JudgeConfig, PairwiseJudge
+from .judge import EndpointError, JudgeConfig, PairwiseJudge, build_judge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
+from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
 
 DEMO_DATASET = "demo"
 DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
@@ -73,6 +75,7 @@ class TrainConfig(BaseModel):
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
+    rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
 
 
 def load_train_samples(cfg: TrainConfig) -> list[Sample]:
@@ -155,11 +158,12 @@ def restore_from_checkpoint(run_dir: Path, checkpoint: Path) -> None:
         raise ConfigError(f"{checkpoint} has no {CURRICULUM_SNAPSHOT}: cannot restore the curriculum exactly")
     with CurriculumStore(run_dir / "curriculum.sqlite") as store:
         store.load_snapshot(snapshot)
-    _trim_metrics(run_dir / "metrics.jsonl", int(checkpoint.name.split("-")[1]))
+    for name in ("metrics.jsonl", ROLLOUTS_FILE):
+        _trim_steps(run_dir / name, int(checkpoint.name.split("-")[1]))
 
 
-def _trim_metrics(path: Path, up_to_step: int) -> None:
-    """On resume, drop metric lines from steps the checkpoint never saw."""
+def _trim_steps(path: Path, up_to_step: int) -> None:
+    """On resume, drop metric and rollout lines from steps the checkpoint never saw."""
     if not path.is_file():
         return
     keep = []
@@ -210,13 +214,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     with judge_endpoint(cfg, run_dir) as judge_cfg:
         if judge_cfg.cache_path is None:
             judge_cfg = judge_cfg.model_copy(update={"cache_path": str(run_dir / "judge_cache.sqlite")})
-        reward = PairwiseReward(PairwiseJudge(judge_cfg), cfg.reward)
-        try:
-            reward.judge.client.check_credentials()
-        except EndpointError as err:
-            raise ConfigError(str(err)) from None
+        judge = build_judge(judge_cfg)
+        if isinstance(judge, PairwiseJudge):
+            try:
+                judge.client.check_credentials()
+            except EndpointError as err:
+                raise ConfigError(str(err)) from None
+        reward = PairwiseReward(judge, cfg.reward)
         writing_reward = WritingReward(
-            samples, reward, curriculum, cfg.extras.length_weight, cfg.extras.repetition_weight
+            samples,
+            reward,
+            curriculum,
+            cfg.extras.length_weight,
+            cfg.extras.repetition_weight,
+            cfg.rollouts.max_text_chars,
         )
         trainer = WritingRLGRPOTrainer(
             model=model_path,
@@ -225,6 +236,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             train_dataset=to_trl_dataset(samples),
             callbacks=[CurriculumCheckpointCallback(curriculum), MetricsJsonlCallback(run_dir / "metrics.jsonl")],
             writing_reward=writing_reward,
+            rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
         )
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -247,22 +259,40 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     return load_config(path, TrainConfig).model_copy(update={"output_dir": str(run_dir)})
 
 
+def _num(value: Any, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def step_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Per training step: reward, its pairwise part, win rate against the current reference, promotions, level."""
+    lines = [
+        f"{'step':>5} {'reward':>7} {'pairwise':>8} {'win':>5} {'tie':>5} {'loss':>5} {'promoted':>8} {'level':>6}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['step']:>5} {_num(r.get('reward'), '.3f'):>7} {_num(r.get('reward/pairwise'), '.3f'):>8} "
+            f"{_num(r.get('judge/win_rate')):>5} {_num(r.get('judge/tie_rate')):>5} {_num(r.get('judge/loss_rate')):>5} "
+            f"{_num(r.get('curriculum/promotions'), '.0f'):>8} {_num(r.get('curriculum/mean_level')):>6}"
+        )
+    return lines
+
+
 def summarize_run(run_dir: Path) -> str:
-    """Where the results are, and the last logged numbers."""
+    """Where the results are, and what each step did."""
     lines = [f"run folder: {run_dir}"]
     ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if ckpts:
         lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; final model: {run_dir / 'final'}")
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
-        rows = read_jsonl(metrics)
-        steps = [r for r in rows if "reward" in r]
+        steps = [r for r in read_jsonl(metrics) if "reward" in r]
         if steps:
-            last = steps[-1]
-            lines.append(
-                f"step {last['step']}: reward {last['reward']:.3f}, win rate {last.get('judge/win_rate', 0):.2f}, "
-                f"mean reference level {last.get('curriculum/mean_level', 0):.2f}, step time {last.get('step_time', 0):.1f}s"
-            )
+            lines += ["per step (win/tie/loss against each prompt's current reference):", *step_table(steps)]
+            unknown = max((r.get("judge/unknown_rate") or 0) for r in steps)
+            if unknown:
+                lines.append(f"warning: up to {unknown:.0%} of rewards per step were missing (see rollouts)")
         lines.append(f"metrics: {metrics} (TensorBoard logs under {run_dir / 'runs'} when report_to includes it)")
+    if (run_dir / ROLLOUTS_FILE).is_file():
+        lines.append(f"rollouts: {run_dir / ROLLOUTS_FILE} (writing-rl rollouts {run_dir} --step N)")
     lines.append(f"curriculum: writing-rl curriculum show {run_dir}")
     return "\n".join(lines)

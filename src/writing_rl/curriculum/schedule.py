@@ -4,6 +4,7 @@
   judged over its whole GRPO group; at the top it stays against the strongest.
 - `static`: every sample's level rises together at fixed steps (`milestones`).
 - `none`: a random reference each step (the same one for the whole group), for the ablation.
+- `fixed`: always the reference at `fixed_level` (-1: the strongest), the ablation's fixed baseline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ Outcome = Literal["win", "tie", "loss"]
 class CurriculumConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schedule: Literal["dynamic", "static", "none"] = "dynamic"
+    schedule: Literal["dynamic", "static", "none", "fixed"] = "dynamic"
     rule: Literal["wins", "win_rate"] = Field(
         "wins", description="dynamic: promote after `wins_to_promote` wins at a level, or on a win rate over a window"
     )
@@ -35,6 +36,9 @@ class CurriculumConfig(BaseModel):
     )
     tie_credit: float = Field(0.0, ge=0, le=1, description="how much a tie counts as a win for promotion")
     milestones: list[int] = Field(default_factory=list, description="static: steps at which every level rises by one")
+    fixed_level: int = Field(
+        -1, description="fixed: the reference index every sample uses; negative counts from the strongest"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -71,6 +75,8 @@ class Curriculum:
             return min(self.store.level(sample.key), top)
         if c.schedule == "static":
             return min(sum(1 for m in c.milestones if step >= m), top)
+        if c.schedule == "fixed":
+            return min(max(c.fixed_level if c.fixed_level >= 0 else top + 1 + c.fixed_level, 0), top)
         digest = hashlib.sha256(f"{c.seed}:{sample.key}:{step}".encode()).digest()
         return int.from_bytes(digest[:8], "big") % len(sample.references)
 

@@ -3,12 +3,12 @@ dynamic curriculum decided once per generation batch from whole GRPO groups.
 
 How the pieces meet:
 - `WritingReward` is a plain TRL reward function. Each rank scores its slice of completions
-  against the reference level that every rank holds in the same in-memory table, and keeps
-  (sample, level, outcome) records. Unknown verdicts return None, which TRL turns into NaN and
-  leaves out of the group baseline.
+  against the reference level that every rank holds in the same in-memory table, and keeps one
+  rollout record per completion (sample, level, judgements, outcome, reward components). Unknown
+  verdicts return None, which TRL turns into NaN and leaves out of the group baseline.
 - `WritingRLGRPOTrainer._calculate_rewards` runs right after TRL gathers the rewards: it gathers the
-  records of all ranks, lets the main process apply the promotion rule to each whole group and
-  write the store, and broadcasts the new levels, so every rank sees identical levels.
+  records of all ranks, lets the main process apply the promotion rule to each whole group, write
+  the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
 """
@@ -28,8 +28,9 @@ from trl import GRPOTrainer
 
 from ..curriculum import Curriculum
 from ..data import Sample
-from ..judge.pairwise import PairwiseJudge
-from ..reward import PairwiseReward
+from ..judge.judgement import Judge
+from ..reward import PairReward, PairwiseReward
+from ..rollouts import RolloutWriter, capped
 from ..text_metrics import count_length, length_score, repetition_ratio
 
 CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
@@ -43,7 +44,11 @@ def completion_text(completion: Any) -> str:
 
 
 class WritingReward:
-    """Pairwise judge reward (plus optional length and repetition terms) as a TRL reward function."""
+    """Pairwise judge reward (plus optional length and repetition terms) as a TRL reward function.
+
+    Every call also keeps one rollout record per completion (see `writing_rl.rollouts`); the trainer
+    gathers them, updates the curriculum from them and writes them to the run folder.
+    """
 
     def __init__(
         self,
@@ -52,6 +57,7 @@ class WritingReward:
         curriculum: Curriculum,
         length_weight: float = 0.0,
         repetition_weight: float = 0.0,
+        max_text_chars: int = 20_000,
     ):
         self.__name__ = "writing_rl"
         self.samples = {s.key: s for s in samples}
@@ -59,8 +65,9 @@ class WritingReward:
         self.curriculum = curriculum
         self.length_weight = length_weight
         self.repetition_weight = repetition_weight
+        self.max_text_chars = max_text_chars
         self.levels: dict[str, int] = {}  # dynamic schedule: identical on every rank
-        self.pending: list[tuple[str, int, str | None]] = []
+        self.pending: list[dict[str, Any]] = []
         self.last_judge_s = 0.0
 
     def level_of(self, sample: Sample, step: int) -> int:
@@ -68,13 +75,14 @@ class WritingReward:
             return min(self.levels.get(sample.key, 0), len(sample.references) - 1)
         return self.curriculum.level(sample, step)
 
-    def extras(self, sample: Sample, text: str) -> float:
-        bonus = 0.0
+    def components(self, sample: Sample, text: str) -> dict[str, float]:
+        """The terms added to the pairwise reward, each signed as it enters the sum."""
+        out = {}
         if self.length_weight and sample.length:
-            bonus += self.length_weight * length_score(sample.length, count_length(text)) / 100.0
+            out["length"] = self.length_weight * length_score(sample.length, count_length(text)) / 100.0
         if self.repetition_weight:
-            bonus -= self.repetition_weight * repetition_ratio(text)
-        return bonus
+            out["repetition"] = -self.repetition_weight * repetition_ratio(text)
+        return out
 
     def __call__(
         self, prompts: list, completions: list, sample_key: list[str], trainer_state: Any = None, **_: Any
@@ -83,27 +91,69 @@ class WritingReward:
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
         texts = [completion_text(c) for c in completions]
-        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text) for s, t, lvl in zip(samples, texts, levels)]
+        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)]
         started = time.perf_counter()
         results = self.reward.score_batch_sync(items)
         self.last_judge_s = time.perf_counter() - started
-        self.pending.extend((s.key, lvl, r.outcome) for s, lvl, r in zip(samples, levels, results))
-        return [None if r.reward is None else r.reward + self.extras(s, t) for s, t, r in zip(samples, texts, results)]
+        rewards: list[float | None] = []
+        seen: dict[str, int] = defaultdict(int)
+        for s, text, lvl, r in zip(samples, texts, levels, results):
+            parts = {"pairwise": r.reward, **self.components(s, text)}
+            total = None if r.reward is None else sum(v for v in parts.values() if v is not None)
+            rewards.append(total)
+            self.pending.append(self._record(step + 1, s, seen[s.key], lvl, text, r, parts, total))
+            seen[s.key] += 1
+        return rewards
 
-    def pop_pending(self) -> list[tuple[str, int, str | None]]:
+    def _record(
+        self, step: int, s: Sample, index: int, level: int, text: str, r: PairReward, parts: dict, total: float | None
+    ) -> dict[str, Any]:
+        sources = getattr(s, "reference_sources", None)
+        source = sources[level] if isinstance(sources, list) and level < len(sources) else f"reference {level}"
+        cap = self.max_text_chars
+        return {
+            "step": step,  # the training step these completions train, numbered as in metrics.jsonl
+            "sample": s.key,
+            "sample_id": s.id,
+            "index": index,
+            "level": level,
+            "n_levels": len(s.references),
+            "reference_source": source,
+            "completion": capped(text, cap),
+            "judgements": [
+                {
+                    "order": order,
+                    "verdict": j.verdict.value,
+                    "probs": None if j.probs is None else vars(j.probs),
+                    "text": capped(j.text, cap),
+                    "error": j.error,
+                    "cached": j.cached,
+                }
+                for order, j in zip(r.orders, r.judgements)
+            ],
+            "outcome": r.outcome,
+            "reward": total,
+            "components": parts,
+            "missing_reason": r.missing_reason,
+        }
+
+    def pop_pending(self) -> list[dict[str, Any]]:
         out, self.pending = self.pending, []
         return out
 
     @property
-    def judge(self) -> PairwiseJudge:
+    def judge(self) -> Judge:
         return self.reward.judge
 
 
 class WritingRLGRPOTrainer(GRPOTrainer):
     """GRPOTrainer plus the curriculum update and writing-rl metrics; everything else is TRL's."""
 
-    def __init__(self, *args: Any, writing_reward: WritingReward, **kwargs: Any):
+    def __init__(
+        self, *args: Any, writing_reward: WritingReward, rollout_writer: RolloutWriter | None = None, **kwargs: Any
+    ):
         self.writing_reward = writing_reward
+        self.rollout_writer = rollout_writer
         super().__init__(*args, **kwargs)
         self._sync_levels(self._initial_levels())
 
@@ -126,20 +176,26 @@ class WritingRLGRPOTrainer(GRPOTrainer):
         new_levels: dict[str, int] | None = None
         if self.accelerator.is_main_process:
             groups: dict[tuple[str, int], list[str | None]] = defaultdict(list)
-            for key, level, outcome in records:
-                groups[(key, level)].append(outcome)
+            for r in records:
+                groups[(r["sample"], r["level"])].append(r["outcome"])
             for (key, level), outcomes in groups.items():
                 sample = wr.samples[key]
                 new = wr.curriculum.record(sample, level, outcomes, step)
                 promotions += wr.curriculum.config.schedule == "dynamic" and new > level
             new_levels = wr.curriculum.store.levels()
+            if self.rollout_writer is not None:
+                self.rollout_writer.write(records)
         self._sync_levels(new_levels)
-        outcomes = [o for _, _, o in records]
+        outcomes = [r["outcome"] for r in records]
         n = max(len(outcomes), 1)
         metrics = self._metrics["train"]
         for name in ("win", "tie", "loss"):
             metrics[f"judge/{name}_rate"].append(outcomes.count(name) / n)
         metrics["judge/unknown_rate"].append(outcomes.count(None) / n)
+        known = [r for r in records if r["reward"] is not None]
+        for part in sorted({k for r in known for k in r["components"]}):
+            values = [r["components"].get(part, 0.0) for r in known]
+            metrics[f"reward/{part}"].append(sum(values) / len(values))
         metrics["curriculum/promotions"].append(float(promotions))
         levels = [wr.level_of(s, step + 1) for s in wr.samples.values()]
         metrics["curriculum/mean_level"].append(sum(levels) / max(len(levels), 1))
@@ -148,12 +204,13 @@ class WritingRLGRPOTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         wr = self.writing_reward
+        calls = wr.judge.call_stats()
         totals = {
-            "judge/calls": wr.judge.client.stats.requests,
+            "judge/calls": calls["calls"],
             "judge/cache_hits": wr.judge.stats.cache_hits,
-            "judge/retries": wr.judge.client.stats.retries,
+            "judge/retries": calls["retries"],
             "judge/failed_calls": wr.judge.stats.failed_calls,
-            "judge/latency_s": wr.judge.client.stats.latency_s,
+            "judge/latency_s": calls["latency_s"],
         }
         previous = getattr(self, "_judge_totals", dict.fromkeys(totals, 0))
         delta = {k: totals[k] - previous[k] for k in totals}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import sqlite3
 from collections import Counter
 from pathlib import Path
@@ -28,8 +29,9 @@ img { max-width: 100%; margin: 0.5rem 0; }
 {% if training %}
 <h2>Training</h2>
 {% for img in training_plots %}<img src="{{ img }}" alt="{{ img }}">{% endfor %}
-<table><tr><th>run</th><th>steps</th><th>last reward</th><th>last win rate</th><th>mean level</th><th>step time (s)</th></tr>
-{% for t in training %}<tr><td>{{ t.name }}</td><td>{{ t.steps }}</td><td>{{ fmt(t.reward) }}</td><td>{{ fmt(t.win_rate) }}</td><td>{{ fmt(t.level) }}</td><td>{{ fmt(t.step_time) }}</td></tr>{% endfor %}
+<table><tr><th>run</th><th>steps</th><th>last reward</th><th>last win rate</th><th>mean level</th><th>step time (s)</th><th>rollouts</th></tr>
+{% for t in training %}<tr><td>{{ t.name }}</td><td>{{ t.steps }}</td><td>{{ fmt(t.reward) }}</td><td>{{ fmt(t.win_rate) }}</td><td>{{ fmt(t.level) }}</td><td>{{ fmt(t.step_time) }}</td>
+<td>{% if t.rollouts %}<a href="{{ t.rollouts }}">rollouts.jsonl</a>{% else %}–{% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
 {% if evals %}
@@ -88,8 +90,9 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
     return steps, shares
 
 
-def _training(run: Path) -> dict[str, Any]:
+def _training(run: Path, out: Path) -> dict[str, Any]:
     rows = read_jsonl(run / "metrics.jsonl")
+    rollouts = run / "rollouts.jsonl"
     steps = [r for r in rows if "reward" in r]
     last = steps[-1] if steps else {}
     return {
@@ -100,6 +103,7 @@ def _training(run: Path) -> dict[str, Any]:
         "win_rate": last.get("judge/win_rate"),
         "level": last.get("curriculum/mean_level"),
         "step_time": last.get("step_time"),
+        "rollouts": Path(os.path.relpath(rollouts.resolve(), out.resolve())).as_posix() if rollouts.is_file() else None,
     }
 
 
@@ -199,7 +203,7 @@ def write_report(runs: list[Path], out: Path) -> Path:
         raise ValueError(
             f"not a training or eval run (no metrics.jsonl or results.json): {', '.join(map(str, unknown))}"
         )
-    training = [_training(r) for r in train_runs]
+    training = [_training(r, out) for r in train_runs]
     evals = [_eval(r) for r in eval_runs]
     metrics = list(dict.fromkeys(k for e in evals for k in e["metrics"]))
     env = Environment(autoescape=select_autoescape(default=True))

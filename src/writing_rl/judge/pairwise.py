@@ -17,16 +17,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .cache import JudgeCache, cache_key
 from .chat_template import ChatTemplate
 from .client import EndpointConfig, EndpointError, OpenAICompatClient
+from .judgement import Judgement, JudgeStats
+from .rules import RuleJudgeConfig
 from .templates import PairwiseTemplate
 from .verdict import Verdict, VerdictProbs, _letter_of, parse_verdict, probs_from_top_logprobs
+
+if TYPE_CHECKING:
+    from ..data import Sample
 
 
 class JudgeConfig(BaseModel):
@@ -34,6 +38,10 @@ class JudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    backend: Literal["llm", "rule"] = Field(
+        "llm", description="llm: a model behind `endpoint`; rule: a known-truth rule judge (`rule`), for sanity checks"
+    )
+    rule: RuleJudgeConfig | None = Field(None, description="backend rule: which rule, its tie tolerance and noise")
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     mode: Literal["hard", "soft"] = "hard"
     soft_via: Literal["completions", "chat"] = Field(
@@ -49,36 +57,18 @@ class JudgeConfig(BaseModel):
     min_verdict_mass: float = Field(1e-3, ge=0, le=1, description="soft: below this P(A)+P(B)+P(C) is unknown")
     cache_path: str | None = Field(None, description="SQLite file for cached judgements; None disables the cache")
 
-
-@dataclass
-class Judgement:
-    verdict: Verdict
-    probs: VerdictProbs | None = None
-    text: str = ""
-    error: str | None = None
-    cached: bool = False
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["verdict"] = self.verdict.value
-        return d
-
+    @field_validator("rule", mode="before")
     @classmethod
-    def from_json(cls, d: dict) -> Judgement:
-        probs = VerdictProbs(**d["probs"]) if d.get("probs") else None
-        return cls(
-            verdict=Verdict(d["verdict"]), probs=probs, text=d.get("text", ""), error=d.get("error"), cached=True
-        )
+    def _rule_by_name(cls, value: object) -> object:
+        return {"name": value} if isinstance(value, str) else value
 
-
-@dataclass
-class JudgeStats:
-    judgements: int = 0
-    unknown: int = 0
-    failed_calls: int = 0
-    cache_hits: int = 0
-    latency_s: float = 0.0
-    by_verdict: dict[str, int] = field(default_factory=dict)
+    @model_validator(mode="after")
+    def _backend_matches_rule(self) -> JudgeConfig:
+        if self.backend == "rule" and self.rule is None:
+            raise ValueError("backend 'rule' needs `rule` (e.g. rule: length_fit)")
+        if self.backend == "llm" and self.rule is not None:
+            raise ValueError("`rule` is set but backend is 'llm': set backend: rule to use the rule judge")
+        return self
 
 
 def probs_at_verdict_position(
@@ -137,8 +127,13 @@ class PairwiseJudge:
             min_verdict_mass=c.min_verdict_mass if c.mode == "soft" else None,
         )
 
-    async def judge(self, question: str, answer_a: str, answer_b: str, criteria: str | None = None) -> Judgement:
-        """Judge one pair; A and B are positions, the caller decides which is the policy."""
+    async def judge(
+        self, question: str, answer_a: str, answer_b: str, criteria: str | None = None, sample: Sample | None = None
+    ) -> Judgement:
+        """Judge one pair; A and B are positions, the caller decides which is the policy.
+
+        `sample` is accepted for the `Judge` interface (rule judges read its target); an LLM judge
+        sees only the question, the answers and the criteria."""
         style = "direct" if self.config.mode == "soft" and not self.config.reason_first else "explain"
         messages, nonce = self.template.render(question, answer_a, answer_b, criteria=criteria, style=style)
         key = self._key(messages)
@@ -157,10 +152,7 @@ class PairwiseJudge:
                 result = Judgement(Verdict.UNKNOWN, error=str(err))
             if self.cache is not None and result.error is None and result.verdict is not Verdict.UNKNOWN:
                 self.cache.put(key, result.to_json())
-        self.stats.judgements += 1
-        self.stats.unknown += result.verdict is Verdict.UNKNOWN
-        self.stats.by_verdict[result.verdict.value] = self.stats.by_verdict.get(result.verdict.value, 0) + 1
-        self.stats.latency_s += time.perf_counter() - started
+        self.stats.count(result, time.perf_counter() - started)
         return result
 
     async def _hard(self, messages: list[dict[str, str]], nonce: str) -> Judgement:
@@ -195,6 +187,10 @@ class PairwiseJudge:
     async def judge_many(self, items: Sequence[tuple[str, str, str, str | None]]) -> list[Judgement]:
         """Judge (question, answer A, answer B, criteria) tuples concurrently, in order."""
         return list(await asyncio.gather(*(self.judge(*item) for item in items)))
+
+    def call_stats(self) -> dict[str, float]:
+        s = self.client.stats
+        return {"calls": s.requests, "retries": s.retries, "latency_s": s.latency_s}
 
     async def aclose(self) -> None:
         await self.client.aclose()

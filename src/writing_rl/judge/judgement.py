@@ -1,0 +1,64 @@
+"""What every judge backend returns, and the interface the reward path relies on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from .verdict import Verdict, VerdictProbs
+
+if TYPE_CHECKING:
+    from ..data import Sample
+
+
+@dataclass
+class Judgement:
+    verdict: Verdict
+    probs: VerdictProbs | None = None
+    text: str = ""
+    error: str | None = None
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["verdict"] = self.verdict.value
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Judgement:
+        probs = VerdictProbs(**d["probs"]) if d.get("probs") else None
+        return cls(
+            verdict=Verdict(d["verdict"]), probs=probs, text=d.get("text", ""), error=d.get("error"), cached=True
+        )
+
+
+@dataclass
+class JudgeStats:
+    judgements: int = 0
+    unknown: int = 0
+    failed_calls: int = 0
+    cache_hits: int = 0
+    latency_s: float = 0.0
+    by_verdict: dict[str, int] = field(default_factory=dict)
+
+    def count(self, result: Judgement, seconds: float) -> None:
+        self.judgements += 1
+        self.unknown += result.verdict is Verdict.UNKNOWN
+        self.by_verdict[result.verdict.value] = self.by_verdict.get(result.verdict.value, 0) + 1
+        self.latency_s += seconds
+
+
+class Judge(Protocol):
+    """A pairwise judge: an LLM behind an endpoint, or a rule whose truth is known."""
+
+    stats: JudgeStats
+
+    async def judge(
+        self, question: str, answer_a: str, answer_b: str, criteria: str | None = None, sample: Sample | None = None
+    ) -> Judgement: ...
+
+    def call_stats(self) -> dict[str, float]:
+        """Totals since start: calls spent, retries, summed call latency (for per-step metrics)."""
+        ...
+
+    async def aclose(self) -> None: ...
