@@ -103,7 +103,14 @@ def train_schedules(cfg: AblationConfig, out: Path, samples: list[Sample]) -> di
 
 
 def generate_answers(
-    model_path: str, samples: list[Sample], n: int, max_new_tokens: int, temperature: float, batch: int, seed: int
+    model_path: str,
+    samples: list[Sample],
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    batch: int,
+    seed: int,
+    label: str | None = None,
 ) -> list[list[str]]:
     """`n` answers per prompt from a transformers checkpoint, batched with left padding, seeded."""
     import torch
@@ -123,7 +130,7 @@ def generate_answers(
     answers: list[list[str]] = [[] for _ in samples]
     torch.manual_seed(seed)
     sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
-    for start in tqdm(range(0, len(jobs), batch), desc=f"held-out answers ({Path(model_path).name})", unit="batch"):
+    for start in tqdm(range(0, len(jobs), batch), desc=f"held-out answers ({label or Path(model_path).name})", unit="batch"):
         chunk = jobs[start : start + batch]
         enc = tok([p for _, p in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
@@ -198,7 +205,9 @@ def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
         have = [[cached.get((name, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
         if any(t is None for ts in have for t in ts):
             print(f"[ablation] held-out answers: {name} ({path})", flush=True)
-            have = generate_answers(path, heldout, a.samples_per_prompt, max_new, a.temperature, a.batch_size, a.seed)
+            have = generate_answers(
+                path, heldout, a.samples_per_prompt, max_new, a.temperature, a.batch_size, a.seed, label=name
+            )
         answers[name] = have  # type: ignore[assignment]
         rows += [
             {"model": name, "sample": s.key, "index": k, "text": t}
