@@ -55,6 +55,7 @@ def serve_judge(
     server = LocalJudgeServer(model_path=model, host=host, port=port, n_ctx=n_ctx, log_path=log)
     typer.echo(f"starting judge server ({server.model_path.name}) ...")
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started where SIGINT is ignored
     try:
         with server:
             typer.echo(f"judge ready at {server.base_url} (model '{server.model_alias}'); Ctrl-C stops it")
