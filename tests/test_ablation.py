@@ -98,3 +98,22 @@ def test_ablation_command_trains_each_schedule_and_reports(tmp_path, tiny_model)
     again = CliRunner().invoke(app, ["ablation", str(path)])  # finished schedules and answers are reused
     assert again.exit_code == 0 and "reusing" in again.output
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+
+
+@pytest.mark.parametrize("name", ["length_fit", "keyword_coverage"])
+def test_shipped_ablation_configs_validate_and_their_data_suits_the_rule(name):
+    from pathlib import Path
+
+    from writing_rl.config import load_config
+    from writing_rl.data import load_samples
+    from writing_rl.judge import rule_score
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "ablation" / f"{name}.yaml", AblationConfig)
+    assert cfg.judge.rule.name == name and cfg.ablation.schedules == ["dynamic", "static", "none", "strongest"]
+    train, heldout = load_samples(str(root / cfg.dataset)), load_samples(str(root / cfg.ablation.heldout))
+    assert len(train) == 24 and len(heldout) == 16
+    assert not {s.prompt_text for s in train} & {s.prompt_text for s in heldout}
+    for s in train + heldout:  # references rise strictly under the rule: the curriculum has somewhere to go
+        scores = [rule_score(name, r, s) for r in s.references]
+        assert scores == sorted(scores) and len(set(scores)) == len(scores), (s.id, scores)

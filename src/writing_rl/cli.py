@@ -122,7 +122,7 @@ def judge_pair(
 ) -> None:
     """Judge one pair and print the judgement as JSON."""
     from .aio import run_sync
-    from .judge import JudgeConfig, PairwiseJudge
+    from .judge import JudgeConfig, build_judge
     from .server import LocalJudgeServer
 
     def text(v: str) -> str:
@@ -140,7 +140,7 @@ def judge_pair(
             _fail(f"--mode must be 'hard' or 'soft', got {mode!r}", 2)
 
     async def go(cfg):  # type: ignore[no-untyped-def]
-        judge = PairwiseJudge(cfg)
+        judge = build_judge(cfg)
         try:
             return await judge.judge(question, text(answer_a), text(answer_b), criteria)
         finally:

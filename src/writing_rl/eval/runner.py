@@ -23,7 +23,7 @@ from ..critic import CriticConfig, PointwiseCritic, criteria_list
 from ..data import load_jsonl, sample_key
 from ..generation import GenerationStore, Generator, GeneratorConfig
 from ..jsonl import read_jsonl, write_jsonl
-from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict
+from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict, build_judge
 from ..judge.cache import cache_key
 from ..prompts import load_prompts
 from ..server import point_local_endpoints, with_local_server
@@ -124,8 +124,9 @@ class EvalRun:
         judge_cfg = cfg.judge.model_copy(
             update={"cache_path": cfg.judge.cache_path or str(self.out / "judge_cache.sqlite")}
         )
-        self.judge = PairwiseJudge(judge_cfg)
-        for client in (self.critic.client, self.judge.client, self.generator.client):
+        self.judge = build_judge(judge_cfg)
+        judge_client = self.judge.client if isinstance(self.judge, PairwiseJudge) else None
+        for client in (self.critic.client, judge_client, self.generator.client):
             if client is not None:
                 client.check_credentials()
         self.generations: list[dict[str, Any]] = []
@@ -249,8 +250,8 @@ class EvalRun:
         ]
 
         async def both(s, mine, theirs):  # type: ignore[no-untyped-def]
-            first = await self.judge.judge(s.prompt_text, mine, theirs, s.criteria_text)  # mine in A
-            second = await self.judge.judge(s.prompt_text, theirs, mine, s.criteria_text)  # mine in B
+            first = await self.judge.judge(s.prompt_text, mine, theirs, s.criteria_text, s)  # mine in A
+            second = await self.judge.judge(s.prompt_text, theirs, mine, s.criteria_text, s)  # mine in B
             return first, second
 
         judged = await gather_with_progress((both(s, m, th) for s, m, _, th in jobs), "arena: judging both orders")
@@ -343,7 +344,7 @@ class EvalRun:
             "generated": self.generator.generated,
             "reused": self.generator.reused,
             "critic_calls": self.critic.client.stats.requests,
-            "judge_calls": self.judge.client.stats.requests,
+            "judge_calls": self.judge.call_stats()["calls"],
         }
         write_jsonl(self.out / "generations.jsonl", self.generations)
         write_jsonl(self.out / "judgements.jsonl", self.judgements)
