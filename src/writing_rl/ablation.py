@@ -130,7 +130,9 @@ def generate_answers(
     answers: list[list[str]] = [[] for _ in samples]
     torch.manual_seed(seed)
     sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
-    for start in tqdm(range(0, len(jobs), batch), desc=f"held-out answers ({label or Path(model_path).name})", unit="batch"):
+    for start in tqdm(
+        range(0, len(jobs), batch), desc=f"held-out answers ({label or Path(model_path).name})", unit="batch"
+    ):
         chunk = jobs[start : start + batch]
         enc = tok([p for _, p in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():

@@ -7,14 +7,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from .config import ConfigError, CoreConfig, load_config
 from .judge.client import EndpointError
 
 app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
+TrainConfigT = TypeVar("TrainConfigT", bound=BaseModel)
 curriculum_app = typer.Typer(help="Inspect reference-curriculum state.", no_args_is_help=True)
 app.add_typer(curriculum_app, name="curriculum")
 
@@ -157,6 +159,16 @@ def judge_pair(
         raise typer.Exit(3)
 
 
+def _overridden(cfg: TrainConfigT, output_dir: str | None, max_steps: int | None) -> TrainConfigT:
+    """A training (or ablation) config with the command line's --output-dir and --max-steps applied."""
+    updates: dict = {}
+    if output_dir:
+        updates["output_dir"] = output_dir
+    if max_steps:
+        updates["grpo"] = cfg.grpo.model_copy(update={"max_steps": max_steps})  # type: ignore[attr-defined]
+    return cfg.model_copy(update=updates)
+
+
 @app.command("train")
 def train_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML config; default: the embedded demo")] = None,
@@ -170,13 +182,7 @@ def train_cmd(
     if resume and config:
         _fail("give either CONFIG or --resume RUN, not both", 2)
     try:
-        cfg = resume_config(resume) if resume else load_train_config(config)
-        updates: dict = {}
-        if output_dir:
-            updates["output_dir"] = output_dir
-        if max_steps:
-            updates["grpo"] = cfg.grpo.model_copy(update={"max_steps": max_steps})
-        cfg = cfg.model_copy(update=updates)
+        cfg = _overridden(resume_config(resume) if resume else load_train_config(config), output_dir, max_steps)
         run_dir = train(cfg, resume=resume is not None)
     except ConfigError as err:
         _fail(str(err), 2)
@@ -277,13 +283,7 @@ def ablation_cmd(
     from .ablation import AblationConfig, results_table, run_ablation
 
     try:
-        cfg = load_config(config, AblationConfig)
-        updates: dict = {}
-        if output_dir:
-            updates["output_dir"] = output_dir
-        if max_steps:
-            updates["grpo"] = cfg.grpo.model_copy(update={"max_steps": max_steps})
-        results = run_ablation(cfg.model_copy(update=updates))
+        results = run_ablation(_overridden(load_config(config, AblationConfig), output_dir, max_steps))
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
     typer.echo(results_table(results))

@@ -8,9 +8,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
-from ..jsonl import read_jsonl
-from ..rollouts import ROLLOUTS_FILE
-from .report import _pyplot, fmt
+from .report import STYLE, _pyplot, fmt, training_summary
 
 CURVES = (
     ("reward", "reward"),
@@ -21,14 +19,7 @@ CURVES = (
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>writing-rl scheduling ablation</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-img { max-width: 100%; margin: 0.5rem 0; }
-.missing { color: #999; }
-</style></head><body>
+{{ style }}</head><body>
 <h1>Scheduling ablation</h1>
 <p>{{ n_prompts }} held-out prompts × {{ per_prompt }} answers per model. Means over prompts with
 bootstrap 95% intervals; Δ is the paired difference from the base model (prompts resampled).</p>
@@ -48,17 +39,6 @@ bootstrap 95% intervals; Δ is the paired difference from the base model (prompt
 </table>
 </body></html>
 """
-
-
-def _training(run: Path) -> dict[str, Any]:
-    rows = [r for r in read_jsonl(run / "metrics.jsonl") if "reward" in r] if (run / "metrics.jsonl").is_file() else []
-    return {
-        "name": run.name,
-        "rows": rows,
-        "steps": len(rows),
-        "promotions": int(sum(r.get("curriculum/promotions") or 0 for r in rows)),
-        "level": rows[-1].get("curriculum/mean_level") if rows else None,
-    }
 
 
 def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
@@ -98,17 +78,14 @@ def write_ablation_report(folder: Path, results: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     training = []
     for schedule, run in results["runs"].items():
-        t = _training(Path(run))
-        t["name"] = schedule
-        rollouts = Path(run) / ROLLOUTS_FILE
-        t["rollouts"] = Path("..", schedule, ROLLOUTS_FILE).as_posix() if rollouts.is_file() else None
-        training.append(t)
+        training.append({**training_summary(Path(run), out), "name": schedule})
     _plot_curves(training, out)
     _plot_heldout(results, out)
     page = (
         Environment(autoescape=select_autoescape(default=True))
         .from_string(PAGE)
         .render(
+            style=Markup(STYLE),
             training=training,
             metrics=results["metrics"],
             models=list(results["models"].items()),

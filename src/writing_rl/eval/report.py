@@ -11,19 +11,23 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
+from markupsafe import Markup
 
 from ..jsonl import read_jsonl
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>writing-rl report</title>
-<style>
+# One stylesheet for every writing-rl page.
+STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; margin: 0.5rem 0; }
 .missing { color: #999; }
-</style></head><body>
+</style>"""
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>writing-rl report</title>
+{{ style }}</head><body>
 <h1>writing-rl report</h1>
 <p>Runs: {% for r in runs %}<code>{{ r }}</code>{% if not loop.last %}, {% endif %}{% endfor %}</p>
 {% if training %}
@@ -90,7 +94,7 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
     return steps, shares
 
 
-def _training(run: Path, out: Path) -> dict[str, Any]:
+def training_summary(run: Path, out: Path) -> dict[str, Any]:
     rows = read_jsonl(run / "metrics.jsonl")
     rollouts = run / "rollouts.jsonl"
     steps = [r for r in rows if "reward" in r]
@@ -103,6 +107,7 @@ def _training(run: Path, out: Path) -> dict[str, Any]:
         "win_rate": last.get("judge/win_rate"),
         "level": last.get("curriculum/mean_level"),
         "step_time": last.get("step_time"),
+        "promotions": int(sum(r.get("curriculum/promotions") or 0 for r in steps)),
         "rollouts": Path(os.path.relpath(rollouts.resolve(), out.resolve())).as_posix() if rollouts.is_file() else None,
     }
 
@@ -203,18 +208,19 @@ def write_report(runs: list[Path], out: Path) -> Path:
         raise ValueError(
             f"not a training or eval run (no metrics.jsonl or results.json): {', '.join(map(str, unknown))}"
         )
-    training = [_training(r, out) for r in train_runs]
+    training = [training_summary(r, out) for r in train_runs]
     evals = [_eval(r) for r in eval_runs]
     metrics = list(dict.fromkeys(k for e in evals for k in e["metrics"]))
     env = Environment(autoescape=select_autoescape(default=True))
     page = env.from_string(PAGE).render(
+        style=Markup(STYLE),
         runs=[str(r) for r in runs],
         training=training,
         evals=evals,
         eval_metrics=metrics,
         training_plots=_plot_training(training, train_runs, out) if training else [],
         eval_plots=_plot_lengths(evals, out),
-        fmt=lambda v: __import__("markupsafe").Markup(fmt(v)),
+        fmt=lambda v: Markup(fmt(v)),
     )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
