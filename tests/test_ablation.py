@@ -100,8 +100,13 @@ def test_ablation_command_trains_each_schedule_and_reports(tmp_path, tiny_model)
     assert json.loads((out / "results.json").read_text())["models"] == results["models"]
 
 
-@pytest.mark.parametrize("name", ["length_fit", "keyword_coverage"])
-def test_shipped_ablation_configs_validate_and_their_data_suits_the_rule(name):
+@pytest.mark.parametrize(
+    "config, rule, n_train, hidden_target",
+    [("length_fit", "length_fit", 12, True), ("length_fit_stated", "length_fit", 24, False),
+     ("keyword_coverage", "keyword_coverage", 24, False)],
+)
+def test_shipped_ablation_configs_validate_and_their_data_suits_the_rule(config, rule, n_train, hidden_target):
+    import re
     from pathlib import Path
 
     from writing_rl.config import load_config
@@ -109,11 +114,13 @@ def test_shipped_ablation_configs_validate_and_their_data_suits_the_rule(name):
     from writing_rl.judge import rule_score
 
     root = Path(__file__).resolve().parents[1]
-    cfg = load_config(root / "configs" / "ablation" / f"{name}.yaml", AblationConfig)
-    assert cfg.judge.rule.name == name and cfg.ablation.schedules == ["dynamic", "static", "none", "strongest"]
+    cfg = load_config(root / "configs" / "ablation" / f"{config}.yaml", AblationConfig)
+    assert cfg.judge.rule.name == rule and {"dynamic", "static", "none"} <= set(cfg.ablation.schedules)
     train, heldout = load_samples(str(root / cfg.dataset)), load_samples(str(root / cfg.ablation.heldout))
-    assert len(train) == 24 and len(heldout) == 16
+    assert len(train) == n_train and len(heldout) == 16
     assert not {s.prompt_text for s in train} & {s.prompt_text for s in heldout}
-    for s in train + heldout:  # references rise strictly under the rule: the curriculum has somewhere to go
-        scores = [rule_score(name, r, s) for r in s.references]
+    for s in train + heldout:
+        # a hidden target must not leak into the prompt, a stated one must be there
+        assert bool(re.search(rf"\b{s.length}\b", s.prompt_text)) is not hidden_target, s.id
+        scores = [rule_score(rule, r, s) for r in s.references]  # references rise strictly under the rule
         assert scores == sorted(scores) and len(set(scores)) == len(scores), (s.id, scores)
