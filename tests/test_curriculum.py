@@ -113,7 +113,11 @@ def test_every_schedule_writes_the_levels_it_used_and_the_plot_replays_them(tmp_
         assert store.levels() == {s.key: level for s, level in zip(samples, used[5])}
         assert store.integrity_ok()  # every level change is an event
         assert len(store.snapshot()["outcomes"]) == 6 * 4 * 2  # outcomes are kept for every schedule
-        changes = sum(a != b for s in range(4) for a, b in zip([0] + [used[k][s] for k in range(5)], [used[k][s] for k in range(6)]))
+        changes = sum(
+            a != b
+            for s in range(4)
+            for a, b in zip([0] + [used[k][s] for k in range(5)], [used[k][s] for k in range(6)])
+        )
         assert len(store.events()) == changes > 0
     steps, shares = level_shares(path, last_step=5)
     for step in range(6):  # the report's picture at each step is the levels actually used then

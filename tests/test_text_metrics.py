@@ -18,7 +18,8 @@ from writing_rl.text_metrics import count_length, length_score, repetition_ratio
         ("In 2024, GPT-4 scored 95.3% on 3D tasks", 5),  # In, GPT, scored, on, tasks: no numbers, no "3D"
         ("café naïve résumé", 0),  # ASCII runs glued to accented letters have no boundary
         ("snake_case and x2", 1),  # "_" and digits are word characters: only "and"
-        ("\u3400\U00020000\uf900 ＡＢＣ こんにちは", 0),  # CJK extensions, compatibility ideographs, full-width Latin, kana
+        # CJK extension A and B, a compatibility ideograph, full-width Latin, kana: none counted
+        ("\u3400\U00020000\uf900 ＡＢＣ こんにちは", 0),
     ],
 )
 def test_count_length_is_longbench_writes_count_words(text, expected):
