@@ -15,7 +15,6 @@ import yaml
 from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
 
 from writing_rl.aio import run_sync
-from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
 from writing_rl.critic import (
     SOFT_PREFILL,
     CriticConfig,
@@ -24,10 +23,10 @@ from writing_rl.critic import (
     expected_score,
     score_distribution,
 )
+from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
 from writing_rl.data import load_jsonl
 from writing_rl.judge import EndpointConfig
 from writing_rl.prompts import load_prompts
-from writing_rl.writingbench import parse_score, parse_score_lenient, user_prompt
 from writing_rl.selection import (
     BuildRefsConfig,
     PromptScores,
@@ -38,6 +37,7 @@ from writing_rl.selection import (
     select,
     to_sample,
 )
+from writing_rl.writingbench import parse_score, parse_score_lenient, user_prompt
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
