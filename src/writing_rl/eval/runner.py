@@ -126,6 +126,7 @@ class EvalRun:
         results = await gather_with_progress((score(r, o) for r, o in zip(records, outputs)), "writingbench: scoring")
         by_domain: dict[str, dict[str, list[float]]] = {"domain1": defaultdict(list), "domain2": defaultdict(list)}
         criterion_scores: list[float] = []
+        scored = 0
         for r, res in zip(records, results):
             per = None if res is None else res.per_criterion
             complete = per is not None and all(s is not None for s in per)
@@ -141,14 +142,14 @@ class EvalRun:
             )
             if query_mean is None:
                 continue
+            scored += 1
             criterion_scores += per  # type: ignore[arg-type]
             for level, name in zip(("domain1", "domain2"), (r.domain or "?").split("/", 1)):
                 by_domain[level][name].append(query_mean)
-        n = sum(1 for j in self.judgements if j["task"] == "writingbench" and j["score"] is not None)
         return {
             "score": 10 * statistics.fmean(criterion_scores) if criterion_scores else None,
-            "n": n,
-            "missing": len(records) - n,
+            "n": scored,
+            "missing": len(records) - scored,
             "per_domain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain1"].items())},
             "per_subdomain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain2"].items())},
         }
