@@ -11,6 +11,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from writing_rl.ablation import AblationConfig, paired_difference_ci, schedule_config  # noqa: E402
 from writing_rl.cli import app  # noqa: E402
+from writing_rl.curriculum import CurriculumStore  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -88,6 +89,8 @@ def test_ablation_command_trains_each_schedule_and_reports(tmp_path, tiny_model)
         assert len([m for m in metrics if "reward" in m]) == 3
     strongest = [json.loads(line) for line in (out / "strongest" / "rollouts.jsonl").read_text().splitlines()]
     assert {r["level"] for r in strongest} == {2}  # the fixed baseline never leaves the strongest reference
+    with CurriculumStore(out / "strongest" / "curriculum.sqlite") as store:  # and its store says so
+        assert store.levels() == {f'"t{i}"': 2 for i in range(3)} and store.integrity_ok()
     generations = [json.loads(line) for line in (out / "heldout" / "generations.jsonl").read_text().splitlines()]
     assert len(generations) == 3 * 4 * 2  # 3 models x 4 held-out prompts x 2 answers
     page = (out / "report" / "index.html").read_text()

@@ -83,6 +83,56 @@ def test_static_schedule_raises_everyone_at_milestones(store):
     assert cur.record(s, 0, ["win"], 0) == 0  # outcomes do not move a static schedule
 
 
+def run_schedule(cur: Curriculum, samples: list[Sample], steps: int) -> dict[int, list[int]]:
+    """What the trainer does each step: judge every sample at the schedule's level, record the group."""
+    used: dict[int, list[int]] = {}
+    for step in range(steps):
+        used[step] = [cur.level(s, step) for s in samples]
+        for s, level in zip(samples, used[step]):
+            cur.record(s, level, ["win", "loss"], step)
+    return used
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        CurriculumConfig(schedule="static", milestones=[2, 4]),
+        CurriculumConfig(schedule="static", milestones=[0, 3]),  # a milestone at 0: level 1 from the start
+        CurriculumConfig(schedule="none", seed=5),
+        CurriculumConfig(schedule="fixed"),
+    ],
+    ids=["static", "static-from-0", "none", "fixed"],
+)
+def test_every_schedule_writes_the_levels_it_used_and_the_plot_replays_them(tmp_path, config):
+    from writing_rl.eval.report import level_shares
+
+    path = tmp_path / "curriculum.sqlite"
+    samples = [sample(i) for i in range(4)]
+    with CurriculumStore(path) as store:
+        used = run_schedule(Curriculum(config, store), samples, steps=6)
+        assert store.levels() == {s.key: level for s, level in zip(samples, used[5])}
+        assert store.integrity_ok()  # every level change is an event
+        assert len(store.snapshot()["outcomes"]) == 6 * 4 * 2  # outcomes are kept for every schedule
+        changes = sum(
+            a != b
+            for s in range(4)
+            for a, b in zip([0] + [used[k][s] for k in range(5)], [used[k][s] for k in range(6)])
+        )
+        assert len(store.events()) == changes > 0
+    steps, shares = level_shares(path, last_step=5)
+    for step in range(6):  # the report's picture at each step is the levels actually used then
+        expected = [used[step].count(level) / 4 for level in range(3)]
+        assert [shares.get(level, [0.0] * 6)[step] for level in range(3)] == expected, step
+
+
+def test_cli_curriculum_show_lists_a_static_schedules_levels(store, tmp_path):
+    run_schedule(Curriculum(CurriculumConfig(schedule="static", milestones=[1]), store), [sample(1), sample(2)], 2)
+    result = runner.invoke(app, ["curriculum", "show", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "2 samples, mean level 1.00, store consistent: True" in result.output
+    assert "step 0: 1 0 -> 1" in result.output
+
+
 def test_static_needs_milestones():
     with pytest.raises(ValidationError, match="milestones"):
         CurriculumConfig(schedule="static")

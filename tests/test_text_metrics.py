@@ -3,11 +3,27 @@ import pytest
 from writing_rl.text_metrics import count_length, length_score, repetition_ratio
 
 
-def test_count_length_mixes_chinese_characters_and_english_words():
-    assert count_length("Hello, world!") == 2
-    assert count_length("秋天的早晨") == 5
-    assert count_length("我爱 Python 和 open-source code") == 3 + 3  # 我 爱 和 + Python, open-source, code
-    assert count_length("") == 0
+# Worked out by hand from LongBench-Write's `count_words` (THUDM/LongWriter, evaluation/pred.py):
+# re.findall(r"[\u4e00-\u9fff]") + re.findall(r"\b[a-zA-Z]+\b"), where Python's \b is Unicode-aware.
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Hello, world!", 2),
+        ("秋天的早晨", 5),
+        ("", 0),
+        ("我爱 Python 和 open-source code", 3 + 4),  # 我 爱 和 + Python, open, source, code
+        ("我爱Python和open-source code", 3 + 2),  # 爱 and 和 are word characters: only source, code
+        ("Python，很好。", 1 + 2),  # full-width punctuation is a boundary
+        ("don't stop", 3),  # don, t, stop
+        ("In 2024, GPT-4 scored 95.3% on 3D tasks", 5),  # In, GPT, scored, on, tasks: no numbers, no "3D"
+        ("café naïve résumé", 0),  # ASCII runs glued to accented letters have no boundary
+        ("snake_case and x2", 1),  # "_" and digits are word characters: only "and"
+        # CJK extension A and B, a compatibility ideograph, full-width Latin, kana: none counted
+        ("\u3400\U00020000\uf900 ＡＢＣ こんにちは", 0),
+    ],
+)
+def test_count_length_is_longbench_writes_count_words(text, expected):
+    assert count_length(text) == expected
 
 
 @pytest.mark.parametrize(

@@ -174,8 +174,10 @@ LEVEL_PROBE = textwrap.dedent(
     import json, os, sys
     import writing_rl.engines.trl_grpo as engine
     from writing_rl.cli import main
+    from writing_rl.curriculum import Curriculum
 
     original = engine.WritingRLGRPOTrainer._update_curriculum
+    original_record = Curriculum.record
     config_path, out_dir = sys.argv[1], sys.argv[2]
 
     def probed(self):
@@ -184,7 +186,14 @@ LEVEL_PROBE = textwrap.dedent(
         with open(os.path.join(out_dir, f"levels-rank{rank}.jsonl"), "a") as fh:
             fh.write(json.dumps({"step": self.state.global_step, "levels": self.writing_reward.levels}) + "\\n")
 
+    def recorded(self, sample, level_used, outcomes, step):
+        # every decision the curriculum is asked for: by which rank, on how many outcomes
+        with open(os.path.join(out_dir, f"records-rank{os.environ['RANK']}.jsonl"), "a") as fh:
+            fh.write(json.dumps({"step": step, "key": sample.key, "level": level_used, "n": len(outcomes)}) + "\\n")
+        return original_record(self, sample, level_used, outcomes, step)
+
     engine.WritingRLGRPOTrainer._update_curriculum = probed
+    Curriculum.record = recorded
     sys.argv = ["writing-rl", "train", config_path]
     main()
     """
@@ -241,9 +250,14 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
         final = store.levels()
         assert store.integrity_ok()
     assert json.loads(rank0[-1])["levels"] == final
-    per_step = [(e["key"], e["step"]) for e in events]
-    assert len(per_step) == len(set(per_step))  # at most one promotion per sample per step: decided once
+    # Decided once: only rank 0 records, once per step, each time the whole group of 4 (2 per rank).
+    # (Counting promotions per step could not tell: the store's stale-level guard would also stop a
+    # second promotion if each rank recorded its own half.)
+    assert not (tmp_path / "records-rank1.jsonl").exists()
+    records = [json.loads(line) for line in (tmp_path / "records-rank0.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1, 2, 3] and all(r["n"] == 4 for r in records)
     assert final["0"] == 2  # the PROMOTE prompt is drawn in 2 of the 4 steps and wins each time
+    assert len({e["writer"] for e in events}) == 1  # both promotions written by one process
 
 
 def test_writing_reward_extras_and_unknowns(tmp_path):

@@ -81,10 +81,10 @@ def _store_path(run: Path) -> Path:
 def curriculum_show(
     run: Annotated[Path, typer.Argument(help="run folder (holding curriculum.sqlite) or the store file")],
     all_samples: bool = typer.Option(False, "--all", help="list every sample's level"),
-    events: int = typer.Option(10, help="how many recent promotions to list"),
+    events: int = typer.Option(10, help="how many recent level changes (promotions) to list"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Levels per sample, the level histogram and recent promotions."""
+    """Levels per sample, the level histogram and recent level changes (promotions under `dynamic`)."""
     from collections import Counter
 
     from .curriculum import CurriculumStore
@@ -107,7 +107,7 @@ def curriculum_show(
         for s in states:
             typer.echo(f"  {s.key}: level {s.level}/{s.n_refs - 1} (step {s.updated_step})")
     if recent:
-        typer.echo("recent promotions:")
+        typer.echo("recent level changes:")
         for e in recent:
             typer.echo(f"  step {e['step']}: {e['key']} {e['from_level']} -> {e['to_level']} ({e['writer']})")
 

@@ -1,23 +1,25 @@
-"""Pointwise critic: WritingBench-style per-criterion scores (integer 1-10) for any response.
+"""Pointwise critic: WritingBench's per-criterion scores (integer 1-10) for any response.
 
-Each criterion is scored on its own, with its score-band descriptions, and the critic answers
-`{"score": int, "reason": str}`. A sample without criteria gets a generic writing rubric. Parsing
-reads the last JSON object with an integer `score` in 1..10 (or, failing that, a `"score": N`
-pattern); anything else is retried and then *missing*: never a zero. `mode: soft` reads the
-expected score from the log-probabilities of the score digit instead (for tiny critics).
+By default it follows the official WritingBench scorer exactly (`writing_rl.writingbench`: prompt,
+sampling, acceptance rule, 15 tries). A sample without criteria gets a generic rubric. Options on top,
+each documented where it is defined: `parsing: lenient` (read a score out of prose), `mode: soft` (the
+expected score from log-probabilities, for tiny critics) and the cache. One deliberate difference: a
+criterion still unreadable after the last try is *missing* (the official script stops with an error);
+never a zero.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import writingbench
 from .data import Criterion
 from .judge.cache import JudgeCache, cache_key
 from .judge.chat_template import ChatTemplate
@@ -38,25 +40,9 @@ GENERIC_RUBRIC = [
     )
 ]
 
-SYSTEM = "You are a strict, fair critic of writing. You score one response against one criterion."
-
-USER = """Score the response below on ONE criterion, as an integer from 1 to 10.
-
-[Writing request]
-{question}
-
-[Response]
-{response}
-
-[Criterion]
-{criterion}
-
-[Score bands]
-{bands}
-
-Reply with JSON only: {{"score": <integer 1-10>, "reason": "<one or two sentences>"}}"""
-
-_SCORE_PATTERN = re.compile(r'"score"\s*:\s*"?(\d{1,2})(?![\d.])')
+SYSTEM = writingbench.SYSTEM
+# soft mode leads the critic to where its reply, in the format the prompt asks for, holds the score
+SOFT_PREFILL = '```json\n{\n    "score": '
 
 
 class CriticConfig(BaseModel):
@@ -64,46 +50,67 @@ class CriticConfig(BaseModel):
 
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     mode: Literal["json", "soft"] = Field(
-        "json", description="json: parse the critic's JSON; soft: expected score from logprobs"
+        "json", description="json: the critic's written reply (official); soft: expected score from logprobs"
+    )
+    parsing: Literal["official", "lenient"] = Field(
+        "official",
+        description="json mode: official accepts only a bare JSON reply; lenient also reads a score out of prose",
     )
     chat_template: str = Field("chatml", description="soft mode: the critic's chat template (as for the judge)")
-    temperature: float = Field(0.1, ge=0)
-    max_tokens: int = Field(512, ge=1)
-    parse_retries: int = Field(1, ge=0, description="re-asks after an unreadable score")
+    temperature: float = Field(writingbench.OFFICIAL_SAMPLING["temperature"], ge=0)
+    top_p: float = Field(writingbench.OFFICIAL_SAMPLING["top_p"], gt=0, le=1)
+    max_tokens: int = Field(writingbench.OFFICIAL_SAMPLING["max_tokens"], ge=1)
+    parse_retries: int = Field(
+        writingbench.OFFICIAL_ATTEMPTS - 1, ge=0, description="re-asks after an unreadable reply (official: 14)"
+    )
     cache_path: str | None = None
 
+    def describe(self) -> dict[str, Any]:
+        """What decides the scores, recorded with every result (never the URL or the key)."""
+        return {
+            "scorer": writingbench.SCORER_VERSION,
+            "model": self.endpoint.model,
+            **self.model_dump(include={"mode", "parsing", "temperature", "top_p", "max_tokens", "parse_retries"}),
+            **({"chat_template": self.chat_template} if self.mode == "soft" else {}),
+        }
 
-def parse_score(text: str | None) -> int | None:
-    """The critic's score, 1..10, or None. The last JSON object with a score wins."""
-    if not text:
-        return None
-    for match in reversed(list(re.finditer(r"\{[^{}]*\}", text, re.DOTALL))):
-        try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
+
+def score_distribution(
+    first: dict[str, float], continuations: dict[str, dict[str, float]] | None = None
+) -> dict[int, float]:
+    """Unnormalised P(score) for 1..10 from the top log-probabilities of the first score token.
+
+    A token carries a number when it starts with digits (after spaces): "7", " 7", "7," and a whole
+    "10" token stand for themselves. A bare "1" may go on to "10" (tokenizers that split digits, e.g.
+    Llama-2, Qwen, SmolLM2): `continuations[token]`, the top log-probabilities of the token after it,
+    shares its mass between 10 (next starts with "0", then no digit) and 1 (next starts with a
+    non-digit); a next digit makes no valid score and is dropped. A bare "1" with no continuation
+    counts as 1.
+    """
+    mass: dict[int, float] = defaultdict(float)
+    for token, lp in first.items():
+        digits = re.match(r"[0-9]*", token.lstrip()).group(0)  # type: ignore[union-attr]
+        if not digits or not math.isfinite(lp) or not 1 <= int(digits) <= 10:
             continue
-        score = obj.get("score") if isinstance(obj, dict) else None
-        if isinstance(score, str) and score.strip().isdigit():
-            score = int(score.strip())
-        if isinstance(score, (int, float)) and not isinstance(score, bool) and float(score).is_integer():
-            return int(score) if 1 <= score <= 10 else None
-    found = _SCORE_PATTERN.findall(text)
-    if found and 1 <= int(found[-1]) <= 10:
-        return int(found[-1])
-    return None
+        p = math.exp(lp)
+        after = (continuations or {}).get(token) if token.lstrip() == "1" else None
+        if after is None:
+            mass[int(digits)] += p
+            continue
+        probs = {t: math.exp(q) for t, q in after.items() if math.isfinite(q)}
+        seen = sum(probs.values())
+        if seen > 0:
+            mass[10] += p * sum(q for t, q in probs.items() if re.match(r"0(?![0-9])", t)) / seen
+            mass[1] += p * sum(q for t, q in probs.items() if not t[:1].isdigit()) / seen
+    return dict(mass)
 
 
-def expected_score(top_logprobs: dict[str, float]) -> float | None:
-    """E[score] over the digit tokens 1-9 (and a whole '10' token where the tokenizer has one)."""
-    mass: dict[int, float] = {}
-    for token, lp in top_logprobs.items():
-        t = token.strip()
-        if t.isdigit() and 1 <= int(t) <= 10 and math.isfinite(lp):
-            mass[int(t)] = mass.get(int(t), 0.0) + math.exp(lp)
-    total = sum(mass.values())
+def expected_score(distribution: dict[int, float]) -> float | None:
+    """E[score] over the valid scores; None when they hold (almost) no probability."""
+    total = sum(distribution.values())
     if total < 1e-3:
         return None
-    return sum(k * p for k, p in mass.items()) / total
+    return sum(k * p for k, p in distribution.items()) / total
 
 
 @dataclass
@@ -135,8 +142,7 @@ class PointwiseCritic:
         self._template: ChatTemplate | None = None
 
     def messages(self, question: str, response: str, criterion: Criterion) -> list[dict[str, str]]:
-        bands = "\n".join(f"{k}: {v}" for k, v in criterion.bands.items()) or "1 = very poor ... 10 = excellent"
-        user = USER.format(question=question, response=response, criterion=criterion.as_text(), bands=bands)
+        user = writingbench.user_prompt(question, response, criterion.model_dump())
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
     async def score_criterion(self, question: str, response: str, criterion: Criterion) -> tuple[float | None, str]:
@@ -145,12 +151,9 @@ class PointwiseCritic:
         for attempt in range(c.parse_retries + 1):
             key = cache_key(
                 kind="pointwise",
-                model=c.endpoint.model,
                 messages=messages,
-                mode=c.mode,
-                temperature=c.temperature,
-                max_tokens=c.max_tokens,
                 attempt=attempt,
+                **{k: v for k, v in c.describe().items() if k != "parse_retries"},
             )
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 self.stats.cache_hits += 1
@@ -166,19 +169,27 @@ class PointwiseCritic:
         return None, "no readable score"
 
     async def _json(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
-        # a retry samples again (a higher temperature), so it can differ from the unreadable first answer
-        temperature = self.config.temperature if attempt == 0 else max(self.config.temperature, 0.7)
-        res = await self.client.chat(messages, temperature=temperature, max_tokens=self.config.max_tokens)
-        score = parse_score(res.text)
-        return (float(score) if score is not None else None), res.text
+        c = self.config
+        # a retry samples again (at least at 0.7), so it can differ from the unreadable first answer
+        temperature = c.temperature if attempt == 0 else max(c.temperature, 0.7)
+        res = await self.client.chat(messages, temperature=temperature, top_p=c.top_p, max_tokens=c.max_tokens)
+        parse = writingbench.parse_score if c.parsing == "official" else writingbench.parse_score_lenient
+        return parse(res.text), res.text
+
+    async def _top_after(self, prompt: str) -> dict[str, float]:
+        res = await self.client.complete(prompt, temperature=0.0, max_tokens=1, top_logprobs=20)
+        return res.token_logprobs[0][1] if res.token_logprobs else {}
 
     async def _soft(self, messages: list[dict[str, str]]) -> tuple[float | None, str]:
         if self._template is None:
             self._template = ChatTemplate.resolve(self.config.chat_template)
-        prompt = self._template.render(messages) + '{"score": '
-        res = await self.client.complete(prompt, temperature=0.0, max_tokens=1, top_logprobs=20)
-        top = res.token_logprobs[0][1] if res.token_logprobs else {}
-        return expected_score(top), "soft score from the score token's probabilities"
+        prompt = self._template.render(messages) + SOFT_PREFILL
+        first = await self._top_after(prompt)
+        ones = [t for t in first if t.lstrip() == "1"]  # may go on to "10": ask what follows each
+        after = await asyncio.gather(*(self._top_after(prompt + t) for t in ones))
+        distribution = score_distribution(first, dict(zip(ones, after)))
+        shown = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(distribution.items()))
+        return expected_score(distribution), f"soft score from P(score) = {{{shown}}}"
 
     async def score(self, question: str, response: str, criteria: list[Criterion] | None) -> ScoreResult:
         rubric = criteria or GENERIC_RUBRIC

@@ -6,17 +6,24 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+# LongBench-Write's `count_words` (THUDM/LongWriter, evaluation/pred.py): characters of the CJK Unified
+# Ideographs block, plus runs of ASCII letters standing alone between word boundaries. Python's `\b` is
+# Unicode-aware, so digits, "_", accented letters and CJK characters glued to a run hide it ("3D",
+# "café", "我爱Python" count no English word); "open-source" and "don't" count two each; numbers none.
+_LONGBENCH_CJK = re.compile(r"[\u4e00-\u9fff]")
+_LONGBENCH_WORD = re.compile(r"\b[a-zA-Z]+\b")
 _CJK = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
 
 
 def count_length(text: str) -> int:
-    """Chinese characters plus English words (LongBench-Write's length unit)."""
-    return len(_CJK.findall(text)) + len(_WORD.findall(_CJK.sub(" ", text)))
+    """Chinese characters plus English words, exactly as LongBench-Write's official `count_words`."""
+    return len(_LONGBENCH_CJK.findall(text)) + len(_LONGBENCH_WORD.findall(text))
 
 
 def length_score(required: int, output: int) -> float:
-    """LongBench-Write S_l in [0, 100]: 100 at the required length, falling faster when too short."""
+    """LongBench-Write S_l in [0, 100] (evaluation/eval_length.py): 100 at the required length, falling
+    faster when too short. An empty output scores 0, the formula's limit (the official script divides by
+    zero there)."""
     if required <= 0:
         raise ValueError("required length must be positive")
     if output <= 0:

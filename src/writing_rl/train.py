@@ -180,6 +180,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Run (or resume) training; returns the run folder."""
     from accelerate import PartialState
 
+    from .engines.trl_version import check_trl
+
+    check_trl()  # before anything is written: an untested TRL could train unknown verdicts as losses
     from .engines.trl_grpo import (
         CurriculumCheckpointCallback,
         MetricsJsonlCallback,

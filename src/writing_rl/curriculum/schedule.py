@@ -85,10 +85,14 @@ class Curriculum:
         return level, sample.references[level]
 
     def record(self, sample: Sample, level_used: int, outcomes: Sequence[Outcome | None], step: int) -> int:
-        """Record a group's outcomes (unknowns skipped); returns the sample's level for the next step."""
-        if self.config.schedule != "dynamic":
-            return self.level(sample, step + 1)
+        """Record a group's outcomes (unknowns skipped); returns the sample's level for the next step.
+
+        Every schedule writes the store: `dynamic` its promotions, the others the level each group was
+        judged at (see `CurriculumStore.record_scheduled`)."""
         scores = [self._score(o) for o in outcomes if o is not None]
+        if self.config.schedule != "dynamic":
+            self.store.record_scheduled(sample.key, len(sample.references), level_used, scores, step)
+            return self.level(sample, step + 1)
         return self.store.record(
             sample.key, len(sample.references), level_used, scores, step, self.should_promote
         ).level

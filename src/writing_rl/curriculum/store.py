@@ -154,24 +154,33 @@ class CurriculumStore:
             )
             return RecordResult(current + 1, True)
 
-    def set_levels(self, levels: dict[str, tuple[int, int]], step: int) -> None:
-        """Set (level, n_refs) for many samples at once, e.g. for a static schedule."""
-        now = time.time()
+    def record_scheduled(self, key: str, n_refs: int, level_used: int, scores: list[float], step: int) -> None:
+        """Record one group's scores at a level the schedule chose (static, none, fixed).
+
+        The sample's level becomes the one it was judged at. A change is logged as an event stamped
+        `step - 1`: like a promotion logged at step s (in effect from s + 1), it is in effect from
+        `step`, so `curriculum show` and the report's level plot read every schedule the same way.
+        """
+        if not 0 <= level_used < n_refs:
+            raise ValueError(f"level {level_used} is outside the sample's {n_refs} references")
         with self._transaction() as db:
-            for key, (level, n_refs) in levels.items():
-                row = db.execute("SELECT level FROM samples WHERE key = ?", (key,)).fetchone()
-                before = 0 if row is None else int(row[0])
+            row = db.execute("SELECT level FROM samples WHERE key = ?", (key,)).fetchone()
+            before = 0 if row is None else int(row[0])
+            db.execute(
+                "INSERT INTO samples (key, level, n_refs, updated_step) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET level = excluded.level, n_refs = excluded.n_refs, "
+                "updated_step = excluded.updated_step",
+                (key, level_used, n_refs, step),
+            )
+            db.executemany(
+                "INSERT INTO outcomes (key, level, step, score) VALUES (?, ?, ?, ?)",
+                [(key, level_used, step, float(s)) for s in scores],
+            )
+            if level_used != before:
                 db.execute(
-                    "INSERT INTO samples (key, level, n_refs, updated_step) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET level = excluded.level, n_refs = excluded.n_refs, "
-                    "updated_step = excluded.updated_step",
-                    (key, level, n_refs, step),
+                    "INSERT INTO events (key, step, from_level, to_level, at, writer) VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, step - 1, before, level_used, time.time(), self.writer),
                 )
-                if level != before:
-                    db.execute(
-                        "INSERT INTO events (key, step, from_level, to_level, at, writer) VALUES (?, ?, ?, ?, ?, ?)",
-                        (key, step, before, level, now, self.writer),
-                    )
 
     def snapshot(self) -> dict[str, list[list[Any]]]:
         """Whole state as plain JSON-able data, consistent at one instant (saved with each checkpoint)."""

@@ -23,6 +23,8 @@ th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; margin: 0.5rem 0; }
 .missing { color: #999; }
+.warning, tr.mixed td { color: #a33; }
+td.scorer { font-size: 0.8em; text-align: left; max-width: 28rem; }
 </style>"""
 
 PAGE = """<!doctype html>
@@ -40,8 +42,14 @@ PAGE = """<!doctype html>
 {% endif %}
 {% if evals %}
 <h2>Evaluation</h2>
+{% if differ %}<p class="warning">Not comparable across these folders:
+{% for bench, fields in differ.items() %}{{ bench }} was scored differently ({{ fields|join(", ") }}){% if not loop.last %}; {% endif %}{% endfor %}.
+Re-score them with one critic and judge config (<code>writing-rl eval</code> reuses the saved generations).</p>{% endif %}
 <table><tr><th>metric</th>{% for e in evals %}<th>{{ e.name }}</th>{% endfor %}</tr>
-{% for metric in eval_metrics %}<tr><td>{{ metric }}</td>{% for e in evals %}<td>{{ fmt(e.metrics.get(metric)) }}</td>{% endfor %}</tr>{% endfor %}
+{% for bench, name, label in eval_rows %}<tr{% if label != name %} class="mixed"{% endif %}><td>{{ label }}</td>{% for e in evals %}<td>{{ fmt(e.metrics.get(bench, {}).get(name)) }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<table><tr><th>scored by</th>{% for e in evals %}<th>{{ e.name }}</th>{% endfor %}</tr>
+{% for title, bench in scorer_rows %}<tr><td>{{ title }}</td>{% for e in evals %}<td class="scorer">{% if bench in e.metrics %}{{ scorer_label(e.scorers.get(bench)) }}{% else %}–{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>
 {% for img in eval_plots %}<img src="{{ img }}" alt="{{ img }}">{% endfor %}
 {% endif %}
@@ -151,28 +159,67 @@ def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) 
     return names
 
 
+BENCHMARKS = {
+    "writingbench": "WritingBench",
+    "longbench_write": "LongBench-Write",
+    "arena": "arena",
+    "longbench_v2": "LongBench v2",
+}
+
+
+def _metrics(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """benchmark -> {row name: value}, read from one results.json."""
+    m: dict[str, dict[str, Any]] = {}
+    if wb := res.get("writingbench"):
+        m["writingbench"] = {"WritingBench score": wb.get("score")}
+        m["writingbench"].update({f"WritingBench: {d}": v for d, v in (wb.get("per_domain") or {}).items()})
+    if lw := res.get("longbench_write"):
+        m["longbench_write"] = {f"LongBench-Write {k}": lw.get(k) for k in ("S_l", "S_q", "S")}
+    if ar := res.get("arena"):
+        rows: dict[str, Any] = {}
+        for opp, v in ar["opponents"].items():
+            rows[f"arena win rate vs {opp}"] = v["win_rate"]
+            rows[f"arena 95% CI vs {opp}"] = f"{v['ci95'][0]:.2f}–{v['ci95'][1]:.2f}"
+            rows[f"arena position consistency vs {opp}"] = v["position_consistency"]
+        m["arena"] = rows
+    if lv := res.get("longbench_v2"):
+        m["longbench_v2"] = {"LongBench v2 accuracy %": lv.get("score")}
+        m["longbench_v2"].update(
+            {f"LongBench v2 accuracy % ({g})": v["score"] for g, v in (lv.get("groups") or {}).items()}
+        )
+    return m
+
+
 def _eval(run: Path) -> dict[str, Any]:
     res = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    m: dict[str, Any] = {}
-    if wb := res.get("writingbench"):
-        m["WritingBench score"] = wb["score"]
-        for d, v in wb["per_domain"].items():
-            m[f"WritingBench: {d}"] = v
-    if lw := res.get("longbench_write"):
-        m.update({"LongBench-Write S_l": lw["S_l"], "LongBench-Write S_q": lw["S_q"], "LongBench-Write S": lw["S"]})
-    if ar := res.get("arena"):
-        for opp, v in ar["opponents"].items():
-            m[f"arena win rate vs {opp}"] = v["win_rate"]
-            m[f"arena 95% CI vs {opp}"] = f"{v['ci95'][0]:.2f}–{v['ci95'][1]:.2f}"
-            m[f"arena position consistency vs {opp}"] = v["position_consistency"]
-    if lv := res.get("longbench_v2"):
-        for k, v in lv.items():
-            m[f"LongBench v2 accuracy ({k})"] = v["accuracy"]
     return {
         "name": f"{res.get('model', run.name)} ({run.name})",
-        "metrics": m,
+        "metrics": _metrics(res),
+        "scorers": res.get("scorers") or {},
         "lengths": (res.get("longbench_write") or {}).get("lengths"),
     }
+
+
+def scorer_label(scorer: dict[str, Any] | None) -> str:
+    if not scorer:
+        return "unknown (results.json has no scorer record)"
+    return ", ".join(f"{k}={v}" for k, v in scorer.items() if v is not None)
+
+
+def scorer_differences(evals: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """benchmark -> the scorer fields that differ between the evals holding it (or why they cannot be
+    compared); benchmarks scored the same way everywhere are left out."""
+    out: dict[str, list[str]] = {}
+    for bench in BENCHMARKS:
+        records = [e["scorers"].get(bench) for e in evals if bench in e["metrics"]]
+        if len(records) < 2 or (records[0] and all(r == records[0] for r in records)):
+            continue
+        if not all(records):
+            out[bench] = ["no scorer record"]
+            continue
+        keys = sorted({k for r in records for k in r})
+        out[bench] = [k for k in keys if len({json.dumps(r.get(k), sort_keys=True) for r in records}) > 1]
+    return out
 
 
 def _plot_lengths(evals: list[dict[str, Any]], out: Path) -> list[str]:
@@ -210,14 +257,22 @@ def write_report(runs: list[Path], out: Path) -> Path:
         )
     training = [training_summary(r, out) for r in train_runs]
     evals = [_eval(r) for r in eval_runs]
-    metrics = list(dict.fromkeys(k for e in evals for k in e["metrics"]))
+    differ = scorer_differences(evals)
+    rows = [
+        (bench, name, name + (" (scorers differ)" if bench in differ else ""))
+        for bench in BENCHMARKS
+        for name in dict.fromkeys(k for e in evals for k in e["metrics"].get(bench, {}))
+    ]
     env = Environment(autoescape=select_autoescape(default=True))
     page = env.from_string(PAGE).render(
         style=Markup(STYLE),
         runs=[str(r) for r in runs],
         training=training,
         evals=evals,
-        eval_metrics=metrics,
+        eval_rows=rows,
+        differ={BENCHMARKS[b]: fields for b, fields in differ.items()},
+        scorer_rows=[(BENCHMARKS[b], b) for b in BENCHMARKS if any(b in e["metrics"] for e in evals)],
+        scorer_label=scorer_label,
         training_plots=_plot_training(training, train_runs, out) if training else [],
         eval_plots=_plot_lengths(evals, out),
         fmt=lambda v: Markup(fmt(v)),

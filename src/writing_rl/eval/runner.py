@@ -9,7 +9,6 @@ excluded and counted, never scored as zero.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -28,20 +27,9 @@ from ..judge.cache import cache_key
 from ..prompts import load_prompts
 from ..server import point_local_endpoints, with_local_server
 from ..text_metrics import count_length, length_score
-from .longctx import build_prompt, parse_choice, word_tokens
+from . import longbench_write as lbw
+from . import longctx
 from .stats import bootstrap_ci, bradley_terry, position_consistency
-
-QUALITY_DIMENSIONS = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
-
-QUALITY_PROMPT = """You are an expert judge of writing. Rate the response to the user's request on six dimensions, each an integer from 1 (very poor) to 5 (excellent): Relevance, Accuracy, Coherence, Clarity, Breadth and Depth, Reading Experience.
-
-[User request]
-{prompt}
-
-[Response]
-{response}
-
-Reply with JSON only, e.g. {{"Relevance": 4, "Accuracy": 3, "Coherence": 4, "Clarity": 5, "Breadth and Depth": 3, "Reading Experience": 4}}"""
 
 
 class TaskSlice(BaseModel):
@@ -65,7 +53,13 @@ class ArenaTask(BaseModel):
 
 
 class LongInputTask(TaskSlice):
-    max_context_tokens: int = Field(8000, ge=64, description="longer contexts are cut in the middle")
+    max_prompt_tokens: int = Field(
+        120_000, ge=64, description="longer prompts are cut in the middle (the official limit for most models)"
+    )
+    tokenizer: str | None = Field(
+        None, description="HF tokenizer for counting prompt tokens; default: the model's own, or word pieces"
+    )
+    compensated: bool = Field(False, description="official option: a reply with no answer scores 0.25, not 0")
 
 
 class Tasks(BaseModel):
@@ -91,23 +85,6 @@ class EvalConfig(BaseModel):
 def _rows(t: TaskSlice) -> list[tuple[str, dict[str, Any]]]:
     """(id, row) for the first `limit` rows of each file; ids are the file's stem and the row number."""
     return [(f"{Path(path).stem}:{i}", row) for path in t.paths for i, row in enumerate(read_jsonl(path)[: t.limit])]
-
-
-def parse_quality(text: str) -> dict[str, int | None]:
-    """The six 1-5 ratings from the judge's JSON (last object wins); a missing or bad one is None."""
-    found: dict[str, Any] = {}
-    for m in re.finditer(r"\{[^{}]*\}", text or "", re.DOTALL):
-        try:
-            obj = json.loads(m.group(0))
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            found = obj
-    out: dict[str, int | None] = {}
-    for dim in QUALITY_DIMENSIONS:
-        v = found.get(dim)
-        out[dim] = v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 else None
-    return out
 
 
 class EvalRun:
@@ -138,6 +115,8 @@ class EvalRun:
         return outputs
 
     async def writingbench(self, t: TaskSlice) -> dict[str, Any]:
+        """Official aggregation: the mean of all criterion scores; a domain's, the mean of its queries'
+        means; both × 10 (the leaderboard's scale). A query counts only with every criterion scored."""
         records = [r for path in t.paths for r in load_prompts(path)[: t.limit]]
         outputs = await self.generate("writingbench", [(r.id, r.prompt) for r in records])
 
@@ -145,27 +124,55 @@ class EvalRun:
             return None if o is None else await self.critic.score(r.prompt, o, criteria_list(r.criteria))
 
         results = await gather_with_progress((score(r, o) for r, o in zip(records, outputs)), "writingbench: scoring")
-        per_domain: dict[str, list[float]] = defaultdict(list)
-        scores = []
+        by_domain: dict[str, dict[str, list[float]]] = {"domain1": defaultdict(list), "domain2": defaultdict(list)}
+        criterion_scores: list[float] = []
+        scored = 0
         for r, res in zip(records, results):
-            value = None if res is None or res.score is None else res.score * 10
+            per = None if res is None else res.per_criterion
+            complete = per is not None and all(s is not None for s in per)
+            query_mean = statistics.fmean(per) if complete else None  # type: ignore[arg-type]
             self.judgements.append(
                 {
                     "task": "writingbench",
                     "id": r.id,
-                    "score": value,
-                    "criteria": None if res is None else res.per_criterion,
+                    "score": None if query_mean is None else 10 * query_mean,
+                    "criteria": per,
+                    "reasons": None if res is None else res.reasons,
                 }
             )
-            if value is not None:
-                scores.append(value)
-                per_domain[(r.domain or "?").split("/")[0]].append(value)
+            if query_mean is None:
+                continue
+            scored += 1
+            criterion_scores += per  # type: ignore[arg-type]
+            for level, name in zip(("domain1", "domain2"), (r.domain or "?").split("/", 1)):
+                by_domain[level][name].append(query_mean)
         return {
-            "score": statistics.fmean(scores) if scores else None,
-            "n": len(scores),
-            "missing": len(records) - len(scores),
-            "per_domain": {d: statistics.fmean(v) for d, v in sorted(per_domain.items())},
+            "score": 10 * statistics.fmean(criterion_scores) if criterion_scores else None,
+            "n": scored,
+            "missing": len(records) - scored,
+            "per_domain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain1"].items())},
+            "per_subdomain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain2"].items())},
         }
+
+    async def _quality(self, request: str, output: str | None) -> dict[str, float] | None:
+        """The judge's six LongBench-Write ratings for one response, asked as the official script asks."""
+        if output is None:
+            return None
+        messages = [{"role": "user", "content": lbw.quality_prompt(request, output)}]
+        model, cache = self.cfg.critic.endpoint.model, self.critic.cache
+        key = cache_key(kind="longbench_write_quality", scorer=lbw.SCORER_VERSION, model=model, messages=messages)
+        if cache is not None and (hit := cache.get(key)) is not None:
+            return hit
+        for _ in range(lbw.QUALITY_ATTEMPTS):
+            try:
+                res = await self.critic.client.chat(messages, **lbw.QUALITY_SAMPLING)
+            except EndpointError:  # a failed judgement is missing, and asked again on a re-run
+                return None
+            if (rated := lbw.parse_quality(res.text)) is not None:
+                if cache is not None:
+                    cache.put(key, rated)
+                return rated
+        return None
 
     async def longbench_write(self, t: TaskSlice) -> dict[str, Any]:
         pairs = _rows(t)
@@ -173,38 +180,13 @@ class EvalRun:
             raise ValueError(f"longbench_write: no items in {t.paths}")
         ids, rows = zip(*pairs)
         outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in zip(ids, rows)])
-
-        async def quality(prompt: str, output: str | None) -> dict[str, int | None]:
-            if output is None:
-                return dict.fromkeys(QUALITY_DIMENSIONS)
-            messages = [{"role": "user", "content": QUALITY_PROMPT.format(prompt=prompt, response=output)}]
-            key = cache_key(
-                kind="longbench_write_quality",
-                model=self.cfg.critic.endpoint.model,
-                messages=messages,
-                temperature=self.cfg.critic.temperature,
-            )
-            cache = self.critic.cache
-            if cache is not None and (hit := cache.get(key)) is not None:
-                return hit
-            try:
-                res = await self.critic.client.chat(messages, temperature=self.cfg.critic.temperature, max_tokens=256)
-            except EndpointError:  # a failed judgement is missing, and asked again on a re-run
-                return dict.fromkeys(QUALITY_DIMENSIONS)
-            quality = parse_quality(res.text)
-            if cache is not None and all(v is not None for v in quality.values()):
-                cache.put(key, quality)
-            return quality
-
         qualities = await gather_with_progress(
-            (quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
+            (self._quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
         )
-        s_l, s_q, points = [], [], []
+        s_l, rated, points = [], [], []
         for i, r, o, q in zip(ids, rows, outputs, qualities):
             length = None if o is None else count_length(o)
             sl = None if length is None else length_score(int(r["length"]), length)
-            dims = [(v - 1) * 25 for k, v in q.items() if k in QUALITY_DIMENSIONS and v is not None]
-            sq = statistics.fmean(dims) if dims else None
             self.judgements.append(
                 {
                     "task": "longbench_write",
@@ -212,23 +194,24 @@ class EvalRun:
                     "required": r["length"],
                     "length": length,
                     "S_l": sl,
-                    "S_q": sq,
+                    "S_q": lbw.quality_score([q]) if q else None,
                     "dimensions": q,
                 }
             )
             if sl is not None:
                 s_l.append(sl)
                 points.append((int(r["length"]), max(length or 0, 1)))
-            if sq is not None:
-                s_q.append(sq)
+            if q is not None:
+                rated.append(q)
         mean_l = statistics.fmean(s_l) if s_l else None
-        mean_q = statistics.fmean(s_q) if s_q else None
+        mean_q = lbw.quality_score(rated)
         return {
             "S_l": mean_l,
             "S_q": mean_q,
             "S": (mean_l + mean_q) / 2 if mean_l is not None and mean_q is not None else None,
             "n": len(rows),
-            "missing_quality": len(rows) - len(s_q),
+            "missing_length": len(rows) - len(s_l),
+            "missing_quality": len(rows) - len(rated),
             "lengths": points,
         }
 
@@ -300,35 +283,75 @@ class EvalRun:
         return result
 
     async def longbench_v2(self, t: LongInputTask) -> dict[str, Any]:
+        """Accuracy in percent, overall and per official group; an empty or failed reply is missing."""
         rows = [r for _, r in _rows(t)]
-        encode, decode = self._tokenizer()
-        prompts = [build_prompt(r, t.max_context_tokens, encode, decode) for r in rows]
+        encode, decode = self._tokenizer(t)
+        prompts = [longctx.build_prompt(r, t.max_prompt_tokens, encode, decode) for r in rows]
         outputs = await self.generate("longbench_v2", [(r["_id"], p) for r, p in zip(rows, prompts)])
-        correct: dict[str, list[bool]] = defaultdict(list)
+        credit: dict[str, list[float]] = defaultdict(list)
         for r, o in zip(rows, outputs):
-            choice = parse_choice(o or "")
-            ok = choice == r["answer"]
+            reply = (o or "").strip()
+            choice = longctx.parse_choice(reply)
+            value = longctx.credit(choice, r["answer"], t.compensated) if reply else None
             self.judgements.append(
-                {"task": "longbench_v2", "id": r["_id"], "choice": choice, "answer": r["answer"], "correct": ok}
+                {"task": "longbench_v2", "id": r["_id"], "choice": choice, "answer": r["answer"], "credit": value}
             )
-            correct["overall"].append(ok)
-            for key in ("difficulty", "length"):
-                if r.get(key):
-                    correct[f"{key}={r[key]}"].append(ok)
-        return {k: {"accuracy": sum(v) / len(v), "n": len(v)} for k, v in correct.items()}
+            if value is not None:
+                for group in ("overall", *longctx.groups(r)):
+                    credit[group].append(value)
+        overall = credit.pop("overall", [])
+        return {
+            "score": 100 * statistics.fmean(overall) if overall else None,
+            "n": len(overall),
+            "missing": len(rows) - len(overall),
+            "groups": {g: {"score": 100 * statistics.fmean(v), "n": len(v)} for g, v in sorted(credit.items())},
+        }
 
-    def _tokenizer(self):  # type: ignore[no-untyped-def]
-        if self.cfg.model.transformers_model:
+    def _tokenizer(self, t: LongInputTask):  # type: ignore[no-untyped-def]
+        """The official counts: the model's tokenizer with its special tokens, decoded without them."""
+        name = t.tokenizer or self.cfg.model.transformers_model
+        if name:
             from transformers import AutoTokenizer
 
             from ..models import resolve_model
 
-            tok = AutoTokenizer.from_pretrained(resolve_model(self.cfg.model.transformers_model))
-            return (lambda t: tok.encode(t, add_special_tokens=False)), (lambda ids: tok.decode(ids))
-        return word_tokens()
+            tok = AutoTokenizer.from_pretrained(resolve_model(name))
+            return tok.encode, (lambda ids: tok.decode(ids, skip_special_tokens=True))
+        return longctx.word_tokens()
+
+    def scorers(self) -> dict[str, Any]:
+        """Which scorer and which critic or judge produced each benchmark's numbers."""
+        tasks, critic = self.cfg.tasks, self.cfg.critic
+        out: dict[str, Any] = {}
+        if tasks.writingbench:
+            out["writingbench"] = critic.describe()
+        if tasks.longbench_write:
+            out["longbench_write"] = {
+                "scorer": lbw.SCORER_VERSION,
+                "model": critic.endpoint.model,
+                **lbw.QUALITY_SAMPLING,
+            }
+        if tasks.arena:
+            judge = self.cfg.judge
+            template = self.judge.template.fingerprint if isinstance(self.judge, PairwiseJudge) else None
+            out["arena"] = {
+                "scorer": "arena-1",
+                "model": judge.endpoint.model if judge.backend == "llm" else None,
+                "template": template,
+                **judge.model_dump(mode="json", exclude={"endpoint", "cache_path"}),
+            }
+        if tasks.longbench_v2:
+            v2 = tasks.longbench_v2
+            out["longbench_v2"] = {
+                "scorer": longctx.SCORER_VERSION,
+                "compensated": v2.compensated,
+                "max_prompt_tokens": v2.max_prompt_tokens,
+                "tokenizer": v2.tokenizer or self.cfg.model.transformers_model or "word pieces",
+            }
+        return out
 
     async def run(self) -> dict[str, Any]:
-        results: dict[str, Any] = {"model": self.cfg.model.name}
+        results: dict[str, Any] = {"model": self.cfg.model.name, "scorers": self.scorers()}
         tasks = self.cfg.tasks
         try:
             for name in ("writingbench", "longbench_write", "arena", "longbench_v2"):

@@ -1,0 +1,90 @@
+"""LongBench-Write's scores as THUDM/LongWriter computes them (`evaluation/pred.py`, `eval_length.py`,
+`eval_quality.py`, `judge.txt`).
+
+- S_l: `text_metrics.length_score` of the required length against `text_metrics.count_length` of the
+  output (the official `count_words`), averaged over the outputs.
+- S_q: a judge (GPT-4o in the paper) reads `judge.txt` with the request and the response, at temperature
+  0.5 and up to 1024 new tokens. Its reply is read as the official script does: the body of a
+  ```` ```json ```` block if there is one, newlines removed, the whole text `json.loads`-ed, and all six
+  dimensions present (values taken as `float`, not range-checked); otherwise it asks again, 5 tries in
+  all, and a response still unread is left out. S_q: for each dimension (mean over responses − 1) × 25,
+  then the mean over the six dimensions.
+- S = (S_l + S_q) / 2, as the LongWriter paper reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+
+SCORER_VERSION = "longbench-write-official-1"
+DIMENSIONS = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
+QUALITY_SAMPLING = {"temperature": 0.5, "max_tokens": 1024}
+QUALITY_ATTEMPTS = 5
+
+# `evaluation/judge.txt` (Apache-2.0), quoted unchanged: the score depends on every word.
+JUDGE_PROMPT = """You are an expert in evaluating text quality. Please evaluate the quality of an AI assistant's response to a user's writing request. Be as strict as possible.
+
+You need to evaluate across the following six dimensions, with scores ranging from 1 to 5. The scoring criteria from 5 to 1 for each dimension are as follows:
+
+1. Relevance: From content highly relevant and fully applicable to the user's request to completely irrelevant or inapplicable.
+
+2. Accuracy: From content completely accurate with no factual errors or misleading information to content with numerous errors and highly misleading.
+
+3. Coherence: From clear structure with smooth logical connections to disorganized structure with no coherence.
+
+4. Clarity: From clear language, rich in detail, and easy to understand to confusing expression with minimal details.
+
+5. Breadth and Depth: From both broad and deep content with a lot of information to seriously lacking breadth and depth with minimal information.
+
+6. Reading Experience: From excellent reading experience, engaging and easy to understand content to very poor reading experience, boring and hard to understand content.
+
+Please evaluate the quality of the following response to a user's request according to the above requirements.
+
+<User Request>
+
+$INST$
+
+</User Request>
+
+<Response>
+
+$RESPONSE$
+
+</Response>
+
+Please evaluate the quality of the response. You must first provide a brief analysis of its quality, then give a comprehensive analysis with scores for each dimension. The output must strictly follow the JSON format: {"Analysis": ..., "Relevance": ..., "Accuracy": ..., "Coherence": ..., "Clarity": ..., "Breadth and Depth": ..., "Reading Experience": ...}. You do not need to consider whether the response meets the user's length requirements in your evaluation. Ensure that only one integer between 1 and 5 is output for each dimension score."""
+
+
+def quality_prompt(request: str, response: str) -> str:
+    """The official substitution, in its order (request first, then response)."""
+    return JUDGE_PROMPT.replace("$INST$", request).replace("$RESPONSE$", response)
+
+
+def parse_quality(text: str | None) -> dict[str, float] | None:
+    """The six ratings as the official script reads them, or None (it would ask again)."""
+    if text is None:
+        return None
+    if "```json" in text:
+        block = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
+        if block is None:
+            return None
+        text = block.group(1)
+    try:
+        scores = json.loads(text.replace("\n", ""))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(scores, dict) or any(d not in scores for d in DIMENSIONS):
+        return None
+    try:  # the official aggregation takes float(); a value it could not read would stop it
+        return {d: float(scores[d]) for d in DIMENSIONS}
+    except (TypeError, ValueError):
+        return None
+
+
+def quality_score(rated: list[dict[str, float]]) -> float | None:
+    """S_q: per dimension (mean rating − 1) × 25, then the mean over the dimensions."""
+    if not rated:
+        return None
+    return statistics.fmean((statistics.fmean(r[d] for r in rated) - 1) * 25 for d in DIMENSIONS)
