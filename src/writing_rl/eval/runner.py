@@ -3,7 +3,9 @@
 The output folder holds `generations.sqlite` (every model output, reused on re-runs, so changing the
 critic or judge re-scores without re-generating), `generations.jsonl` and `judgements.jsonl` (all
 outputs and all scores, readable), and `results.json` (the numbers). Missing judgements are
-excluded and counted, never scored as zero.
+excluded and counted, never scored as zero; each task counts them by reason code
+(`missing_reasons`, see `judge.reasons`). In the arena, an answer that addresses the judge is caught
+by the injection screen before any call (`arena.injection`, as in training).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,11 @@ from ..generation import GenerationStore, Generator, GeneratorConfig
 from ..jsonl import read_jsonl, write_jsonl
 from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict, build_judge
 from ..judge.cache import cache_key
+from ..judge.reasons import Reason
+from ..judge.sanitize import sanitize
+from ..judge.screen import InjectionPolicy, screen
 from ..prompts import load_prompts
-from ..server import point_local_endpoints, with_local_server
+from ..server import local_judge_limits, point_local_endpoints, with_local_server
 from ..text_metrics import count_length, length_score
 from .longctx import build_prompt, parse_choice, word_tokens
 from .stats import bootstrap_ci, bradley_terry, position_consistency
@@ -62,6 +67,9 @@ class ArenaTask(BaseModel):
     limit: int | None = Field(None, ge=1)
     opponents: dict[str, str] = Field(default_factory=dict, description="name -> another eval folder to compare with")
     bootstrap_resamples: int = Field(2000, ge=100)
+    injection: InjectionPolicy = Field(
+        "penalize", description="an answer that addresses the judge: penalize (it loses), unknown (missing) or off"
+    )
 
 
 class LongInputTask(TaskSlice):
@@ -147,16 +155,20 @@ class EvalRun:
         results = await gather_with_progress((score(r, o) for r, o in zip(records, outputs)), "writingbench: scoring")
         per_domain: dict[str, list[float]] = defaultdict(list)
         scores = []
+        missing: Counter[str] = Counter()
         for r, res in zip(records, results):
             value = None if res is None or res.score is None else res.score * 10
+            codes = [Reason.NO_OUTPUT.value] if res is None else res.missing_reasons
             self.judgements.append(
                 {
                     "task": "writingbench",
                     "id": r.id,
                     "score": value,
                     "criteria": None if res is None else res.per_criterion,
+                    "missing_reasons": codes,
                 }
             )
+            missing.update(c for c in codes if c)  # per criterion left unscored
             if value is not None:
                 scores.append(value)
                 per_domain[(r.domain or "?").split("/")[0]].append(value)
@@ -164,6 +176,7 @@ class EvalRun:
             "score": statistics.fmean(scores) if scores else None,
             "n": len(scores),
             "missing": len(records) - len(scores),
+            "missing_reasons": dict(missing),
             "per_domain": {d: statistics.fmean(v) for d, v in sorted(per_domain.items())},
         }
 
@@ -174,10 +187,12 @@ class EvalRun:
         ids, rows = zip(*pairs)
         outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in zip(ids, rows)])
 
-        async def quality(prompt: str, output: str | None) -> dict[str, int | None]:
+        async def quality(prompt: str, output: str | None) -> tuple[dict[str, int | None], str | None]:
+            """The six ratings, and a reason code when any is missing."""
             if output is None:
-                return dict.fromkeys(QUALITY_DIMENSIONS)
-            messages = [{"role": "user", "content": QUALITY_PROMPT.format(prompt=prompt, response=output)}]
+                return dict.fromkeys(QUALITY_DIMENSIONS), Reason.NO_OUTPUT.value
+            response = sanitize(output)
+            messages = [{"role": "user", "content": QUALITY_PROMPT.format(prompt=prompt, response=response)}]
             key = cache_key(
                 kind="longbench_write_quality",
                 model=self.cfg.critic.endpoint.model,
@@ -186,21 +201,23 @@ class EvalRun:
             )
             cache = self.critic.cache
             if cache is not None and (hit := cache.get(key)) is not None:
-                return hit
+                return hit, None
             try:
                 res = await self.critic.client.chat(messages, temperature=self.cfg.critic.temperature, max_tokens=256)
-            except EndpointError:  # a failed judgement is missing, and asked again on a re-run
-                return dict.fromkeys(QUALITY_DIMENSIONS)
+            except EndpointError as err:  # a failed judgement is missing, and asked again on a re-run
+                return dict.fromkeys(QUALITY_DIMENSIONS), err.reason.value
             quality = parse_quality(res.text)
-            if cache is not None and all(v is not None for v in quality.values()):
+            complete = all(v is not None for v in quality.values())
+            if cache is not None and complete:
                 cache.put(key, quality)
-            return quality
+            return quality, None if complete else Reason.PARSE.value
 
-        qualities = await gather_with_progress(
+        judged = await gather_with_progress(
             (quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
         )
+        missing = Counter(code for _, code in judged if code)
         s_l, s_q, points = [], [], []
-        for i, r, o, q in zip(ids, rows, outputs, qualities):
+        for i, r, o, (q, code) in zip(ids, rows, outputs, judged):
             length = None if o is None else count_length(o)
             sl = None if length is None else length_score(int(r["length"]), length)
             dims = [(v - 1) * 25 for k, v in q.items() if k in QUALITY_DIMENSIONS and v is not None]
@@ -214,6 +231,7 @@ class EvalRun:
                     "S_l": sl,
                     "S_q": sq,
                     "dimensions": q,
+                    "missing_reason": code,
                 }
             )
             if sl is not None:
@@ -229,6 +247,7 @@ class EvalRun:
             "S": (mean_l + mean_q) / 2 if mean_l is not None and mean_q is not None else None,
             "n": len(rows),
             "missing_quality": len(rows) - len(s_q),
+            "missing_reasons": dict(missing),
             "lengths": points,
         }
 
@@ -254,38 +273,71 @@ class EvalRun:
             second = await self.judge.judge(s.prompt_text, theirs, mine, s.criteria_text, s)  # mine in B
             return first, second
 
-        judged = await gather_with_progress((both(s, m, th) for s, m, _, th in jobs), "arena: judging both orders")
+        # the screen decides before any call: an answer that addresses the judge loses (or is missing)
+        flags = [(screen(m), screen(th)) for _, m, _, th in jobs]
+        acting = t.injection != "off"
+        judged = await gather_with_progress(
+            (both(s, m, th) if not (acting and any(f)) else _no_call() for (s, m, _, th), f in zip(jobs, flags)),
+            "arena: judging both orders",
+        )
         mine_score = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}
         by_opponent: dict[str, list[float]] = defaultdict(list)
         consistency: dict[str, list[tuple[float, float]]] = defaultdict(list)
         comparisons = []
         missing = 0
-        for (s, _, name, _), (first, second) in zip(jobs, judged):
-            if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
-                missing += 1
-                score = None
+        reasons: Counter[str] = Counter()
+        injections = 0
+        for (s, _, name, _), pair, (mine_flag, their_flag) in zip(jobs, judged, flags):
+            injections += bool(mine_flag or their_flag)
+            code = None
+            if acting and (mine_flag or their_flag):
+                # the flagged side loses; both flagged is a tie
+                score = (
+                    None if t.injection == "unknown" else 0.5 if mine_flag and their_flag else 0.0 if mine_flag else 1.0
+                )
+                code = Reason.INJECTION.value if score is None else None
+                first = second = None
             else:
-                a_first = mine_score[first.verdict]
-                a_second = 1.0 - mine_score[second.verdict]
-                score = (a_first + a_second) / 2
+                first, second = pair
+                if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
+                    score = None
+                    code = next((j.reason.value for j in (first, second) if j.reason), Reason.PARSE.value)
+                else:
+                    a_first = mine_score[first.verdict]
+                    a_second = 1.0 - mine_score[second.verdict]
+                    score = (a_first + a_second) / 2
+                    consistency[name].append((a_first, a_second))
+            if score is None:
+                missing += 1
+                reasons[code] += 1  # type: ignore[index]
+            else:
                 by_opponent[name].append(score)
-                consistency[name].append((a_first, a_second))
                 comparisons.append((me, name, score))
             self.judgements.append(
                 {
                     "task": "arena",
                     "id": s.id,
                     "opponent": name,
-                    "first": first.verdict.value,
-                    "second": second.verdict.value,
+                    "first": None if first is None else first.verdict.value,
+                    "second": None if second is None else second.verdict.value,
                     "score": score,
+                    "missing_reason": code,
+                    "injection": {
+                        "model": None if mine_flag is None else mine_flag.to_json(),
+                        "opponent": None if their_flag is None else their_flag.to_json(),
+                    },
                 }
             )
-        result: dict[str, Any] = {"missing": missing, "opponents": {}}
+        result: dict[str, Any] = {
+            "missing": missing,
+            "missing_reasons": dict(reasons),
+            "injections": injections,
+            "opponents": {},
+        }
         for name, scores in by_opponent.items():
             ci = bootstrap_ci(scores, resamples=t.bootstrap_resamples)
-            wins = sum(1 for a, b in consistency[name] if a + b > 1)
-            losses = sum(1 for a, b in consistency[name] if a + b < 1)
+            wins = sum(1 for x in scores if x > 0.5)
+            losses = sum(1 for x in scores if x < 0.5)
             result["opponents"][name] = {
                 "n": len(scores),
                 "win": wins,
@@ -293,7 +345,7 @@ class EvalRun:
                 "loss": losses,
                 "win_rate": ci.estimate,
                 "ci95": [ci.low, ci.high],
-                "position_consistency": position_consistency(consistency[name]),
+                "position_consistency": position_consistency(consistency[name]) if consistency[name] else None,
             }
         if len(by_opponent) >= 2:
             result["bradley_terry"] = bradley_terry(comparisons)
@@ -352,7 +404,13 @@ class EvalRun:
         return results
 
 
+async def _no_call() -> None:
+    """Stands in for a judge call the injection screen made unnecessary."""
+    return None
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    cfg = cfg.model_copy(update={"judge": local_judge_limits(cfg.judge, cfg.local_judge)})
     return with_local_server(
         cfg.local_judge, cfg.output_dir, lambda url: run_sync(EvalRun(point_local_endpoints(cfg, url)).run())
     )
