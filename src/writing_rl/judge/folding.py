@@ -55,7 +55,7 @@ _ALSO_INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800", "\u180e", "
 # Escapes that a model may decode while reading: HTML entities, `\uXXXX`, `\[`, `%5B`.
 _ESCAPE = re.compile(
     r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?"
-    r"|\\[uU]\{?[0-9a-fA-F]{4,6}\}?"
+    r"|\\u[0-9a-fA-F]{4}|\\u\{[0-9a-fA-F]{1,6}\}|\\U[0-9a-fA-F]{8}"
     r"|\\x[0-9a-fA-F]{2}"
     r"|\\(?=[^\w\s])"
     r"|%(?:5[BbDd]|7[BbDd]|3[CcEe]|28|29|7[Cc])"

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from .sanitize import RULES, hits
+from .sanitize import hits
 
 InjectionPolicy = Literal["penalize", "unknown", "off"]
-SCREEN_RULES = tuple(r for r in RULES if r.screen)
 EXCERPT_CHARS = 160
 
 
@@ -41,7 +40,7 @@ class Injection:
 @lru_cache(maxsize=512)
 def screen(text: str) -> Injection | None:
     """The injection attempt in `text`, or None for an answer that only writes."""
-    found = hits(text, SCREEN_RULES)
+    found = [h for h in hits(text) if h.rule.screen]
     if not found:
         return None
     first = found[0]
