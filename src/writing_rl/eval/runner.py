@@ -25,7 +25,7 @@ from ..critic import CriticConfig, PointwiseCritic, criteria_list
 from ..data import load_jsonl, sample_key
 from ..generation import GenerationStore, Generator, GeneratorConfig
 from ..jsonl import read_jsonl, write_jsonl
-from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict, build_judge
+from ..judge import EndpointError, JudgeConfig, Judgement, PairwiseJudge, Verdict, build_judge
 from ..judge.cache import cache_key
 from ..judge.reasons import Reason
 from ..judge.sanitize import sanitize
@@ -275,51 +275,33 @@ class EvalRun:
 
         # the screen decides before any call: an answer that addresses the judge loses (or is missing)
         flags = [(screen(m), screen(th)) for _, m, _, th in jobs]
-        acting = t.injection != "off"
+        skip = [t.injection != "off" and any(f) for f in flags]
         judged = await gather_with_progress(
-            (both(s, m, th) if not (acting and any(f)) else _no_call() for (s, m, _, th), f in zip(jobs, flags)),
+            (_no_call() if sk else both(s, m, th) for (s, m, _, th), sk in zip(jobs, skip)),
             "arena: judging both orders",
         )
-        mine_score = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}
         by_opponent: dict[str, list[float]] = defaultdict(list)
         consistency: dict[str, list[tuple[float, float]]] = defaultdict(list)
         comparisons = []
         missing = 0
         reasons: Counter[str] = Counter()
-        injections = 0
         for (s, _, name, _), pair, (mine_flag, their_flag) in zip(jobs, judged, flags):
-            injections += bool(mine_flag or their_flag)
-            code = None
-            if acting and (mine_flag or their_flag):
-                # the flagged side loses; both flagged is a tie
-                score = (
-                    None if t.injection == "unknown" else 0.5 if mine_flag and their_flag else 0.0 if mine_flag else 1.0
-                )
-                code = Reason.INJECTION.value if score is None else None
-                first = second = None
-            else:
-                first, second = pair
-                if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
-                    score = None
-                    code = next((j.reason.value for j in (first, second) if j.reason), Reason.PARSE.value)
-                else:
-                    a_first = mine_score[first.verdict]
-                    a_second = 1.0 - mine_score[second.verdict]
-                    score = (a_first + a_second) / 2
-                    consistency[name].append((a_first, a_second))
+            score, code, orders = _arena_score(pair, mine_flag is not None, their_flag is not None, t.injection)
             if score is None:
                 missing += 1
-                reasons[code] += 1  # type: ignore[index]
+                reasons[code or Reason.PARSE.value] += 1
             else:
                 by_opponent[name].append(score)
                 comparisons.append((me, name, score))
+            if orders is not None:
+                consistency[name].append(orders)
             self.judgements.append(
                 {
                     "task": "arena",
                     "id": s.id,
                     "opponent": name,
-                    "first": None if first is None else first.verdict.value,
-                    "second": None if second is None else second.verdict.value,
+                    "first": None if pair is None else pair[0].verdict.value,
+                    "second": None if pair is None else pair[1].verdict.value,
                     "score": score,
                     "missing_reason": code,
                     "injection": {
@@ -331,7 +313,7 @@ class EvalRun:
         result: dict[str, Any] = {
             "missing": missing,
             "missing_reasons": dict(reasons),
-            "injections": injections,
+            "injections": sum(1 for f in flags if any(f)),
             "opponents": {},
         }
         for name, scores in by_opponent.items():
@@ -407,6 +389,29 @@ class EvalRun:
 async def _no_call() -> None:
     """Stands in for a judge call the injection screen made unnecessary."""
     return None
+
+
+MINE_FIRST = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}  # the model's score when it is in position A
+
+
+def _arena_score(
+    pair: tuple[Judgement, Judgement] | None, mine_flagged: bool, theirs_flagged: bool, policy: InjectionPolicy
+) -> tuple[float | None, str | None, tuple[float, float] | None]:
+    """(the model's score 0..1, a reason code when it is missing, its scores in each order when both were judged).
+
+    Under `penalize` the side the screen flagged loses (both flagged: a tie); under `unknown` it is missing.
+    """
+    if policy != "off" and (mine_flagged or theirs_flagged):
+        if policy == "unknown":
+            return None, Reason.INJECTION.value, None
+        return (0.5 if mine_flagged and theirs_flagged else 0.0 if mine_flagged else 1.0), None, None
+    assert pair is not None
+    first, second = pair
+    if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
+        code = next((j.reason.value for j in pair if j.reason), Reason.PARSE.value)
+        return None, code, None
+    orders = (MINE_FIRST[first.verdict], 1.0 - MINE_FIRST[second.verdict])
+    return sum(orders) / 2, None, orders
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:

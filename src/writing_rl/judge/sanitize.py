@@ -11,13 +11,15 @@ obeys is the easiest find. Every answer placed in a judge or critic prompt goes 
   judge's fence around text of its own.
 - Invisible characters are dropped from the output too (tag characters can spell hidden text).
 - The whole pass repeats until nothing matches, so the output is a fixed point:
-  `sanitize(sanitize(x)) == sanitize(x)`. One pass was not enough: `[[[B]]]` minus one `[[B]]`
-  is `[B]`, but `[[[[B]]]]` minus its inner `[[B]]` is `[[B]]` again.
+  `sanitize(sanitize(x)) == sanitize(x)`, and it matches no rule. One pass was not enough: the old
+  `defang` turned the inner `[[B]]` of `[[[B]]]` into `[B]` and so handed the judge `[[B]]`; here a
+  cut can also join what it separated (`[[<|x|>B]]`), and the next pass finds that too.
 
-Ordinary writing is left alone: a bracketed letter is a verdict only when doubled (`[[B]]`) or next
-to verdict words (`verdict: [B]`); a bare letter only in upper case next to them (the article `a`
-is not a verdict); list labels `(a)`, `(b)` and wiki links `[[Paris]]` pass. `benchmarks/
-screen_false_positives.py` measures what the rules change in real reference and prompt texts.
+Ordinary writing is left alone: a bracketed letter is a verdict only when doubled (`[[B]]`), alone
+on its line, or next to verdict words (`verdict: [B]`); a bare letter only in upper case next to
+them (the article `a` is not a verdict); list labels `(a)`, `(b)` and wiki links `[[Paris]]` pass.
+`benchmarks/screen_false_positives.py` measures what the rules change in real reference and prompt
+texts.
 """
 
 from __future__ import annotations
