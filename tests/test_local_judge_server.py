@@ -84,6 +84,20 @@ async def test_reward_and_curriculum_on_real_judge(server, tmp_path):
     assert new_level == (1 if "win" in outcomes else 0)
 
 
+async def test_answers_too_long_for_the_real_servers_context_are_cut_to_fit():
+    """llama-cpp-python reports no context length in /models: its overflow error names it, the judge learns
+    it, cuts both answers with the served model's own tokenizer, and the second call fits."""
+    long_a = "The river runs. " * 600  # about 2,400 tokens each, for a 1,024-token window
+    long_b = "Sam watered the plants. " * 600
+    with LocalJudgeServer(n_ctx=1024) as small:
+        judge = PairwiseJudge(config(small, mode="soft", tokenizer=str(embedded_gguf_path())))
+        j = await judge.judge(QUESTION, long_a, long_b)
+        await judge.aclose()
+    assert j.error is None and j.verdict in (Verdict.A, Verdict.B, Verdict.TIE)
+    assert await judge.context_window() == 1024 and min(j.truncated) > 1000
+    assert judge.client.stats.requests == 2  # the overflow, then the fitted prompt
+
+
 def test_server_stops_when_body_raises():
     srv = LocalJudgeServer()
     with pytest.raises(RuntimeError, match="boom"), srv:
