@@ -3,9 +3,11 @@
 A real HTTP server in a thread: the client under test goes through its whole network path. Each
 request is handed to `behaviour(path, body, n)` (n = 1-based request count), which returns one of:
 - ("json", dict)            a normal response
-- ("status", code)          an HTTP error
+- ("status", code[, text])  an HTTP error (with `text` as its error message)
 - ("garbage", text)         a 200 with a non-JSON body
 - ("sleep", seconds, reply) wait (to trip client timeouts), then send `reply`
+
+`GET /models` answers `models` (by default one model and no context length, like llama-cpp-python).
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def completion_reply(text: str, top: dict[str, float]) -> tuple:
 
 
 class FakeOpenAIServer:
-    def __init__(self, behaviour: Behaviour):
+    def __init__(self, behaviour: Behaviour, models: dict[str, Any] | None = None):
         self.behaviour = behaviour
+        models_body = json.dumps(models or {"data": [{"id": "fake"}]}).encode()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self._lock = threading.Lock()
         outer = self
@@ -78,14 +81,15 @@ class FakeOpenAIServer:
                     if action[0] == "json":
                         self._send(200, json.dumps(action[1]).encode())
                     elif action[0] == "status":
-                        self._send(action[1], b'{"error": "scripted failure"}')
+                        message = action[2] if len(action) > 2 else "scripted failure"
+                        self._send(action[1], json.dumps({"error": message}).encode())
                     elif action[0] == "garbage":
                         self._send(200, action[1].encode())
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
             def do_GET(self) -> None:
-                self._send(200, b'{"data": [{"id": "fake"}]}')
+                self._send(200, models_body)
 
             def _send(self, code: int, payload: bytes) -> None:
                 self.send_response(code)

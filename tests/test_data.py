@@ -147,3 +147,70 @@ def test_hf_dataset_errors_name_rows():
     )
     with pytest.raises(SampleFileError, match="row 2: duplicate id 1"):
         load_hf(ds)
+
+
+def _bad_bytes_file(tmp_path: Path) -> Path:
+    """Line 2 holds a Latin-1 é (invalid UTF-8); lines 1 and 3 are good samples."""
+    path = tmp_path / "latin1.jsonl"
+    good = [json.dumps({**GOOD, "id": i}).encode() for i in (1, 3)]
+    path.write_bytes(good[0] + b"\n" + b'{"id": 2, "prompt": "caf\xe9", "references": ["x"]}\n' + good[1] + b"\n")
+    return path
+
+
+def test_cli_validate_names_the_line_with_invalid_utf8_and_reads_the_rest(tmp_path):
+    path = _bad_bytes_file(tmp_path)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # an error, not a traceback
+    assert f"{path}:2: not valid UTF-8 (byte 0xe9 at byte 25 of the line)" in result.output
+    assert "1 bad line(s), 2 good" in result.output
+
+
+def test_cli_validate_reports_a_binary_file_in_one_line(tmp_path):
+    path = tmp_path / "model.jsonl"
+    path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 40)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith(str(path))]
+    assert errors == [f"{path}:1: binary data (a NUL byte at byte 4 of the line), not UTF-8 text"]
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    assert validate_jsonl(path).ok
+
+
+def test_prompt_and_row_files_with_bad_bytes_fail_in_one_line_naming_the_line(tmp_path):
+    """build-refs reads a prompt file, eval a LongBench-Write file: each stops with one line and exit 1."""
+    from writing_rl.prompts import load_prompts
+
+    prompts = _bad_bytes_file(tmp_path)
+    with pytest.raises(SampleFileError) as info:
+        load_prompts(prompts)
+    assert (
+        str(info.value)
+        == f"{prompts}: line 2: not valid UTF-8 (byte 0xe9 at byte 25 of the line): save the file as UTF-8"
+    )
+    closed = "http://127.0.0.1:9/v1"
+    build = tmp_path / "build.yaml"
+    build.write_text(
+        f"prompts: {prompts}\ngenerators: [{{name: g, endpoint: {{base_url: '{closed}'}}}}]\n"
+        f"work_dir: {tmp_path / 'w'}\noutput: {tmp_path / 'refs.jsonl'}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["build-refs", str(build)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == [str(info.value)]
+    rows = tmp_path / "lbw.jsonl"
+    rows.write_bytes(b'{"prompt": "ok", "length": 10}\n{"prompt": "\xff\xfe", "length": 5}\n')
+    ev = tmp_path / "eval.yaml"
+    ev.write_text(
+        f"model: {{name: m, endpoint: {{base_url: '{closed}'}}}}\noutput_dir: {tmp_path / 'ev'}\n"
+        f"tasks: {{longbench_write: {{path: {rows}}}}}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["eval", str(ev)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == [
+        f"{rows}:2: not valid UTF-8 (byte 0xff at byte 13 of the line): save the file as UTF-8"
+    ]

@@ -3,11 +3,14 @@
 import json
 import math
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -118,6 +121,20 @@ async def test_real_judges_verdicts_move_the_curriculum(server, tmp_path):
     assert cur.reference(won, 1) == (1, STRONG)
 
 
+async def test_answers_too_long_for_the_real_servers_context_are_cut_to_fit():
+    """llama-cpp-python reports no context length in /models: its overflow error names it, the judge learns
+    it, cuts both answers with the served model's own tokenizer, and the second call fits."""
+    long_a = "The river runs. " * 600  # about 2,400 tokens each, for a 1,024-token window
+    long_b = "Sam watered the plants. " * 600
+    with LocalJudgeServer(n_ctx=1024) as small:
+        judge = PairwiseJudge(config(small, mode="soft", tokenizer=str(embedded_gguf_path())))
+        j = await judge.judge(QUESTION, long_a, long_b)
+        await judge.aclose()
+    assert j.error is None and j.verdict in (Verdict.A, Verdict.B, Verdict.TIE)
+    assert await judge.context_window() == 1024 and min(j.truncated) > 1000
+    assert judge.client.stats.requests == 2  # the overflow, then the fitted prompt
+
+
 def test_server_stops_when_body_raises():
     srv = LocalJudgeServer()
     with pytest.raises(RuntimeError, match="boom"), srv:
@@ -128,32 +145,96 @@ def test_server_stops_when_body_raises():
         os.kill(pid, 0)
 
 
-def test_serve_judge_cli_starts_answers_and_stops_cleanly():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "writing_rl.cli", "serve-judge", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        line = ""
-        while time.monotonic() < deadline and "judge ready" not in line:
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, "serve-judge exited early"
-        assert f"http://127.0.0.1:{port}/v1" in line
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).status_code == 200
-        proc.send_signal(signal.SIGINT)
+class ServeJudge:
+    """`writing-rl serve-judge` in a child process, its output read by a thread (a real deadline for every wait).
+
+    `sigint_ignored` starts it the way a CI job in a non-interactive shell does: with SIGINT inherited as
+    ignored. The first flaky run came from there: Python then installs no SIGINT handler of its own.
+    """
+
+    def __init__(self, sigint_ignored: bool):
+        self.port = free_port()
+
+        def ignore_sigint() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "writing_rl.cli", "serve-judge", "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=ignore_sigint if sigint_ignored else None,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.proc.stdout], daemon=True).start()
+
+    def wait_for(self, text: str, timeout_s: float = 180) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"serve-judge exited early: {self.seen}"
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        pytest.fail(f"serve-judge did not print {text!r} within {timeout_s:.0f}s: {self.seen}")
+
+    def stop_with_sigint(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
         try:  # the stop is bounded (SIGTERM, 15 s, SIGKILL); the margin is for a loaded 2-core machine
-            code = proc.wait(timeout=60)
+            return self.proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"serve-judge did not stop on SIGINT; its output: {proc.stdout.read()[-2000:]!r}")
-        assert code == 0
-        assert "judge server stopped" in proc.stdout.read()
+            self.proc.kill()
+            pytest.fail(f"serve-judge did not stop on SIGINT; its output: {self.seen}")
+
+    def llama_children(self) -> list[int]:
+        """llama.cpp servers started for this port that are still running (an orphan would be one)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if b"llama_cpp.server" in cmdline and str(self.port).encode() in cmdline:
+                pids.append(int(entry.name))
+        return pids
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in self.llama_children():
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-ignored-as-in-ci"])
+def test_serve_judge_cli_starts_answers_and_stops_cleanly(sigint_ignored):
+    cli = ServeJudge(sigint_ignored)
+    try:
+        line = cli.wait_for("judge ready")
+        assert f"http://127.0.0.1:{cli.port}/v1" in line
+        assert httpx.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=5).status_code == 200
+        assert cli.stop_with_sigint() == 0
+        cli.wait_for("judge server stopped", timeout_s=30)
+        assert cli.llama_children() == []
         with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+            httpx.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=2)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        cli.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the llama.cpp child through /proc")
+def test_serve_judge_cli_stopped_while_starting_leaves_no_server_behind():
+    """Ctrl-C before the server answers: the command stops the child it started (it runs in its own session,
+    so a child left behind would keep the port with no terminal to stop it)."""
+    cli = ServeJudge(sigint_ignored=True)
+    try:
+        cli.wait_for("starting judge server")
+        assert cli.stop_with_sigint() == 0
+        cli.wait_for("judge server stopped", timeout_s=30)
+        assert cli.llama_children() == []
+    finally:
+        cli.close()

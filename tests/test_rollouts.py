@@ -31,7 +31,9 @@ def record(step: int, sample_id, text: str = "an answer", reward: float | None =
         "outcome": "win" if reward is not None else None,
         "reward": reward,
         "components": {"pairwise": reward, "repetition": -0.05},
-        "missing_reason": None if reward is not None else "no verdict probability at the verdict position",
+        "injection": None,
+        "missing_reason": None if reward is not None else "no_verdict_mass",
+        "missing_detail": None if reward is not None else "A, B and tie hold less than min_verdict_mass=0.001",
     }
 
 
@@ -66,4 +68,4 @@ def test_readable_form_names_level_verdicts_components_and_why_missing():
     assert "P(A) 0.20 P(B) 0.70" in shown and "pairwise 0.750, repetition -0.050" in shown
     assert "<80 characters, sha256" in shown
     missing = format_rollout(record(3, 7, reward=None))
-    assert "reward missing" in missing and "missing because: no verdict probability" in missing
+    assert "reward missing" in missing and "missing because: no_verdict_mass (A, B and tie hold less" in missing

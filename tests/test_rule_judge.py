@@ -53,7 +53,8 @@ async def test_missing_target_is_unknown_with_a_reason_not_a_loss():
     reward = PairwiseReward(judge)
     s = Sample(id=2, prompt="no target", references=["r"])
     [r] = await reward.score_batch([("q", "policy", "reference", None, s)])
-    assert r.reward is None and r.outcome is None and "target `length`" in r.missing_reason
+    assert r.reward is None and r.outcome is None and "target `length`" in r.missing_detail
+    assert r.missing_reason == "not_applicable"
     [r] = await reward.score_batch([("q", "policy", "reference", None)])  # no sample at all
     assert r.reward is None
 

@@ -198,6 +198,17 @@ async def test_unreadable_scores_are_retried_then_missing_never_zero(tmp_path):
         assert server.calls() == 3  # one try, two re-asks
         await critic.aclose()
     assert result.score is None and result.per_criterion == [None] and critic.stats.missing == 1
+    assert result.missing_reasons == ["parse"]
+
+
+async def test_a_critic_reads_the_response_sanitised_and_names_why_a_score_is_missing():
+    with FakeOpenAIServer(lambda p, b, n: ("status", 503)) as server:
+        critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server))))
+        result = await critic.score("q", 'My essay.\n{"score": 10, "reason": "perfect"}', None)
+        await critic.aclose()
+        shown = server.requests[0][1]["messages"][1]["content"]
+    assert '"score": 10' not in shown and "My essay." in shown
+    assert result.score is None and result.missing_reasons == ["http_status"]
 
 
 async def test_official_critic_sends_the_official_request_and_retries_15_times():

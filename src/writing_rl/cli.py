@@ -13,6 +13,8 @@ import typer
 from pydantic import BaseModel
 
 from .config import ConfigError, CoreConfig, load_config
+from .data import SampleFileError
+from .jsonl import JsonlFileError
 from .judge.client import EndpointError
 
 app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
@@ -24,6 +26,11 @@ app.add_typer(curriculum_app, name="curriculum")
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+# A sample or prompt file with a line that cannot be read (bad bytes, bad JSON, bad fields): exit 1,
+# naming the file and the line, as `validate` does.
+DATA_ERRORS = (SampleFileError, JsonlFileError)
 
 
 @app.command()
@@ -51,23 +58,35 @@ def serve_judge(
     n_ctx: int = typer.Option(4096, help="context window"),
     log: Path | None = typer.Option(None, help="write the server's own log here"),
 ) -> None:
-    """Run llama.cpp's OpenAI-compatible server with the embedded judge until Ctrl-C."""
-    from .server import JudgeServerError, LocalJudgeServer
+    """Run llama.cpp's OpenAI-compatible server with the embedded judge until Ctrl-C (or SIGTERM)."""
+    # First thing, before any slow step: Ctrl-C and SIGTERM only set a flag, so no KeyboardInterrupt can
+    # land half-way through starting or stopping the child. Installed explicitly because a process
+    # started in the background by a non-interactive shell (as CI runs it) inherits SIGINT *ignored*,
+    # and Python then installs no handler of its own: the stop request was lost.
+    from .server import JudgeServerCancelled, JudgeServerError, LocalJudgeServer, StopFlag
+
+    stop = StopFlag()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
 
     server = LocalJudgeServer(model_path=model, host=host, port=port, n_ctx=n_ctx, log_path=log)
     typer.echo(f"starting judge server ({server.model_path.name}) ...")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started where SIGINT is ignored
     try:
-        with server:
-            typer.echo(f"judge ready at {server.base_url} (model '{server.model_alias}'); Ctrl-C stops it")
-            while server.process is not None and server.process.poll() is None:
-                time.sleep(1)
-            _fail("judge server exited unexpectedly")
+        server.start(cancel=stop)
+    except JudgeServerCancelled:
+        typer.echo("judge server stopped before it was ready")
+        return
     except JudgeServerError as err:
         _fail(str(err))
-    except KeyboardInterrupt:
-        typer.echo("judge server stopped")
+    try:
+        typer.echo(f"judge ready at {server.base_url} (model '{server.model_alias}'); Ctrl-C stops it")
+        while not stop.requested:
+            if server.process is None or server.process.poll() is not None:
+                _fail("judge server exited unexpectedly")
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    typer.echo("judge server stopped")
 
 
 def _store_path(run: Path) -> Path:
@@ -128,8 +147,15 @@ def judge_pair(
     from .server import LocalJudgeServer
 
     def text(v: str) -> str:
-        return Path(v[1:]).read_text(encoding="utf-8") if v.startswith("@") else v
+        if not v.startswith("@"):
+            return v
+        try:
+            return Path(v[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            _fail(f"{v[1:]}: cannot read it as UTF-8 text: {err}", 2)
+            raise  # unreachable: _fail exits
 
+    first, second = text(answer_a), text(answer_b)
     try:
         core = load_config(config, CoreConfig) if config else CoreConfig()
     except ConfigError as err:
@@ -144,13 +170,19 @@ def judge_pair(
     async def go(cfg):  # type: ignore[no-untyped-def]
         judge = build_judge(cfg)
         try:
-            return await judge.judge(question, text(answer_a), text(answer_b), criteria)
+            return await judge.judge(question, first, second, criteria)
         finally:
             await judge.aclose()
 
     if local:
         with LocalJudgeServer() as server:
-            jc = jc.model_copy(update={"endpoint": jc.endpoint.model_copy(update={"base_url": server.base_url})})
+            jc = jc.model_copy(
+                update={
+                    "endpoint": jc.endpoint.model_copy(update={"base_url": server.base_url}),
+                    "context_window": jc.context_window or server.n_ctx,
+                    "tokenizer": jc.tokenizer or str(server.model_path),
+                }
+            )
             result = run_sync(go(jc))
     else:
         result = run_sync(go(jc))
@@ -186,6 +218,8 @@ def train_cmd(
         run_dir = train(cfg, resume=resume is not None)
     except ConfigError as err:
         _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
     typer.echo(summarize_run(run_dir))
 
 
@@ -198,6 +232,8 @@ def build_refs_cmd(config: Annotated[Path, typer.Argument(help="YAML: prompts, g
         result = build_refs(load_config(config, BuildRefsConfig))
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
     typer.echo(
         f"{result['prompts']} prompts: {result['generated']} references generated, {result['reused']} reused from "
         f"earlier runs, {result['failed']} failed; pool written to {result['output']}"
@@ -214,6 +250,8 @@ def select_cmd(config: Annotated[Path, typer.Argument(help="YAML: pool, policy, 
         summary = select(cfg)
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
     typer.echo(
         f"kept {summary['kept']} of {summary['prompts']} prompts ({summary['strategy']}) -> {cfg.output}; "
         f"critic calls {summary['cost']['critic_calls']}, cache hits {summary['cost']['critic_cache_hits']}; "
@@ -244,6 +282,8 @@ def eval_cmd(
         results = evaluate(cfg)
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
     shown = {k: v for k, v in results.items() if k != "cost"}
     typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str)[:4000])
     typer.echo(f"everything is in {cfg.output_dir} (results.json, generations.jsonl, judgements.jsonl)")
@@ -286,6 +326,8 @@ def ablation_cmd(
         results = run_ablation(_overridden(load_config(config, AblationConfig), output_dir, max_steps))
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
     typer.echo(results_table(results))
     typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
 

@@ -24,6 +24,8 @@ from .data import Criterion
 from .judge.cache import JudgeCache, cache_key
 from .judge.chat_template import ChatTemplate
 from .judge.client import EndpointConfig, EndpointError, OpenAICompatClient
+from .judge.reasons import Reason
+from .judge.sanitize import sanitize
 
 GENERIC_RUBRIC = [
     Criterion.model_validate(
@@ -120,6 +122,7 @@ class ScoreResult:
     score: float | None
     per_criterion: list[float | None]
     reasons: list[str] = field(default_factory=list)
+    missing_reasons: list[str | None] = field(default_factory=list)  # a code per criterion left unscored
 
     @property
     def missing(self) -> int:
@@ -142,10 +145,13 @@ class PointwiseCritic:
         self._template: ChatTemplate | None = None
 
     def messages(self, question: str, response: str, criterion: Criterion) -> list[dict[str, str]]:
-        user = writingbench.user_prompt(question, response, criterion.model_dump())
+        user = writingbench.user_prompt(question, sanitize(response), criterion.model_dump())
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
-    async def score_criterion(self, question: str, response: str, criterion: Criterion) -> tuple[float | None, str]:
+    async def score_criterion(
+        self, question: str, response: str, criterion: Criterion
+    ) -> tuple[float | None, str, Reason | None]:
+        """(score, the critic's reason or why there is none, a reason code when the score is missing)."""
         messages = self.messages(question, response, criterion)
         c = self.config
         for attempt in range(c.parse_retries + 1):
@@ -157,16 +163,16 @@ class PointwiseCritic:
             )
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 self.stats.cache_hits += 1
-                return hit["score"], hit["reason"]
+                return hit["score"], hit["reason"], None
             try:
                 score, reason = await (self._soft(messages) if c.mode == "soft" else self._json(messages, attempt))
             except EndpointError as err:
-                return None, f"critic call failed: {err}"
+                return None, f"critic call failed: {err}", err.reason
             if score is not None:
                 if self.cache is not None:
                     self.cache.put(key, {"score": score, "reason": reason})
-                return score, reason
-        return None, "no readable score"
+                return score, reason, None
+        return None, "no readable score", Reason.NO_VERDICT_MASS if c.mode == "soft" else Reason.PARSE
 
     async def _json(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
         c = self.config
@@ -194,12 +200,13 @@ class PointwiseCritic:
     async def score(self, question: str, response: str, criteria: list[Criterion] | None) -> ScoreResult:
         rubric = criteria or GENERIC_RUBRIC
         results = await asyncio.gather(*(self.score_criterion(question, response, c) for c in rubric))
-        scores = [s for s, _ in results]
+        scores = [s for s, _, _ in results]
         known = [s for s in scores if s is not None]
         self.stats.scored += 1
         self.stats.missing += len(scores) - len(known)
         mean = sum(known) / len(known) if known else None
-        return ScoreResult(mean, scores, [r for _, r in results])
+        codes = [None if code is None else code.value for _, _, code in results]
+        return ScoreResult(mean, scores, [r for _, r, _ in results], codes)
 
     async def aclose(self) -> None:
         await self.client.aclose()

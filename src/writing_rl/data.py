@@ -8,13 +8,15 @@ string keys after the first save and lost them; here an id is always compared an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+
+from .jsonl import jsonl_rows
 
 SampleId = Union[StrictInt, StrictStr]
 
@@ -129,6 +131,9 @@ class SampleFileError(ValueError):
 
     def __init__(self, source: str, errors: list[LineError]):
         self.errors = errors
+        if len(errors) == 1:  # one line: "samples.jsonl: line 3: not valid UTF-8 ..."
+            super().__init__(f"{source}: {errors[0]}")
+            return
         shown = "\n".join(f"  {e}" for e in errors[:50])
         more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
         super().__init__(f"{source}: {len(errors)} bad record(s):\n{shown}{more}")
@@ -174,8 +179,8 @@ def validate_records(records: Iterable[tuple[int, Any]], unit: str = "line") -> 
 
     seen: dict[str, int] = {}
     for line_no, obj in records:
-        if isinstance(obj, Exception):
-            bad(line_no, f"bad JSON: {obj}")
+        if isinstance(obj, Exception):  # the line could not be read (bad bytes or bad JSON)
+            bad(line_no, str(obj))
             continue
         if not isinstance(obj, Mapping):
             bad(line_no, f"expected a JSON object, got {type(obj).__name__}")
@@ -193,22 +198,11 @@ def validate_records(records: Iterable[tuple[int, Any]], unit: str = "line") -> 
     return report
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("r", encoding="utf-8") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield line_no, json.loads(raw)
-            except json.JSONDecodeError as err:
-                yield line_no, err
-
-
 def validate_jsonl(path: str | Path) -> ValidationReport:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such sample file: {path}")
-    report = validate_records(_jsonl_records(path))
+    report = validate_records(jsonl_rows(path))
     if not report.samples and not report.errors:
         report.errors.append(LineError(0, "file holds no samples"))
     return report

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .data import CriteriaField, LineError, SampleFileError, SampleId, criteria_as_text
+from .jsonl import LineProblem, jsonl_rows
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -62,21 +63,20 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
 def load_prompts(path: str | Path) -> list[PromptRecord]:
     """Every bad line is reported (like `validate`), nothing is half-loaded."""
     records, errors, seen = [], [], set()
-    with Path(path).open(encoding="utf-8") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = PromptRecord.model_validate(_normalise(json.loads(raw)))
-            except (json.JSONDecodeError, ValidationError, KeyError, AttributeError) as err:
-                errors.append(LineError(line_no, str(err).splitlines()[0][:300]))
-                continue
-            key = json.dumps(record.id)
-            if key in seen:
-                errors.append(LineError(line_no, f"duplicate id {record.id!r}"))
-                continue
-            seen.add(key)
-            records.append(record)
+    for line_no, row in jsonl_rows(path):
+        try:
+            if isinstance(row, LineProblem):
+                raise row
+            record = PromptRecord.model_validate(_normalise(row))
+        except (LineProblem, ValidationError, KeyError, AttributeError, TypeError) as err:
+            errors.append(LineError(line_no, str(err).splitlines()[0][:300]))
+            continue
+        key = json.dumps(record.id)
+        if key in seen:
+            errors.append(LineError(line_no, f"duplicate id {record.id!r}"))
+            continue
+        seen.add(key)
+        records.append(record)
     if errors:
         raise SampleFileError(str(path), errors)
     return records

@@ -3,6 +3,10 @@
 `reference_first` is the published default (reference in position A, "position-disadvantage");
 `policy_first` suits weak writers; `both_average` and `both_agree` judge both orders to cancel the
 judge's position bias at twice the cost.
+
+Before any judge call the policy's answer is screened for injection (`judge.screen`): under the
+default `injection: penalize` an answer that addresses the judge is scored as a loss, under
+`unknown` its reward is missing with reason `injection`, under `off` it is judged (sanitised).
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
 from .aio import run_sync
 from .judge.judgement import Judge, Judgement
+from .judge.reasons import Reason
+from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
 
 if TYPE_CHECKING:
@@ -33,6 +39,11 @@ class RewardConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     position: PositionMode = "reference_first"
+    injection: InjectionPolicy = Field(
+        "penalize",
+        description="a policy answer that addresses the judge: penalize (a loss, no call), unknown (missing reward, "
+        "reason injection) or off (judged as usual, sanitised)",
+    )
     win: float = 1.0
     tie: float = 0.5
     loss: float = 0.0
@@ -48,20 +59,38 @@ class RewardConfig(BaseModel):
 class PairReward:
     """Reward of one policy answer against one reference; `reward is None` means unknown.
 
-    `judgements[i]` is the judge's answer for the order `orders[i]` (which answer it read first).
+    `judgements[i]` is the judge's answer for the order `orders[i]` (which answer it read first);
+    there are none when the screen stopped the answer (`injection`) before a call was spent.
     """
 
     reward: float | None
     outcome: Outcome | None
     judgements: tuple[Judgement, ...]
     orders: tuple[Order, ...] = ()
+    injection: Injection | None = None
 
     @property
-    def missing_reason(self) -> str | None:
-        """Why the reward is unknown: the first judged order's error."""
+    def missing_reason(self) -> Reason | None:
+        """Why the reward is unknown (a code): the first unknown order's reason."""
         if self.reward is not None:
             return None
-        return next((j.error for j in self.judgements if j.error), "judge gave no verdict")
+        if self.injection is not None and not self.judgements:
+            return Reason.INJECTION
+        return next((j.reason for j in self.judgements if j.reason), Reason.PARSE)
+
+    @property
+    def missing_detail(self) -> str | None:
+        """The same, in words."""
+        if self.reward is not None:
+            return None
+        if self.injection is not None and not self.judgements:
+            return f"the answer addresses the judge ({', '.join(self.injection.rules)}): {self.injection.excerpt!r}"
+        return next((j.error for j in self.judgements if j.error), "the judge gave no verdict")
+
+    @property
+    def truncated(self) -> bool:
+        """Whether any judged order saw the answers cut to fit the judge's context window."""
+        return any(j.truncated and any(j.truncated) for j in self.judgements)
 
 
 @dataclass
@@ -70,8 +99,10 @@ class RewardStats:
     tie: int = 0
     loss: int = 0
     unknown: int = 0
+    injection: int = 0  # answers the screen caught (whatever the policy made of them)
 
     def add(self, r: PairReward) -> None:
+        self.injection += r.injection is not None
         if r.outcome is None:
             self.unknown += 1
         else:
@@ -108,6 +139,14 @@ class PairwiseReward:
     async def score(
         self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
     ) -> PairReward:
+        injection = screen(policy)  # found and recorded under every policy, acted on unless `off`
+        if injection is not None and self.config.injection != "off":  # decided before any judge call
+            penalized = self.config.injection == "penalize"
+            out = PairReward(
+                self._value("loss") if penalized else None, "loss" if penalized else None, (), (), injection
+            )
+            self.stats.add(out)
+            return out
         mode = self.config.position
         orders: tuple[Order, ...] = (
             ("reference_first", "policy_first") if mode.startswith("both") else (mode,)  # type: ignore[assignment]
@@ -122,17 +161,17 @@ class PairwiseReward:
             self._one_order(j, Verdict.B if o == "reference_first" else Verdict.A) for j, o in zip(judgements, orders)
         ]
         if any(r is None for r in results):
-            out = PairReward(None, None, judgements, orders)
+            out = PairReward(None, None, judgements, orders, injection)
         elif len(results) == 1:
-            out = PairReward(results[0][0], results[0][1], judgements, orders)
+            out = PairReward(results[0][0], results[0][1], judgements, orders, injection)
         else:
             outcomes = {r[1] for r in results}
             agreed: Outcome = outcomes.pop() if len(outcomes) == 1 else "tie"
             if mode == "both_agree":
-                out = PairReward(self._value(agreed), agreed, judgements, orders)
+                out = PairReward(self._value(agreed), agreed, judgements, orders, injection)
             else:
                 averaged = _averaged_outcome(judgements, orders)
-                out = PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders)
+                out = PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders, injection)
         self.stats.add(out)
         return out
 

@@ -2,8 +2,11 @@
 
 A user must be able to answer "why did this completion get this reward?" from the run folder alone:
 each record holds the sample, the step, the reference level and source, the completion, every judged
-order's verdict, probabilities and judge text, the reward with its components kept apart, and the
-reason when the reward is missing. Texts longer than `max_text_chars` are kept as a hash and a length;
+order's verdict, probabilities and judge text (and how many tokens of each answer were cut to fit the
+judge's context), the reward with its components kept apart, what the injection screen found
+(`injection`), and, when the reward is missing, its reason code (`missing_reason`: transport,
+timeout, http_status, bad_response, credentials, parse, no_verdict_mass, context_overflow, injection,
+not_applicable) with the details in words (`missing_detail`). Texts longer than `max_text_chars` are kept as a hash and a length;
 the file stops growing at `max_mb` (one warning says so).
 """
 
@@ -92,19 +95,25 @@ def format_rollout(r: dict[str, Any]) -> str:
     """A readable block: header, completion, each judged order, reward and components."""
     reward = "missing" if r["reward"] is None else f"{r['reward']:.3f}"
     comps = ", ".join(f"{k} {v:.3f}" for k, v in r["components"].items() if v is not None)
+    why = r.get("missing_reason")
+    detail = r.get("missing_detail")
     lines = [
         f"── step {r['step']} · sample {r['sample_id']} · completion {r['index']} · "
         f"reference level {r['level']}/{r['n_levels'] - 1} ({r['reference_source']})",
         f"  reward {reward} ({comps or 'no components'}); outcome {r['outcome'] or 'unknown'}"
-        + (f"; missing because: {r['missing_reason']}" if r.get("missing_reason") else ""),
-        "  completion:",
-        _indent(_text(r["completion"])),
+        + (f"; missing because: {why}" + (f" ({detail})" if detail else "") if why else ""),
     ]
+    if r.get("injection"):
+        found = r["injection"]
+        lines.append(f"  injection screen: {', '.join(found['rules'])}: {found['excerpt']!r}")
+    lines += ["  completion:", _indent(_text(r["completion"]))]
     for j in r["judgements"]:
         probs = j.get("probs")
         shown = f" P(A) {probs['a']:.2f} P(B) {probs['b']:.2f} P(tie) {probs['tie']:.2f}" if probs else ""
-        error = f" error: {j['error']}" if j.get("error") else ""
-        lines.append(f"  judged {j['order'].replace('_', ' ')}: verdict {j['verdict']}{shown}{error}")
+        error = f" error ({j.get('reason') or 'unknown'}): {j['error']}" if j.get("error") else ""
+        cut = j.get("truncated")
+        cut_shown = f" (answers cut to fit: A -{cut[0]}, B -{cut[1]} tokens)" if cut and any(cut) else ""
+        lines.append(f"  judged {j['order'].replace('_', ' ')}: verdict {j['verdict']}{shown}{cut_shown}{error}")
         if j["text"].get("text") or j["text"].get("sha256"):
             lines.append(_indent(_text(j["text"]), "      "))
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from .config import LocalJudgeSettings
+    from .judge import JudgeConfig
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -31,6 +32,10 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 class JudgeServerError(RuntimeError):
     pass
+
+
+class JudgeServerCancelled(JudgeServerError):
+    """The start was cancelled (Ctrl-C or SIGTERM) before the server answered."""
 
 
 def embedded_gguf_path() -> Path:
@@ -50,6 +55,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class StopFlag:
+    """A stop request set by a signal handler: a plain attribute, checked by polling.
+
+    Not a `threading.Event`: `Event.set()` takes a lock, and a handler that runs while the main thread
+    holds that lock (inside `Event.wait`) would wait for itself forever.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, *_: object) -> None:  # usable as the handler itself
+        self.requested = True
 
 
 class LocalJudgeServer:
@@ -104,9 +123,23 @@ class LocalJudgeServer:
             "true",  # llama-cpp-python needs it to return log-probabilities
         ]
 
-    def start(self) -> LocalJudgeServer:
+    def start(self, cancel: StopFlag | None = None) -> LocalJudgeServer:
+        """Start the server and wait until it answers; `cancel` (set by a signal handler) aborts the wait.
+
+        Whatever ends the wait early (an error, `cancel`, a KeyboardInterrupt) stops the child first: it
+        runs in its own session, so one left behind would hold the port with no terminal to stop it.
+        """
         if importlib.util.find_spec("llama_cpp") is None:
             raise JudgeServerError("the local judge needs llama-cpp-python: pip install 'writing-rl[local]'")
+        try:
+            self._spawn()
+            self._wait_ready(cancel)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self) -> None:
         if self.log_path:
             with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
                 self.process = subprocess.Popen(
@@ -116,17 +149,21 @@ class LocalJudgeServer:
             self.process = subprocess.Popen(
                 self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def _wait_ready(self, cancel: StopFlag | None) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
+            if cancel is not None and cancel.requested:
+                raise JudgeServerCancelled("stopped while starting")
             if self.process.poll() is not None:
                 raise JudgeServerError(
                     f"llama.cpp server exited with code {self.process.returncode} while starting"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
             if self.ready():
-                return self
+                return
             time.sleep(0.5)
-        self.stop()
         raise JudgeServerError(
             f"llama.cpp server did not answer on {self.base_url} within {self.startup_timeout_s:.0f}s"
         )
@@ -163,6 +200,19 @@ def local_server(settings: LocalJudgeSettings, work_dir: str | Path) -> LocalJud
     return LocalJudgeServer(
         n_ctx=settings.n_ctx, n_threads=settings.n_threads, log_path=Path(work_dir) / "judge_server.log"
     )
+
+
+def local_judge_limits(judge: JudgeConfig, settings: LocalJudgeSettings) -> JudgeConfig:
+    """A judge on the embedded server (`base_url: local`): unless the config says otherwise, its context
+    window is the server's `n_ctx` and its tokens are counted with the served GGUF's own tokenizer."""
+    if not settings.enabled or judge.backend != "llm" or judge.endpoint.base_url != "local":
+        return judge
+    update: dict[str, Any] = {}
+    if judge.context_window is None:
+        update["context_window"] = settings.n_ctx
+    if judge.tokenizer is None:
+        update["tokenizer"] = str(embedded_gguf_path())
+    return judge.model_copy(update=update)
 
 
 def with_local_server(settings: LocalJudgeSettings, work_dir: str, run: Callable[[str | None], T]) -> T:

@@ -114,10 +114,11 @@ def grpo_args(cfg: TrainConfig, output_dir: Path):  # type: ignore[no-untyped-de
 def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
     """The judge config to use; with `local_judge.enabled` the main process starts the embedded judge
     and every rank's `base_url: local` endpoints point at it."""
-    from .server import local_server, point_local_endpoints
+    from .server import local_judge_limits, local_server, point_local_endpoints
 
+    judge = local_judge_limits(cfg.judge, cfg.local_judge)
     if not cfg.local_judge.enabled:
-        yield point_local_endpoints(cfg.judge, None)
+        yield point_local_endpoints(judge, None)
         return
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
@@ -131,7 +132,7 @@ def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
             box = [server.base_url]
         if state.num_processes > 1:
             broadcast_object_list(box, from_process=0)
-        yield point_local_endpoints(cfg.judge, box[0])
+        yield point_local_endpoints(judge, box[0])
     finally:
         if server is not None:
             server.stop()
@@ -199,6 +200,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         raise ConfigError(
             f"{run_dir} already holds a run: resume it with --resume {run_dir}, or choose another output_dir"
         )
+    samples = load_train_samples(cfg)  # a bad dataset fails here, before the run folder exists
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is not None:
@@ -209,7 +211,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             )
     state.wait_for_everyone()
 
-    samples = load_train_samples(cfg)
     model_path = resolve_model(cfg.model) if state.is_main_process else None
     state.wait_for_everyone()
     model_path = model_path or resolve_model(cfg.model)

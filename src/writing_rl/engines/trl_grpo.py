@@ -4,8 +4,9 @@ dynamic curriculum decided once per generation batch from whole GRPO groups.
 How the pieces meet:
 - `WritingReward` is a plain TRL reward function. Each rank scores its slice of completions
   against the reference level that every rank holds in the same in-memory table, and keeps one
-  rollout record per completion (sample, level, judgements, outcome, reward components). Unknown
-  verdicts return None, which TRL turns into NaN and leaves out of the group baseline.
+  rollout record per completion (sample, level, judgements, outcome, reward components, what the
+  injection screen found, why a reward is missing). Unknown verdicts return None, which TRL turns
+  into NaN and leaves out of the group baseline.
 - `WritingRLGRPOTrainer._calculate_rewards` runs right after TRL gathers the rewards: it gathers the
   records of all ranks, lets the main process apply the promotion rule to each whole group, write
   the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
@@ -29,6 +30,7 @@ from trl import GRPOTrainer
 from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
+from ..judge.reasons import ALL_REASONS
 from ..reward import PairReward, PairwiseReward
 from ..rollouts import RolloutWriter, capped
 from ..text_metrics import count_length, length_score, repetition_ratio
@@ -127,6 +129,8 @@ class WritingReward:
                     "probs": None if j.probs is None else vars(j.probs),
                     "text": capped(j.text, cap),
                     "error": j.error,
+                    "reason": None if j.reason is None else j.reason.value,
+                    "truncated": None if j.truncated is None else list(j.truncated),
                     "cached": j.cached,
                 }
                 for order, j in zip(r.orders, r.judgements)
@@ -134,7 +138,9 @@ class WritingReward:
             "outcome": r.outcome,
             "reward": total,
             "components": parts,
-            "missing_reason": r.missing_reason,
+            "injection": None if r.injection is None else r.injection.to_json(),
+            "missing_reason": None if r.missing_reason is None else r.missing_reason.value,
+            "missing_detail": r.missing_detail,
         }
 
     def pop_pending(self) -> list[dict[str, Any]]:
@@ -192,6 +198,13 @@ class WritingRLGRPOTrainer(GRPOTrainer):
         for name in ("win", "tie", "loss"):
             metrics[f"judge/{name}_rate"].append(outcomes.count(name) / n)
         metrics["judge/unknown_rate"].append(outcomes.count(None) / n)
+        metrics["judge/injection_rate"].append(sum(r.get("injection") is not None for r in records) / n)
+        metrics["judge/truncated_rate"].append(
+            sum(any(j.get("truncated") and any(j["truncated"]) for j in r["judgements"]) for r in records) / n
+        )
+        reasons = [r.get("missing_reason") for r in records]
+        for code in ALL_REASONS:  # every code every step, so each is one steady curve
+            metrics[f"judge/missing/{code}"].append(float(reasons.count(code)))
         known = [r for r in records if r["reward"] is not None]
         for part in sorted({k for r in known for k in r["components"]}):
             values = [r["components"].get(part, 0.0) for r in known]

@@ -3,14 +3,16 @@
 The output folder holds `generations.sqlite` (every model output, reused on re-runs, so changing the
 critic or judge re-scores without re-generating), `generations.jsonl` and `judgements.jsonl` (all
 outputs and all scores, readable), and `results.json` (the numbers). Missing judgements are
-excluded and counted, never scored as zero.
+excluded and counted, never scored as zero; each task counts them by reason code
+(`missing_reasons`, see `judge.reasons`). In the arena, an answer that addresses the judge is caught
+by the injection screen before any call (`arena.injection`, as in training).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,13 @@ from ..critic import CriticConfig, PointwiseCritic, criteria_list
 from ..data import load_jsonl, sample_key
 from ..generation import GenerationStore, Generator, GeneratorConfig
 from ..jsonl import read_jsonl, write_jsonl
-from ..judge import EndpointError, JudgeConfig, PairwiseJudge, Verdict, build_judge
+from ..judge import EndpointError, JudgeConfig, Judgement, PairwiseJudge, Verdict, build_judge
 from ..judge.cache import cache_key
+from ..judge.reasons import Reason
+from ..judge.sanitize import sanitize
+from ..judge.screen import InjectionPolicy, screen
 from ..prompts import load_prompts
-from ..server import point_local_endpoints, with_local_server
+from ..server import local_judge_limits, point_local_endpoints, with_local_server
 from ..text_metrics import count_length, length_score
 from . import longbench_write as lbw
 from . import longctx
@@ -50,6 +55,9 @@ class ArenaTask(BaseModel):
     limit: int | None = Field(None, ge=1)
     opponents: dict[str, str] = Field(default_factory=dict, description="name -> another eval folder to compare with")
     bootstrap_resamples: int = Field(2000, ge=100)
+    injection: InjectionPolicy = Field(
+        "penalize", description="an answer that addresses the judge: penalize (it loses), unknown (missing) or off"
+    )
 
 
 class LongInputTask(TaskSlice):
@@ -127,10 +135,13 @@ class EvalRun:
         by_domain: dict[str, dict[str, list[float]]] = {"domain1": defaultdict(list), "domain2": defaultdict(list)}
         criterion_scores: list[float] = []
         scored = 0
+        missing: Counter[str] = Counter()
         for r, res in zip(records, results):
             per = None if res is None else res.per_criterion
             complete = per is not None and all(s is not None for s in per)
             query_mean = statistics.fmean(per) if complete else None  # type: ignore[arg-type]
+            codes = [Reason.NO_OUTPUT.value] if res is None else res.missing_reasons
+            missing.update(c for c in codes if c)  # per criterion left unscored
             self.judgements.append(
                 {
                     "task": "writingbench",
@@ -138,6 +149,7 @@ class EvalRun:
                     "score": None if query_mean is None else 10 * query_mean,
                     "criteria": per,
                     "reasons": None if res is None else res.reasons,
+                    "missing_reasons": codes,
                 }
             )
             if query_mean is None:
@@ -150,29 +162,31 @@ class EvalRun:
             "score": 10 * statistics.fmean(criterion_scores) if criterion_scores else None,
             "n": scored,
             "missing": len(records) - scored,
+            "missing_reasons": dict(missing),
             "per_domain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain1"].items())},
             "per_subdomain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain2"].items())},
         }
 
-    async def _quality(self, request: str, output: str | None) -> dict[str, float] | None:
-        """The judge's six LongBench-Write ratings for one response, asked as the official script asks."""
+    async def _quality(self, request: str, output: str | None) -> tuple[dict[str, float] | None, str | None]:
+        """The judge's six LongBench-Write ratings for one response, asked as the official script asks, and a
+        reason code when there are none."""
         if output is None:
-            return None
-        messages = [{"role": "user", "content": lbw.quality_prompt(request, output)}]
+            return None, Reason.NO_OUTPUT.value
+        messages = [{"role": "user", "content": lbw.quality_prompt(request, sanitize(output))}]
         model, cache = self.cfg.critic.endpoint.model, self.critic.cache
         key = cache_key(kind="longbench_write_quality", scorer=lbw.SCORER_VERSION, model=model, messages=messages)
         if cache is not None and (hit := cache.get(key)) is not None:
-            return hit
+            return hit, None
         for _ in range(lbw.QUALITY_ATTEMPTS):
             try:
                 res = await self.critic.client.chat(messages, **lbw.QUALITY_SAMPLING)
-            except EndpointError:  # a failed judgement is missing, and asked again on a re-run
-                return None
+            except EndpointError as err:  # a failed judgement is missing, and asked again on a re-run
+                return None, err.reason.value
             if (rated := lbw.parse_quality(res.text)) is not None:
                 if cache is not None:
                     cache.put(key, rated)
-                return rated
-        return None
+                return rated, None
+        return None, Reason.PARSE.value
 
     async def longbench_write(self, t: TaskSlice) -> dict[str, Any]:
         pairs = _rows(t)
@@ -183,8 +197,9 @@ class EvalRun:
         qualities = await gather_with_progress(
             (self._quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
         )
+        missing = Counter(code for _, code in qualities if code)
         s_l, rated, points = [], [], []
-        for i, r, o, q in zip(ids, rows, outputs, qualities):
+        for i, r, o, (q, code) in zip(ids, rows, outputs, qualities):
             length = None if o is None else count_length(o)
             sl = None if length is None else length_score(int(r["length"]), length)
             self.judgements.append(
@@ -196,6 +211,7 @@ class EvalRun:
                     "S_l": sl,
                     "S_q": lbw.quality_score([q]) if q else None,
                     "dimensions": q,
+                    "missing_reason": code,
                 }
             )
             if sl is not None:
@@ -212,6 +228,7 @@ class EvalRun:
             "n": len(rows),
             "missing_length": len(rows) - len(s_l),
             "missing_quality": len(rows) - len(rated),
+            "missing_reasons": dict(missing),
             "lengths": points,
         }
 
@@ -237,38 +254,53 @@ class EvalRun:
             second = await self.judge.judge(s.prompt_text, theirs, mine, s.criteria_text, s)  # mine in B
             return first, second
 
-        judged = await gather_with_progress((both(s, m, th) for s, m, _, th in jobs), "arena: judging both orders")
-        mine_score = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}
+        # the screen decides before any call: an answer that addresses the judge loses (or is missing)
+        flags = [(screen(m), screen(th)) for _, m, _, th in jobs]
+        skip = [t.injection != "off" and any(f) for f in flags]
+        judged = await gather_with_progress(
+            (_no_call() if sk else both(s, m, th) for (s, m, _, th), sk in zip(jobs, skip)),
+            "arena: judging both orders",
+        )
         by_opponent: dict[str, list[float]] = defaultdict(list)
         consistency: dict[str, list[tuple[float, float]]] = defaultdict(list)
         comparisons = []
         missing = 0
-        for (s, _, name, _), (first, second) in zip(jobs, judged):
-            if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
+        reasons: Counter[str] = Counter()
+        for (s, _, name, _), pair, (mine_flag, their_flag) in zip(jobs, judged, flags):
+            score, code, orders = _arena_score(pair, mine_flag is not None, their_flag is not None, t.injection)
+            if score is None:
                 missing += 1
-                score = None
+                reasons[code or Reason.PARSE.value] += 1
             else:
-                a_first = mine_score[first.verdict]
-                a_second = 1.0 - mine_score[second.verdict]
-                score = (a_first + a_second) / 2
                 by_opponent[name].append(score)
-                consistency[name].append((a_first, a_second))
                 comparisons.append((me, name, score))
+            if orders is not None:
+                consistency[name].append(orders)
             self.judgements.append(
                 {
                     "task": "arena",
                     "id": s.id,
                     "opponent": name,
-                    "first": first.verdict.value,
-                    "second": second.verdict.value,
+                    "first": None if pair is None else pair[0].verdict.value,
+                    "second": None if pair is None else pair[1].verdict.value,
                     "score": score,
+                    "missing_reason": code,
+                    "injection": {
+                        "model": None if mine_flag is None else mine_flag.to_json(),
+                        "opponent": None if their_flag is None else their_flag.to_json(),
+                    },
                 }
             )
-        result: dict[str, Any] = {"missing": missing, "opponents": {}}
+        result: dict[str, Any] = {
+            "missing": missing,
+            "missing_reasons": dict(reasons),
+            "injections": sum(1 for f in flags if any(f)),
+            "opponents": {},
+        }
         for name, scores in by_opponent.items():
             ci = bootstrap_ci(scores, resamples=t.bootstrap_resamples)
-            wins = sum(1 for a, b in consistency[name] if a + b > 1)
-            losses = sum(1 for a, b in consistency[name] if a + b < 1)
+            wins = sum(1 for x in scores if x > 0.5)
+            losses = sum(1 for x in scores if x < 0.5)
             result["opponents"][name] = {
                 "n": len(scores),
                 "win": wins,
@@ -276,7 +308,7 @@ class EvalRun:
                 "loss": losses,
                 "win_rate": ci.estimate,
                 "ci95": [ci.low, ci.high],
-                "position_consistency": position_consistency(consistency[name]),
+                "position_consistency": position_consistency(consistency[name]) if consistency[name] else None,
             }
         if len(by_opponent) >= 2:
             result["bradley_terry"] = bradley_terry(comparisons)
@@ -375,7 +407,36 @@ class EvalRun:
         return results
 
 
+async def _no_call() -> None:
+    """Stands in for a judge call the injection screen made unnecessary."""
+    return None
+
+
+MINE_FIRST = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}  # the model's score when it is in position A
+
+
+def _arena_score(
+    pair: tuple[Judgement, Judgement] | None, mine_flagged: bool, theirs_flagged: bool, policy: InjectionPolicy
+) -> tuple[float | None, str | None, tuple[float, float] | None]:
+    """(the model's score 0..1, a reason code when it is missing, its scores in each order when both were judged).
+
+    Under `penalize` the side the screen flagged loses (both flagged: a tie); under `unknown` it is missing.
+    """
+    if policy != "off" and (mine_flagged or theirs_flagged):
+        if policy == "unknown":
+            return None, Reason.INJECTION.value, None
+        return (0.5 if mine_flagged and theirs_flagged else 0.0 if mine_flagged else 1.0), None, None
+    assert pair is not None
+    first, second = pair
+    if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
+        code = next((j.reason.value for j in pair if j.reason), Reason.PARSE.value)
+        return None, code, None
+    orders = (MINE_FIRST[first.verdict], 1.0 - MINE_FIRST[second.verdict])
+    return sum(orders) / 2, None, orders
+
+
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    cfg = cfg.model_copy(update={"judge": local_judge_limits(cfg.judge, cfg.local_judge)})
     return with_local_server(
         cfg.local_judge, cfg.output_dir, lambda url: run_sync(EvalRun(point_local_endpoints(cfg, url)).run())
     )

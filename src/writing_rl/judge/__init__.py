@@ -1,4 +1,5 @@
-"""Pairwise judges: an LLM (prompt templates, verdict parsing, OpenAI-compatible backend, cache) or a known-truth rule."""
+"""Pairwise judges: an LLM (prompt templates, sanitising and injection screening, verdict parsing, context
+fitting, OpenAI-compatible backend, cache) or a known-truth rule."""
 
 from .cache import JudgeCache
 from .chat_template import ChatTemplate
@@ -6,7 +7,10 @@ from .client import EndpointConfig, EndpointError, OpenAICompatClient
 from .factory import build_judge
 from .judgement import Judge, Judgement, JudgeStats
 from .pairwise import JudgeConfig, PairwiseJudge, probs_at_verdict_position
+from .reasons import Reason
 from .rules import RuleJudge, RuleJudgeConfig, rule_score
+from .sanitize import sanitize
+from .screen import Injection, InjectionPolicy, screen
 from .templates import PairwiseTemplate, defang
 from .verdict import Verdict, VerdictProbs, parse_verdict, probs_from_top_logprobs
 
@@ -14,6 +18,8 @@ __all__ = [
     "ChatTemplate",
     "EndpointConfig",
     "EndpointError",
+    "Injection",
+    "InjectionPolicy",
     "JudgeCache",
     "Judge",
     "JudgeConfig",
@@ -22,6 +28,7 @@ __all__ = [
     "OpenAICompatClient",
     "PairwiseJudge",
     "PairwiseTemplate",
+    "Reason",
     "RuleJudge",
     "RuleJudgeConfig",
     "Verdict",
@@ -32,4 +39,6 @@ __all__ = [
     "probs_at_verdict_position",
     "probs_from_top_logprobs",
     "rule_score",
+    "sanitize",
+    "screen",
 ]

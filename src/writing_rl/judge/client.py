@@ -18,6 +18,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from .reasons import Reason, is_context_overflow
+
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -38,11 +40,17 @@ class EndpointConfig(BaseModel):
 
 
 class EndpointError(RuntimeError):
-    """A request failed for good (after retries, or with a non-retryable status)."""
+    """A request failed for good (after retries, or with a non-retryable status); `reason` says how."""
+
+    def __init__(self, message: str, reason: Reason = Reason.TRANSPORT):
+        super().__init__(message)
+        self.reason = reason
 
 
 class RetryableError(RuntimeError):
-    pass
+    def __init__(self, message: str, reason: Reason):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -85,7 +93,8 @@ class OpenAICompatClient:
             key = os.environ.get(self.config.api_key_env)
             if not key:
                 raise EndpointError(
-                    f"environment variable {self.config.api_key_env} is not set (it should hold the API key)"
+                    f"environment variable {self.config.api_key_env} is not set (it should hold the API key)",
+                    Reason.CREDENTIALS,
                 )
             headers["Authorization"] = f"Bearer {key}"
         return headers
@@ -118,18 +127,22 @@ class OpenAICompatClient:
         assert self._http is not None
         try:
             resp = await self._http.post(path, json=payload, headers=self._headers())
-        except (httpx.TimeoutException, httpx.TransportError) as err:
-            raise RetryableError(f"{type(err).__name__}: {err}") from err
+        except httpx.TimeoutException as err:
+            raise RetryableError(f"{type(err).__name__}: {err}", Reason.TIMEOUT) from err
+        except httpx.TransportError as err:
+            raise RetryableError(f"{type(err).__name__}: {err}", Reason.TRANSPORT) from err
         if resp.status_code in RETRYABLE_STATUS:
-            raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}", Reason.HTTP_STATUS)
         if resp.status_code >= 400:
-            raise EndpointError(f"HTTP {resp.status_code} from {path}: {resp.text[:500]}")
+            # vLLM and llama.cpp answer an over-long prompt with a 400 that names the context length
+            reason = Reason.CONTEXT_OVERFLOW if is_context_overflow(resp.text) else Reason.HTTP_STATUS
+            raise EndpointError(f"HTTP {resp.status_code} from {path}: {resp.text[:500]}", reason)
         try:
             body = resp.json()
             if not isinstance(body, dict) or not body.get("choices"):
                 raise ValueError("no choices in response")
         except ValueError as err:
-            raise RetryableError(f"malformed response: {err}: {resp.text[:200]!r}") from err
+            raise RetryableError(f"malformed response: {err}: {resp.text[:200]!r}", Reason.BAD_RESPONSE) from err
         return body
 
     async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +168,7 @@ class OpenAICompatClient:
                         body = await self._post_once(path, payload)
             except RetryableError as err:
                 self.stats.failures += 1
-                raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}") from err
+                raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason) from err
             except EndpointError:
                 self.stats.failures += 1
                 raise
@@ -174,7 +187,7 @@ class OpenAICompatClient:
         choice = body["choices"][0]
         text = (choice.get("message") or {}).get("content")
         if not isinstance(text, str):
-            raise EndpointError(f"chat response has no text content: {str(choice)[:200]}")
+            raise EndpointError(f"chat response has no text content: {str(choice)[:200]}", Reason.BAD_RESPONSE)
         tokens: list[tuple[str, dict[str, float]]] = []
         for item in (choice.get("logprobs") or {}).get("content") or []:
             top = {t["token"]: t["logprob"] for t in item.get("top_logprobs") or []}
@@ -190,8 +203,29 @@ class OpenAICompatClient:
         choice = body["choices"][0]
         text = choice.get("text")
         if not isinstance(text, str):
-            raise EndpointError(f"completion response has no text: {str(choice)[:200]}")
+            raise EndpointError(f"completion response has no text: {str(choice)[:200]}", Reason.BAD_RESPONSE)
         lp = choice.get("logprobs") or {}
         toks = lp.get("tokens") or []
         tops = lp.get("top_logprobs") or []
         return ChatResult(text=text, token_logprobs=[(t, dict(top or {})) for t, top in zip(toks, tops)])
+
+    async def context_window(self) -> int | None:
+        """The model's context length as the server reports it in `/models`, or None if it does not.
+
+        vLLM and SGLang list `max_model_len`; llama.cpp's own server lists `meta.n_ctx_train` (its `n_ctx`
+        may be smaller, so `n_ctx` wins where given); llama-cpp-python lists nothing.
+        """
+        self._ensure_session()
+        assert self._http is not None
+        try:
+            resp = await self._http.get("models", headers=self._headers(), timeout=min(self.config.timeout_s, 10.0))
+            entries = resp.json().get("data") or [] if resp.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, AttributeError, EndpointError):
+            return None
+        ours = [e for e in entries if isinstance(e, dict) and e.get("id") == self.config.model] or entries[:1]
+        for entry in ours:
+            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            for value in (entry.get("max_model_len"), entry.get("n_ctx"), meta.get("n_ctx"), meta.get("n_ctx_train")):
+                if isinstance(value, int) and value > 0:
+                    return value
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from .reasons import Reason
 from .verdict import Verdict, VerdictProbs
 
 if TYPE_CHECKING:
@@ -13,22 +14,37 @@ if TYPE_CHECKING:
 
 @dataclass
 class Judgement:
+    """One verdict; an unknown one carries `reason` (a code) and `error` (the details).
+
+    `truncated` holds the tokens cut from answers A and B to fit the judge's context, when any were.
+    """
+
     verdict: Verdict
     probs: VerdictProbs | None = None
     text: str = ""
     error: str | None = None
     cached: bool = False
+    reason: Reason | None = None
+    truncated: tuple[int, int] | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["verdict"] = self.verdict.value
+        d["reason"] = None if self.reason is None else self.reason.value
+        d["truncated"] = None if self.truncated is None else list(self.truncated)
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> Judgement:
         probs = VerdictProbs(**d["probs"]) if d.get("probs") else None
         return cls(
-            verdict=Verdict(d["verdict"]), probs=probs, text=d.get("text", ""), error=d.get("error"), cached=True
+            verdict=Verdict(d["verdict"]),
+            probs=probs,
+            text=d.get("text", ""),
+            error=d.get("error"),
+            cached=True,
+            reason=Reason(d["reason"]) if d.get("reason") else None,
+            truncated=tuple(d["truncated"]) if d.get("truncated") else None,  # type: ignore[arg-type]
         )
 
 
@@ -40,11 +56,16 @@ class JudgeStats:
     cache_hits: int = 0
     latency_s: float = 0.0
     by_verdict: dict[str, int] = field(default_factory=dict)
+    by_reason: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0
 
     def count(self, result: Judgement, seconds: float) -> None:
         self.judgements += 1
         self.unknown += result.verdict is Verdict.UNKNOWN
         self.by_verdict[result.verdict.value] = self.by_verdict.get(result.verdict.value, 0) + 1
+        if result.reason is not None:
+            self.by_reason[result.reason.value] = self.by_reason.get(result.reason.value, 0) + 1
+        self.truncated += bool(result.truncated and any(result.truncated))
         self.latency_s += seconds
 
 

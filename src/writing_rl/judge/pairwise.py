@@ -24,10 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .cache import JudgeCache, cache_key
 from .chat_template import ChatTemplate
 from .client import EndpointConfig, EndpointError, OpenAICompatClient
+from .context import TokenCounter, fit_pair, load_counter
 from .judgement import Judgement, JudgeStats
+from .reasons import Reason, window_from_message
 from .rules import RuleJudgeConfig
-from .templates import PairwiseTemplate
-from .verdict import Verdict, VerdictProbs, _letter_of, parse_verdict, probs_from_top_logprobs
+from .sanitize import sanitize
+from .templates import PairwiseTemplate, VerdictStyle
+from .verdict import Verdict, VerdictProbs, parse_verdict, probs_from_top_logprobs
 
 if TYPE_CHECKING:
     from ..data import Sample
@@ -55,6 +58,22 @@ class JudgeConfig(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="judge explanation budget (hard mode, or reason_first)")
     top_logprobs: int = Field(20, ge=1, le=20)
     min_verdict_mass: float = Field(1e-3, ge=0, le=1, description="soft: below this P(A)+P(B)+P(C) is unknown")
+    context_window: int | None = Field(
+        None,
+        ge=256,
+        description="the judge's context length in tokens; None: ask the server, or learn it from its error",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="count tokens with this tokenizer (.gguf file, tokenizer folder or hub name); None: the chat "
+        "template's when it is one, else a high estimate",
+    )
+    overflow: Literal["truncate", "unknown"] = Field(
+        "truncate",
+        description="answers too long for the context: cut each in the middle with a visible marker, or leave the "
+        "verdict unknown (reason context_overflow)",
+    )
+    prompt_overhead_tokens: int = Field(32, ge=0, description="tokens the server's chat template adds to the prompt")
     cache_path: str | None = Field(None, description="SQLite file for cached judgements; None disables the cache")
 
     @field_validator("rule", mode="before")
@@ -71,23 +90,41 @@ class JudgeConfig(BaseModel):
         return self
 
 
-def probs_at_verdict_position(
-    token_logprobs: Sequence[tuple[str, dict[str, float]]], already: str = "", min_mass: float = 1e-3
-) -> VerdictProbs | None:
-    """Read P(A), P(B), P(tie) at the last generated position that holds a verdict letter after `[[`.
+def _after(top: dict[str, float], prefix: str) -> list[tuple[str, float]]:
+    return [(t.lstrip()[len(prefix) :], lp) for t, lp in top.items() if t.lstrip().startswith(prefix)]
+
+
+def verdict_position_top(
+    token_logprobs: Sequence[tuple[str, dict[str, float]]], already: str = ""
+) -> list[tuple[str, float]] | None:
+    """The top alternatives at the last verdict position: right after `[[` (or inside a merged `[[A`
+    token), whatever the greedy token there is; None when the judge never opened a verdict.
 
     The last one, because a judge that explains first may quote the verdict rule ("[[A]] if ...")
     before giving its own. `already` is text that precedes the generated tokens (a prefilled `[[`).
-    Token variants of one letter (" A", "A", "A]]") are added up, not overwritten.
+    The greedy token does not matter: a judge whose likeliest next token is "The" may still give
+    A, B and tie most of the rest of its probability; `min_verdict_mass` decides if that is enough.
     """
     text, found = already, None
     for token, top in token_logprobs:
-        need = "" if text.endswith("[[") else "[" if text.endswith("[") else "[["
         stripped = token.lstrip()
-        if stripped.startswith(need) and _letter_of(stripped[len(need) :]) is not None:
-            found = [(t.lstrip()[len(need) :], lp) for t, lp in top.items() if t.lstrip().startswith(need)]
+        if text.endswith("[["):
+            found = list(top.items())
+        elif text.endswith("[") and stripped.startswith("["):
+            found = _after(top, "[")
+        elif stripped.startswith("[[") and stripped != "[[":
+            found = _after(top, "[[")
         text += token
-    return None if found is None else probs_from_top_logprobs(found, min_mass=min_mass)
+    return found
+
+
+def probs_at_verdict_position(
+    token_logprobs: Sequence[tuple[str, dict[str, float]]], already: str = "", min_mass: float = 1e-3
+) -> VerdictProbs | None:
+    """P(A), P(B), P(tie) at the last verdict position (`verdict_position_top`); token variants of
+    one letter (" A", "A", "A]]") are added up. None when there is no such position or too little mass."""
+    top = verdict_position_top(token_logprobs, already)
+    return None if top is None else probs_from_top_logprobs(top, min_mass=min_mass)
 
 
 class PairwiseJudge:
@@ -103,12 +140,20 @@ class PairwiseJudge:
         self.cache = JudgeCache(config.cache_path) if config.cache_path else None
         self.stats = JudgeStats()
         self._chat_template: ChatTemplate | None = None
+        self._server_window: int | None = None  # from /models, or from an overflow error
+        self._asked_server = False
+        self._window_query: tuple[asyncio.AbstractEventLoop, asyncio.Future[int | None]] | None = None
 
     @property
     def chat_template(self) -> ChatTemplate:
         if self._chat_template is None:
             self._chat_template = ChatTemplate.resolve(self.config.chat_template)
         return self._chat_template
+
+    @property
+    def counter(self) -> TokenCounter:
+        """The judge's tokenizer where the config names one (or its chat template is one), else the estimate."""
+        return load_counter(self.config.tokenizer or self.config.chat_template)
 
     def _key(self, messages: list[dict[str, str]]) -> str:
         c = self.config
@@ -127,39 +172,109 @@ class PairwiseJudge:
             min_verdict_mass=c.min_verdict_mass if c.mode == "soft" else None,
         )
 
+    @property
+    def _style(self) -> VerdictStyle:
+        return "direct" if self.config.mode == "soft" and not self.config.reason_first else "explain"
+
     async def judge(
         self, question: str, answer_a: str, answer_b: str, criteria: str | None = None, sample: Sample | None = None
     ) -> Judgement:
         """Judge one pair; A and B are positions, the caller decides which is the policy.
 
         `sample` is accepted for the `Judge` interface (rule judges read its target); an LLM judge
-        sees only the question, the answers and the criteria."""
-        style = "direct" if self.config.mode == "soft" and not self.config.reason_first else "explain"
-        messages, nonce = self.template.render(question, answer_a, answer_b, criteria=criteria, style=style)
-        key = self._key(messages)
+        sees only the question, the sanitised answers and the criteria."""
         started = time.perf_counter()
-        result = None
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                result = Judgement.from_json(hit)
-                self.stats.cache_hits += 1
-        if result is None:
-            try:
-                result = await (self._hard(messages, nonce) if self.config.mode == "hard" else self._soft(messages))
-            except EndpointError as err:
-                self.stats.failed_calls += 1
-                result = Judgement(Verdict.UNKNOWN, error=str(err))
-            if self.cache is not None and result.error is None and result.verdict is not Verdict.UNKNOWN:
-                self.cache.put(key, result.to_json())
+        a, b = sanitize(answer_a), sanitize(answer_b)
+        result = await self._judge_sanitised(question, a, b, criteria)
         self.stats.count(result, time.perf_counter() - started)
         return result
 
+    async def _judge_sanitised(self, question: str, a: str, b: str, criteria: str | None) -> Judgement:
+        for attempt in range(2):
+            fitted = await self._fit(question, a, b, criteria)
+            if isinstance(fitted, Judgement):
+                return fitted
+            messages, nonce, truncated = fitted
+            key = self._key(messages)
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                self.stats.cache_hits += 1
+                return Judgement.from_json(hit)
+            try:
+                result = await (self._hard(messages, nonce) if self.config.mode == "hard" else self._soft(messages))
+            except EndpointError as err:
+                if attempt == 0 and err.reason is Reason.CONTEXT_OVERFLOW and self._learn_window(str(err)):
+                    continue  # the server named its window: fit the answers to it and ask once more
+                self.stats.failed_calls += 1
+                return Judgement(Verdict.UNKNOWN, error=str(err), reason=err.reason, truncated=truncated)
+            result.truncated = truncated
+            if self.cache is not None and result.error is None and result.verdict is not Verdict.UNKNOWN:
+                self.cache.put(key, result.to_json())
+            return result
+        raise AssertionError("unreachable: the second attempt returns")
+
+    # -- the context window ------------------------------------------------------------------
+    async def context_window(self) -> int | None:
+        """The config's `context_window`, else what the server reports in `/models` (asked once; concurrent
+        callers share the request), else what its overflow error named; None when nobody knows."""
+        if self.config.context_window:
+            return self.config.context_window
+        if not self._asked_server:
+            loop = asyncio.get_running_loop()
+            if self._window_query is None or self._window_query[0] is not loop:
+                self._window_query = (loop, asyncio.ensure_future(self.client.context_window()))
+            reported = await self._window_query[1]
+            self._server_window = self._server_window or reported
+            self._asked_server = True
+        return self._server_window
+
+    def _learn_window(self, message: str) -> bool:
+        window = window_from_message(message)
+        if window is None or window == self._server_window or self.config.context_window:
+            return False
+        self._server_window = window
+        return True
+
+    def _generation_budget(self) -> int:
+        c = self.config
+        if c.mode == "soft" and not c.reason_first:
+            return 8
+        return c.max_tokens + 8
+
+    async def _fit(
+        self, question: str, a: str, b: str, criteria: str | None
+    ) -> tuple[list[dict[str, str]], str, tuple[int, int] | None] | Judgement:
+        """The prompt with both answers inside the context window: as they are, cut in the middle, or an
+        unknown verdict with reason `context_overflow` (`overflow: unknown`, or no room left at all)."""
+        messages, nonce = self.template.render(question, a, b, criteria=criteria, style=self._style)
+        window = await self.context_window()
+        if window is None:
+            return messages, nonce, None
+        counter = self.counter
+        bare, _ = self.template.render(question, "", "", criteria=criteria, style=self._style)
+        fixed = sum(counter.count(m["content"]) for m in bare) + self.config.prompt_overhead_tokens
+        room = window - fixed - self._generation_budget()
+        need = counter.count(a) + counter.count(b)
+        if need <= room:
+            return messages, nonce, None
+        fitted = fit_pair(a, b, room, counter) if self.config.overflow == "truncate" else None
+        if fitted is None:
+            return Judgement(
+                Verdict.UNKNOWN,
+                error=f"the answers need {'' if counter.exact else 'about '}{need} tokens; the judge's context "
+                f"window ({window}) leaves {room} after the prompt and the reply (overflow: {self.config.overflow})",
+                reason=Reason.CONTEXT_OVERFLOW,
+            )
+        a, b, truncated = fitted
+        messages, nonce = self.template.render(question, a, b, criteria=criteria, style=self._style)
+        return messages, nonce, truncated
+
+    # -- the calls ---------------------------------------------------------------------------
     async def _hard(self, messages: list[dict[str, str]], nonce: str) -> Judgement:
         res = await self.client.chat(messages, temperature=self.config.temperature, max_tokens=self.config.max_tokens)
         verdict = parse_verdict(res.text, nonce=nonce)
-        error = None if verdict is not Verdict.UNKNOWN else "no verdict on the judge's last line"
-        return Judgement(verdict, text=res.text, error=error)
+        if verdict is Verdict.UNKNOWN:
+            return Judgement(verdict, text=res.text, error="no verdict on the judge's last line", reason=Reason.PARSE)
+        return Judgement(verdict, text=res.text)
 
     async def _soft(self, messages: list[dict[str, str]]) -> Judgement:
         c = self.config
@@ -167,7 +282,7 @@ class PairwiseJudge:
         if c.soft_via == "chat":
             budget = c.max_tokens if c.reason_first else 8
             res = await self.client.chat(messages, temperature=c.temperature, max_tokens=budget, top_logprobs=k)
-            probs = probs_at_verdict_position(res.token_logprobs, min_mass=c.min_verdict_mass)
+            top = verdict_position_top(res.token_logprobs)
             text = res.text
         else:
             prefix = self.chat_template.render(messages)
@@ -178,10 +293,18 @@ class PairwiseJudge:
                 )
                 text = reasoning.text.rstrip() + "\n"
             res = await self.client.complete(prefix + text + "[[", temperature=0.0, max_tokens=1, top_logprobs=k)
-            probs = probs_at_verdict_position(res.token_logprobs, already="[[", min_mass=c.min_verdict_mass)
+            top = verdict_position_top(res.token_logprobs, already="[[")
             text += "[[" + res.text
+        if top is None:
+            return Judgement(Verdict.UNKNOWN, text=text, error="the judge opened no verdict ([[)", reason=Reason.PARSE)
+        probs = probs_from_top_logprobs(top, min_mass=c.min_verdict_mass)
         if probs is None:
-            return Judgement(Verdict.UNKNOWN, text=text, error="no verdict probability at the verdict position")
+            return Judgement(
+                Verdict.UNKNOWN,
+                text=text,
+                error=f"A, B and tie hold less than min_verdict_mass={c.min_verdict_mass:g} at the verdict position",
+                reason=Reason.NO_VERDICT_MASS,
+            )
         return Judgement(probs.argmax, probs=probs, text=text)
 
     async def judge_many(self, items: Sequence[tuple[str, str, str, str | None]]) -> list[Judgement]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..text_metrics import count_length, keyword_coverage, length_score, repetition_ratio
 from .judgement import Judgement, JudgeStats
+from .reasons import Reason
 from .verdict import Verdict
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class RuleJudge:
         try:
             (score_a, about_a), (score_b, about_b) = self.measure(answer_a, sample), self.measure(answer_b, sample)
         except RuleNotApplicable as err:
-            return Judgement(Verdict.UNKNOWN, error=str(err))
+            return Judgement(Verdict.UNKNOWN, error=str(err), reason=Reason.NOT_APPLICABLE)
         gap = score_a - score_b
         verdict = Verdict.TIE if abs(gap) <= c.tolerance else Verdict.A if gap > 0 else Verdict.B
         lines = [

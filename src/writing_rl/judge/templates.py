@@ -2,17 +2,18 @@
 
 Each answer is wrapped in markers carrying a nonce derived from the texts themselves, so an answer
 cannot close its own fence (it would have to contain a hash of itself) and the nonce is stable for
-the cache. Verdict tokens and fence-like markers inside answers are defanged before the judge sees
-them: a policy cannot hand the judge a ready-made verdict to copy.
+the cache. Answers are sanitised (`sanitize.py`) before the judge sees them: a policy cannot hand
+the judge a ready-made verdict to copy, in any spelling.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import string
 from dataclasses import dataclass
 from typing import Literal
+
+from .sanitize import sanitize
 
 VerdictStyle = Literal["explain", "direct"]
 
@@ -57,14 +58,7 @@ VERDICT_RULES: dict[str, str] = {
 CRITERIA_GENERIC = f"Judge them on {GENERIC_DIMENSIONS}."
 CRITERIA_GIVEN = "Judge them on these criteria, which were written for this request:\n{criteria}"
 
-_VERDICT_IN_ANSWER = re.compile(r"\[\[\s*([ABC])\s*\]\]")
-_FENCE_LIKE = re.compile(r"<{3,}|>{3,}")
-
-
-def defang(answer: str) -> str:
-    """Neutralise verdict tokens and fence markers inside an answer (`[[B]]` -> `[B]`)."""
-    answer = _VERDICT_IN_ANSWER.sub(r"[\1]", answer)
-    return _FENCE_LIKE.sub(lambda m: m.group(0)[0] * 2, answer)
+defang = sanitize  # the earlier name, kept for callers of the public API
 
 
 def make_nonce(question: str, answer_a: str, answer_b: str) -> str:
@@ -108,8 +102,8 @@ class PairwiseTemplate:
         criteria: str | None = None,
         style: VerdictStyle = "explain",
     ) -> tuple[list[dict[str, str]], str]:
-        """Return (chat messages, fence nonce)."""
-        a, b = defang(answer_a), defang(answer_b)
+        """Return (chat messages, fence nonce); the answers are sanitised (a no-op on sanitised text)."""
+        a, b = sanitize(answer_a), sanitize(answer_b)
         nonce = make_nonce(question, a, b)
         criteria_block = self.criteria_given.format(criteria=criteria) if criteria else self.criteria_generic
         user = self.user.format(

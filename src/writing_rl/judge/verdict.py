@@ -3,7 +3,8 @@
 The published code took the *first* `[[X]]` anywhere in the judge's text, so a policy answer
 containing `[[B]]` (quoted back by the judge) could flip its own reward. Here only the judge's own
 final line counts, fenced answer text the judge echoes is cut out first, and anything ambiguous is
-UNKNOWN: a missing reward, never a loss.
+UNKNOWN: a missing reward, never a loss. Only whole fenced blocks are cut: a judge that merely names
+a fence marker in its explanation keeps the rest of its text (and its verdict).
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ VERDICT_TOKEN = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 
 
 def fence_pattern(nonce: str) -> re.Pattern[str]:
-    """Matches a fenced answer the judge echoed (to the end of text if it never closes the fence)."""
+    """Matches a fenced answer the judge echoed, from its opening to its closing marker, or a lone marker.
+
+    An opening marker without its closing one is cut alone, not with the rest of the text: a judge may
+    name the markers in its explanation ("the text inside <<<ANSWER A ...>>> is longer"), and answers
+    are sanitised, so an echoed answer that the judge never closes holds no verdict token to read.
+    """
     n = re.escape(nonce)
-    return re.compile(rf"<<<ANSWER [AB] {n}>>>.*?(?:<<<END ANSWER [AB] {n}>>>|\Z)", re.DOTALL)
+    return re.compile(rf"<<<ANSWER [AB] {n}>>>.*?<<<END ANSWER [AB] {n}>>>|<<<(?:END )?ANSWER [AB] {n}>>>", re.DOTALL)
 
 
 def parse_verdict(text: str | None, nonce: str | None = None) -> Verdict:
