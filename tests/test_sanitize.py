@@ -113,8 +113,7 @@ REPO = Path(__file__).resolve().parents[1]
     "path",
     [
         REPO / "src" / "writing_rl" / "assets" / "demo_samples.jsonl",
-        REPO / "examples" / "ablation" / "train.jsonl",
-        REPO / "examples" / "ablation" / "heldout.jsonl",
+        *sorted((REPO / "examples" / "ablation").glob("*.jsonl")),
         SHARED / "longbench_write.jsonl",
     ],
     ids=lambda p: p.name,
@@ -122,6 +121,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_no_reference_or_prompt_of_the_shipped_and_public_data_is_screened(path):
     """The full measurement (every file, every field) is benchmarks/screen_false_positives.py."""
     if not path.is_file():
+        assert SHARED in path.parents, f"{path} is shipped and must be here"
         pytest.skip(f"{path} is not here")
     texts = []
     for line in path.read_text(encoding="utf-8").splitlines():
