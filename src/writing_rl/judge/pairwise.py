@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..endpoint import EndpointConfig, EndpointError, OpenAICompatClient
+from ..reasons import Reason, window_from_message
 from .cache import JudgeCache, cache_key
 from .chat_template import ChatTemplate
-from .client import EndpointConfig, EndpointError, OpenAICompatClient
 from .context import TokenCounter, fit_pair, load_counter
 from .judgement import Judgement, JudgeStats
-from .reasons import Reason, window_from_message
 from .rules import RuleJudgeConfig
 from .sanitize import sanitize
 from .templates import PairwiseTemplate, VerdictStyle

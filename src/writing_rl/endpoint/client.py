@@ -4,6 +4,11 @@ Bounded concurrency, per-request timeouts, retries with exponential backoff and 
 transport errors, timeouts, 408/409/429/5xx and malformed bodies. Other 4xx are not retried: a bad
 request will not get better. The API key is read from an environment variable at call time and is
 kept out of reprs, logs and configs.
+
+The HTTP stack is httpx2 (chosen by measurement, docs/performance.md): httpx's connection pool
+rescans every queued request on each change, which at 256 requests in flight made the HTTP layer,
+not the judge, set the reward time. Every connection is kept alive (max_keepalive = max_concurrency),
+so a batch does not reconnect on each wave.
 """
 
 from __future__ import annotations
@@ -14,29 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field
+import httpx2
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from .reasons import Reason, is_context_overflow
+from ..reasons import Reason, is_context_overflow
+from .config import EndpointConfig
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-class EndpointConfig(BaseModel):
-    """Where a judge (or generator) lives and how hard to push it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible base URL, ending in /v1")
-    model: str = Field("default", description="model name sent in each request")
-    api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(4, ge=0)
-    backoff_initial_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(20.0, ge=0)
-    max_concurrency: int = Field(8, ge=1)
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra fields sent in every request")
 
 
 class EndpointError(RuntimeError):
@@ -76,12 +65,12 @@ class ChatResult:
 class OpenAICompatClient:
     """One client per endpoint; safe to share between coroutines of one event loop."""
 
-    def __init__(self, config: EndpointConfig, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, config: EndpointConfig, transport: httpx2.AsyncBaseTransport | None = None):
         self.config = config
         self.stats = ClientStats()
         self._transport = transport
         self._semaphore: asyncio.Semaphore | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: httpx2.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -110,11 +99,14 @@ class OpenAICompatClient:
         if self._loop is not loop:
             self._loop = loop
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
-            self._http = httpx.AsyncClient(
+            self._http = httpx2.AsyncClient(
                 base_url=self.config.base_url.rstrip("/") + "/",
                 timeout=self.config.timeout_s,
                 transport=self._transport,
-                limits=httpx.Limits(max_connections=self.config.max_concurrency),
+                limits=httpx2.Limits(
+                    max_connections=self.config.max_concurrency,
+                    max_keepalive_connections=self.config.max_concurrency,
+                ),
             )
 
     async def aclose(self) -> None:
@@ -127,9 +119,9 @@ class OpenAICompatClient:
         assert self._http is not None
         try:
             resp = await self._http.post(path, json=payload, headers=self._headers())
-        except httpx.TimeoutException as err:
+        except httpx2.TimeoutException as err:
             raise RetryableError(f"{type(err).__name__}: {err}", Reason.TIMEOUT) from err
-        except httpx.TransportError as err:
+        except httpx2.TransportError as err:
             raise RetryableError(f"{type(err).__name__}: {err}", Reason.TRANSPORT) from err
         if resp.status_code in RETRYABLE_STATUS:
             raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}", Reason.HTTP_STATUS)
@@ -220,7 +212,7 @@ class OpenAICompatClient:
         try:
             resp = await self._http.get("models", headers=self._headers(), timeout=min(self.config.timeout_s, 10.0))
             entries = resp.json().get("data") or [] if resp.status_code == 200 else []
-        except (httpx.HTTPError, ValueError, AttributeError, EndpointError):
+        except (httpx2.HTTPError, ValueError, AttributeError, EndpointError):
             return None
         ours = [e for e in entries if isinstance(e, dict) and e.get("id") == self.config.model] or entries[:1]
         for entry in ours:
