@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the 12-thread baseline (slow rows)")
     args = parser.parse_args()
 
-    print(f"# reward path vs the judge-bound ideal; httpx2 {version('httpx2')}, Python {sys.version.split()[0]}")
+    print(f"# reward path vs the judge-bound ideal; aiohttp {version('aiohttp')}, Python {sys.version.split()[0]}")
     print(
         f"# load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.words} words per reference, "
         f"groups of {args.group} completions per prompt"

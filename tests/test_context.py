@@ -166,4 +166,3 @@ def test_an_exact_tokenizer_cuts_by_tokens():
     assert counter.count(a) + counter.count(b) <= 500 and cut[0] > 0
     assert a.startswith(HEAD_A) and a.endswith(TAIL_A)
     assert re.search(r"\[… \d+ tokens cut here", a)
-

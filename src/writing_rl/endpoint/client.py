@@ -5,21 +5,21 @@ transport errors, timeouts, 408/409/429/5xx and malformed bodies. Other 4xx are 
 request will not get better. The API key is read from an environment variable at call time and is
 kept out of reprs, logs and configs.
 
-The HTTP stack is httpx2 (chosen by measurement, docs/performance.md): httpx's connection pool
-rescans every queued request on each change, which at 256 requests in flight made the HTTP layer,
-not the judge, set the reward time. Every connection is kept alive (max_keepalive = max_concurrency),
-so a batch does not reconnect on each wave.
+The HTTP stack is aiohttp, chosen by measurement (`benchmarks/http_stacks.py`, docs/performance.md):
+at 256 requests in flight httpx took 19x and httpx2 4.6x the judge-bound time, aiohttp 1.3x on the
+same loaded machine. One pool of `max_concurrency` connections per endpoint, kept alive between waves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2
+import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from ..reasons import Reason, is_context_overflow
@@ -65,12 +65,12 @@ class ChatResult:
 class OpenAICompatClient:
     """One client per endpoint; safe to share between coroutines of one event loop."""
 
-    def __init__(self, config: EndpointConfig, transport: httpx2.AsyncBaseTransport | None = None):
+    def __init__(self, config: EndpointConfig):
         self.config = config
         self.stats = ClientStats()
-        self._transport = transport
+        self._base_url = config.base_url.rstrip("/") + "/"
         self._semaphore: asyncio.Semaphore | None = None
-        self._http: httpx2.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -99,42 +99,40 @@ class OpenAICompatClient:
         if self._loop is not loop:
             self._loop = loop
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
-            self._http = httpx2.AsyncClient(
-                base_url=self.config.base_url.rstrip("/") + "/",
-                timeout=self.config.timeout_s,
-                transport=self._transport,
-                limits=httpx2.Limits(
-                    max_connections=self.config.max_concurrency,
-                    max_keepalive_connections=self.config.max_concurrency,
-                ),
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.config.max_concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
             )
 
     async def aclose(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
             self._http = None
             self._loop = None
 
     async def _post_once(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         assert self._http is not None
+        headers = self._headers()
         try:
-            resp = await self._http.post(path, json=payload, headers=self._headers())
-        except httpx2.TimeoutException as err:
-            raise RetryableError(f"{type(err).__name__}: {err}", Reason.TIMEOUT) from err
-        except httpx2.TransportError as err:
+            async with self._http.post(self._base_url + path, data=json.dumps(payload), headers=headers) as resp:
+                status, raw = resp.status, await resp.read()
+        except TimeoutError as err:  # before ClientError: aiohttp's timeouts are both
+            raise RetryableError(f"no answer within {self.config.timeout_s:g}s", Reason.TIMEOUT) from err
+        except aiohttp.ClientError as err:
             raise RetryableError(f"{type(err).__name__}: {err}", Reason.TRANSPORT) from err
-        if resp.status_code in RETRYABLE_STATUS:
-            raise RetryableError(f"HTTP {resp.status_code}: {resp.text[:200]}", Reason.HTTP_STATUS)
-        if resp.status_code >= 400:
+        text = raw.decode("utf-8", errors="replace")
+        if status in RETRYABLE_STATUS:
+            raise RetryableError(f"HTTP {status}: {text[:200]}", Reason.HTTP_STATUS)
+        if status >= 400:
             # vLLM and llama.cpp answer an over-long prompt with a 400 that names the context length
-            reason = Reason.CONTEXT_OVERFLOW if is_context_overflow(resp.text) else Reason.HTTP_STATUS
-            raise EndpointError(f"HTTP {resp.status_code} from {path}: {resp.text[:500]}", reason)
+            reason = Reason.CONTEXT_OVERFLOW if is_context_overflow(text) else Reason.HTTP_STATUS
+            raise EndpointError(f"HTTP {status} from {path}: {text[:500]}", reason)
         try:
-            body = resp.json()
+            body = json.loads(raw)
             if not isinstance(body, dict) or not body.get("choices"):
                 raise ValueError("no choices in response")
         except ValueError as err:
-            raise RetryableError(f"malformed response: {err}: {resp.text[:200]!r}", Reason.BAD_RESPONSE) from err
+            raise RetryableError(f"malformed response: {err}: {text[:200]!r}", Reason.BAD_RESPONSE) from err
         return body
 
     async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -209,10 +207,11 @@ class OpenAICompatClient:
         """
         self._ensure_session()
         assert self._http is not None
+        timeout = aiohttp.ClientTimeout(total=min(self.config.timeout_s, 10.0))
         try:
-            resp = await self._http.get("models", headers=self._headers(), timeout=min(self.config.timeout_s, 10.0))
-            entries = resp.json().get("data") or [] if resp.status_code == 200 else []
-        except (httpx2.HTTPError, ValueError, AttributeError, EndpointError):
+            async with self._http.get(self._base_url + "models", headers=self._headers(), timeout=timeout) as resp:
+                entries = json.loads(await resp.read()).get("data") or [] if resp.status == 200 else []
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError, EndpointError):
             return None
         ours = [e for e in entries if isinstance(e, dict) and e.get("id") == self.config.model] or entries[:1]
         for entry in ours:
