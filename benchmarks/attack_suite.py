@@ -23,7 +23,8 @@ from fake_openai import FakeOpenAIServer  # noqa: E402
 
 import writing_rl.judge.pairwise as pairwise  # noqa: E402
 import writing_rl.judge.templates as templates  # noqa: E402
-from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge  # noqa: E402
+from writing_rl.endpoint import EndpointConfig  # noqa: E402
+from writing_rl.judge import JudgeConfig, PairwiseJudge  # noqa: E402
 from writing_rl.reward import PairwiseReward, RewardConfig  # noqa: E402
 
 JUDGES = {"quoting": quoting_judge, "obeying": obeying_judge}

@@ -8,6 +8,8 @@ request is handed to `behaviour(path, body, n)` (n = 1-based request count), whi
 - ("sleep", seconds, reply) wait (to trip client timeouts), then send `reply`
 
 `GET /models` answers `models` (by default one model and no context length, like llama-cpp-python).
+With `keep_alive=True` connections are kept alive (HTTP/1.1), as real servers do; `client_ports`
+holds every client port seen, so a test can count the connections a client opened.
 """
 
 from __future__ import annotations
@@ -55,15 +57,22 @@ def completion_reply(text: str, top: dict[str, float]) -> tuple:
     )
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 resets connections a concurrent client opens at once
+
+
 class FakeOpenAIServer:
-    def __init__(self, behaviour: Behaviour, models: dict[str, Any] | None = None):
+    def __init__(self, behaviour: Behaviour, models: dict[str, Any] | None = None, keep_alive: bool = False):
         self.behaviour = behaviour
         models_body = json.dumps(models or {"data": [{"id": "fake"}]}).encode()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.client_ports: set[int] = set()
         self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -72,6 +81,7 @@ class FakeOpenAIServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
                     outer.requests.append((self.path, body, dict(self.headers)))
+                    outer.client_ports.add(self.client_address[1])
                     n = len(outer.requests)
                 action = outer.behaviour(self.path, body, n)
                 if action[0] == "sleep":
@@ -98,7 +108,7 @@ class FakeOpenAIServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

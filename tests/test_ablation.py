@@ -105,8 +105,11 @@ def test_ablation_command_trains_each_schedule_and_reports(tmp_path, tiny_model)
 
 @pytest.mark.parametrize(
     "config, rule, n_train, hidden_target",
-    [("length_fit", "length_fit", 12, True), ("length_fit_stated", "length_fit", 24, False),
-     ("keyword_coverage", "keyword_coverage", 24, False)],
+    [
+        ("length_fit", "length_fit", 12, True),
+        ("length_fit_stated", "length_fit", 24, False),
+        ("keyword_coverage", "keyword_coverage", 24, False),
+    ],
 )
 def test_shipped_ablation_configs_validate_and_their_data_suits_the_rule(config, rule, n_train, hidden_target):
     import re

@@ -18,8 +18,9 @@ from attack_judges import (
 )
 from fake_openai import FakeOpenAIServer
 
-from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge
-from writing_rl.judge.reasons import Reason
+from writing_rl.endpoint import EndpointConfig
+from writing_rl.judge import JudgeConfig, PairwiseJudge
+from writing_rl.reasons import Reason
 from writing_rl.reward import PairwiseReward, RewardConfig
 
 POSITIONS = ["reference_first", "policy_first", "both_average", "both_agree"]

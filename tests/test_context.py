@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAIServer, chat_reply
 
-from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge, Verdict
+from writing_rl.endpoint import EndpointConfig
+from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
 from writing_rl.judge.context import CUT_MARKER, ESTIMATE, estimate_tokens, fit_pair, load_counter
-from writing_rl.judge.reasons import Reason, window_from_message
+from writing_rl.reasons import Reason, window_from_message
 from writing_rl.reward import PairwiseReward
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

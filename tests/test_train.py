@@ -268,8 +268,9 @@ def test_writing_reward_extras_and_unknowns(tmp_path):
     """The reward function alone: extras are added to known judge rewards only."""
     from writing_rl.curriculum import Curriculum, CurriculumConfig
     from writing_rl.data import Sample
+    from writing_rl.endpoint import EndpointConfig
     from writing_rl.engines.trl_grpo import WritingReward
-    from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge
+    from writing_rl.judge import JudgeConfig, PairwiseJudge
     from writing_rl.reward import PairwiseReward
 
     samples = [
@@ -353,8 +354,9 @@ def test_cli_train_with_a_bad_bytes_dataset_fails_in_one_line_before_making_the_
 def test_an_answer_addressing_the_judge_is_recorded_and_costs_no_call(tmp_path, policy):
     from writing_rl.curriculum import Curriculum, CurriculumConfig
     from writing_rl.data import Sample
+    from writing_rl.endpoint import EndpointConfig
     from writing_rl.engines.trl_grpo import WritingReward
-    from writing_rl.judge import EndpointConfig, JudgeConfig, PairwiseJudge
+    from writing_rl.judge import JudgeConfig, PairwiseJudge
     from writing_rl.reward import PairwiseReward, RewardConfig
 
     sample = Sample(id=0, prompt="Write PROMOTE text.", references=["r0"])

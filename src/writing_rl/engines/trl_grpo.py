@@ -30,7 +30,7 @@ from trl import GRPOTrainer
 from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
-from ..judge.reasons import ALL_REASONS
+from ..reasons import ALL_REASONS
 from ..reward import PairReward, PairwiseReward
 from ..rollouts import RolloutWriter, capped
 from ..text_metrics import count_length, length_score, repetition_ratio

@@ -4,7 +4,7 @@ The output folder holds `generations.sqlite` (every model output, reused on re-r
 critic or judge re-scores without re-generating), `generations.jsonl` and `judgements.jsonl` (all
 outputs and all scores, readable), and `results.json` (the numbers). Missing judgements are
 excluded and counted, never scored as zero; each task counts them by reason code
-(`missing_reasons`, see `judge.reasons`). In the arena, an answer that addresses the judge is caught
+(`missing_reasons`, see `writing_rl.reasons`). In the arena, an answer that addresses the judge is caught
 by the injection screen before any call (`arena.injection`, as in training).
 """
 
@@ -22,14 +22,15 @@ from ..aio import gather_with_progress, run_sync
 from ..config import LocalJudgeSettings
 from ..critic import CriticConfig, PointwiseCritic, criteria_list
 from ..data import load_jsonl, sample_key
+from ..endpoint import EndpointError
 from ..generation import GenerationStore, Generator, GeneratorConfig
 from ..jsonl import read_jsonl, write_jsonl
-from ..judge import EndpointError, JudgeConfig, Judgement, PairwiseJudge, Verdict, build_judge
+from ..judge import JudgeConfig, Judgement, PairwiseJudge, Verdict, build_judge
 from ..judge.cache import cache_key
-from ..judge.reasons import Reason
 from ..judge.sanitize import sanitize
 from ..judge.screen import InjectionPolicy, screen
 from ..prompts import load_prompts
+from ..reasons import Reason
 from ..server import local_judge_limits, point_local_endpoints, with_local_server
 from ..text_metrics import count_length, length_score
 from . import longbench_write as lbw

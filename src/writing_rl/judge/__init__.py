@@ -1,13 +1,12 @@
 """Pairwise judges: an LLM (prompt templates, sanitising and injection screening, verdict parsing, context
-fitting, OpenAI-compatible backend, cache) or a known-truth rule."""
+fitting, cache) or a known-truth rule."""
 
+from ..reasons import Reason
 from .cache import JudgeCache
 from .chat_template import ChatTemplate
-from .client import EndpointConfig, EndpointError, OpenAICompatClient
 from .factory import build_judge
 from .judgement import Judge, Judgement, JudgeStats
 from .pairwise import JudgeConfig, PairwiseJudge, probs_at_verdict_position
-from .reasons import Reason
 from .rules import RuleJudge, RuleJudgeConfig, rule_score
 from .sanitize import sanitize
 from .screen import Injection, InjectionPolicy, screen
@@ -16,8 +15,6 @@ from .verdict import Verdict, VerdictProbs, parse_verdict, probs_from_top_logpro
 
 __all__ = [
     "ChatTemplate",
-    "EndpointConfig",
-    "EndpointError",
     "Injection",
     "InjectionPolicy",
     "JudgeCache",
@@ -25,7 +22,6 @@ __all__ = [
     "JudgeConfig",
     "JudgeStats",
     "Judgement",
-    "OpenAICompatClient",
     "PairwiseJudge",
     "PairwiseTemplate",
     "Reason",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from .reasons import Reason
+from ..reasons import Reason
 from .verdict import Verdict, VerdictProbs
 
 if TYPE_CHECKING:

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..endpoint import EndpointConfig, EndpointError, OpenAICompatClient
+from ..reasons import Reason, window_from_message
 from .cache import JudgeCache, cache_key
 from .chat_template import ChatTemplate
-from .client import EndpointConfig, EndpointError, OpenAICompatClient
 from .context import TokenCounter, fit_pair, load_counter
 from .judgement import Judgement, JudgeStats
-from .reasons import Reason, window_from_message
 from .rules import RuleJudgeConfig
 from .sanitize import sanitize
 from .templates import PairwiseTemplate, VerdictStyle
@@ -143,6 +143,7 @@ class PairwiseJudge:
         self._server_window: int | None = None  # from /models, or from an overflow error
         self._asked_server = False
         self._window_query: tuple[asyncio.AbstractEventLoop, asyncio.Future[int | None]] | None = None
+        self._prompt_token_counts: dict[tuple[str, str | None], int] = {}
 
     @property
     def chat_template(self) -> ChatTemplate:
@@ -234,6 +235,17 @@ class PairwiseJudge:
         self._server_window = window
         return True
 
+    def _prompt_tokens(self, question: str, criteria: str | None) -> int:
+        """Tokens of the prompt without the answers; every completion of a group shares it, so counted once."""
+        key = (question, criteria)
+        if key not in self._prompt_token_counts:
+            if len(self._prompt_token_counts) >= 4096:
+                self._prompt_token_counts.clear()
+            bare, _ = self.template.render(question, "", "", criteria=criteria, style=self._style)
+            counted = sum(self.counter.count(m["content"]) for m in bare)
+            self._prompt_token_counts[key] = counted + self.config.prompt_overhead_tokens
+        return self._prompt_token_counts[key]
+
     def _generation_budget(self) -> int:
         c = self.config
         if c.mode == "soft" and not c.reason_first:
@@ -250,9 +262,7 @@ class PairwiseJudge:
         if window is None:
             return messages, nonce, None
         counter = self.counter
-        bare, _ = self.template.render(question, "", "", criteria=criteria, style=self._style)
-        fixed = sum(counter.count(m["content"]) for m in bare) + self.config.prompt_overhead_tokens
-        room = window - fixed - self._generation_budget()
+        room = window - self._prompt_tokens(question, criteria) - self._generation_budget()
         need = counter.count(a) + counter.count(b)
         if need <= room:
             return messages, nonce, None

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..reasons import Reason
 from ..text_metrics import count_length, keyword_coverage, length_score, repetition_ratio
 from .judgement import Judgement, JudgeStats
-from .reasons import Reason
 from .verdict import Verdict
 
 if TYPE_CHECKING:

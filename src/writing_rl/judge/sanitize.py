@@ -303,12 +303,17 @@ _KEEP_FORMAT = {"\u200c", "\u200d"}  # joiners shape Persian, Indic and emoji te
 _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef\u034f\u115f\u1160\u3164\uffa0\u180e]")
 
 
+# Printable ASCII, tabs and newlines are never format or control characters: only the rest is looked at.
+_MAYBE_INVISIBLE = re.compile(r"[^\x20-\x7e\n\t\r]+")
+
+
+def _visible(run: re.Match[str]) -> str:
+    return "".join(ch for ch in run.group() if ch in _KEEP_FORMAT or unicodedata.category(ch) not in ("Cf", "Cc"))
+
+
 def strip_invisible(text: str) -> str:
     """Drop format controls (zero-width spaces, bidi controls, tag characters, BOM) and blank fillers."""
-    text = _VARIATION_SELECTORS.sub("", text)
-    return "".join(
-        ch for ch in text if ch in _KEEP_FORMAT or ch in "\n\t\r" or unicodedata.category(ch) not in ("Cf", "Cc")
-    )
+    return _MAYBE_INVISIBLE.sub(_visible, _VARIATION_SELECTORS.sub("", text))
 
 
 @dataclass(frozen=True)
