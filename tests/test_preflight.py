@@ -20,7 +20,7 @@ SAMPLE = {"id": 1, "prompt": "Write a poem.", "references": ["weak", "strong"]}
 
 def samples_file(tmp_path: Path) -> Path:
     path = tmp_path / "s.jsonl"
-    path.write_text(json.dumps(SAMPLE) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(SAMPLE) + "\n" + json.dumps({**SAMPLE, "id": 2}) + "\n", encoding="utf-8")
     return path
 
 
@@ -65,7 +65,7 @@ def dead_url() -> str:
 def test_check_passes_a_good_config_and_says_what_it_checked(tmp_path):
     result = runner.invoke(app, ["check", str(train_yaml(tmp_path))])
     assert result.exit_code == 0, result.output
-    assert "a train config" in result.output and "1 samples" in result.output and "trl.GRPOConfig" in result.output
+    assert "train config" in result.output and "2 samples" in result.output and "trl.GRPOConfig" in result.output
     assert "all checks passed" in result.output
 
 
@@ -85,6 +85,7 @@ def test_check_passes_a_good_config_and_says_what_it_checked(tmp_path):
         ({"dataset": "nothere/s.jsonl"}, "dataset: nothere/s.jsonl: no such file"),
         ({"model": "/no/such/model"}, "model: /no/such/model: no such folder"),
         ({"grpo__loss_type": "ppo"}, "grpo.loss_type: Input should be"),
+        ({"grpo__per_device_train_batch_size": 16}, "2 samples, fewer than the 4 prompts one step takes"),
     ],
 )
 def test_train_config_mistakes_are_one_line_exit_2_and_create_nothing(tmp_path, over, expected):
@@ -224,6 +225,7 @@ def test_eval_mistakes_name_the_task_file_and_the_opponents_folder(tmp_path):
         assert result.exit_code == 2, result.output
         assert expected in one_error_line(result)
         assert not (tmp_path / "ev").exists()
+    path.write_text(yaml.safe_dump({**base, "tasks": {"arena": {"samples": str(samples_file(tmp_path))}}}), encoding="utf-8")
     result = runner.invoke(app, ["eval", str(path), "--model-path", str(tmp_path / "nothere")])
     assert f"model.transformers_model: {tmp_path / 'nothere'}: no such folder" in one_error_line(result)
 
@@ -241,7 +243,12 @@ def test_select_and_build_refs_name_missing_inputs_and_dead_generators(tmp_path)
     build = tmp_path / "build.yaml"
     build.write_text(
         yaml.safe_dump(
-            {"prompts": str(samples_file(tmp_path)), "generators": [{"name": "g", "endpoint": {"base_url": url}}]}
+            {
+                "prompts": str(samples_file(tmp_path)),
+                "generators": [{"name": "g", "endpoint": {"base_url": url}}],
+                "work_dir": str(tmp_path / "work"),
+                "output": str(tmp_path / "work" / "refs.jsonl"),
+            }
         ),
         encoding="utf-8",
     )

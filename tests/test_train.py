@@ -381,7 +381,7 @@ def test_a_judge_that_dies_stops_training_in_one_line_naming_it(tmp_path, tiny_m
     The run starts over a left-over folder with --overwrite."""
     url = f"http://127.0.0.1:{free_port()}/v1"
     dataset = write_samples(tmp_path / "s.jsonl", {"Write plain text.": 2, "Write more text.": 2})
-    cfg = make_config(tmp_path, tiny_model, url, dataset, max_steps=6, save_steps=1)
+    cfg = make_config(tmp_path, tiny_model, url, dataset, per_device_train_batch_size=2, max_steps=6, save_steps=1)
     cfg_path = tmp_path / "train.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
     run = Path(cfg.output_dir)

@@ -109,7 +109,7 @@ def check_cmd(
         _fail(str(err), 2)
     except DATA_ERRORS as err:
         _fail(str(err), 1)
-    typer.echo(f"{config}: a {chosen} config")
+    typer.echo(f"{config}: {chosen} config")
     for line in lines:
         typer.echo(f"  ok  {line}")
     typer.echo("all checks passed")
@@ -264,11 +264,10 @@ def judge_pair(
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     if result.error:
         if result.reason in (Reason.TRANSPORT, Reason.TIMEOUT, Reason.CREDENTIALS):
-            from .preflight import start_hint
-
             typer.echo(
-                f"judge endpoint {jc.endpoint.base_url} failed: {' '.join(result.error.split())[:200]}; "
-                f"{start_hint(jc.endpoint.base_url)}, or pass --local",
+                f"judge endpoint {jc.endpoint.base_url} failed: {' '.join(result.error.split())[:200]}; start a "
+                "judge there (`writing-rl serve-judge --port N` for the embedded one), pass --local, or give "
+                "--config with judge.endpoint.base_url",
                 err=True,
             )
         raise typer.Exit(3)

@@ -230,11 +230,11 @@ def check_generator(field: str, gen: GeneratorConfig, local: LocalJudgeSettings,
 
 
 # -- files -------------------------------------------------------------------------------------------
-def check_file(field: str, path: str, what: str = "file") -> Path:
+def check_file(field: str, path: str, what: str | None = None) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
         problem = "is a folder, not a file" if p.is_dir() else "no such file"
-        raise CheckFailed(f"{field}: {path}: {problem} ({what})")
+        raise CheckFailed(f"{field}: {path}: {problem}" + (f" ({what})" if what else ""))
     return p
 
 
@@ -244,6 +244,12 @@ def check_train(cfg: Any, probe: bool = True) -> list[str]:
 
     lines = [check_grpo(cfg)]
     samples = load_train_samples(cfg)
+    per_step = cfg.grpo.per_device_train_batch_size // cfg.grpo.num_generations
+    if len(samples) < per_step:  # TRL would stop at step 0 and save an untrained "final" model
+        raise CheckFailed(
+            f"dataset: {cfg.dataset}: {len(samples)} samples, fewer than the {per_step} prompts one step takes "
+            "(grpo.per_device_train_batch_size / grpo.num_generations): add samples or lower the batch size"
+        )
     lines.append(
         f"dataset: {'the embedded demo' if cfg.dataset == DEMO_DATASET else cfg.dataset}: {len(samples)} samples"
     )
