@@ -225,7 +225,9 @@ def test_eval_mistakes_name_the_task_file_and_the_opponents_folder(tmp_path):
         assert result.exit_code == 2, result.output
         assert expected in one_error_line(result)
         assert not (tmp_path / "ev").exists()
-    path.write_text(yaml.safe_dump({**base, "tasks": {"arena": {"samples": str(samples_file(tmp_path))}}}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({**base, "tasks": {"arena": {"samples": str(samples_file(tmp_path))}}}), encoding="utf-8"
+    )
     result = runner.invoke(app, ["eval", str(path), "--model-path", str(tmp_path / "nothere")])
     assert f"model.transformers_model: {tmp_path / 'nothere'}: no such folder" in one_error_line(result)
 

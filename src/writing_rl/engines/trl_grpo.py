@@ -12,6 +12,8 @@ How the pieces meet:
   the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
+- `UnknownRewardGuard` stops training when the judge has given no reward for several generation
+  rounds in a row (a dead judge), naming its URL and last error.
 """
 
 from __future__ import annotations
