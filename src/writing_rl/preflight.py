@@ -11,6 +11,7 @@ exactly as the run would report it.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -277,7 +278,9 @@ def check_grpo(cfg: Any) -> str:
     if half and not torch.cuda.is_available():
         cfg = cfg.model_copy(update={"grpo": cfg.grpo.model_copy(update=dict.fromkeys(half, False))})
         note = f" ({'/'.join(half)} left to the GPU host: this one has no GPU)"
-    grpo_args(cfg, Path(cfg.output_dir))
+    with warnings.catch_warnings():  # TRL's own defaults trip transformers' deprecation notices: not the user's
+        warnings.simplefilter("ignore", FutureWarning)
+        grpo_args(cfg, Path(cfg.output_dir))
     return f"grpo: {len(cfg.grpo.model_dump())} settings accepted by trl.GRPOConfig{note}"
 
 
