@@ -20,7 +20,8 @@ def test_accelerate_configs_parse(name):
 def test_gpu_recipe_validates_and_trl_accepts_its_grpo_section(tmp_path):
     pytest.importorskip("trl")
     cfg = load_config(ROOT / "configs" / "gpu_7b.yaml", TrainConfig)
-    assert cfg.grpo.model_extra["use_vllm"] is True and cfg.judge.endpoint.api_key_env == "JUDGE_API_KEY"
+    assert cfg.grpo.model_extra["use_vllm"] is True
+    assert cfg.judge.endpoint.api_key_env is None  # a key-less vLLM judge must not need JUDGE_API_KEY
     # on this CPU machine bf16 is refused by transformers; everything else must be accepted by GRPOConfig
     cpu = cfg.model_copy(update={"grpo": cfg.grpo.model_copy(update={"bf16": False, "use_cpu": True})})
     args = grpo_args(cpu, tmp_path)

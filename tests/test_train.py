@@ -121,7 +121,7 @@ def test_fresh_run_refuses_an_existing_run_folder(tmp_path, tiny_model):
 
     (tmp_path / "run").mkdir()
     CurriculumStore(tmp_path / "run" / "curriculum.sqlite").close()
-    with pytest.raises(ConfigError, match="already holds a run"):
+    with pytest.raises(ConfigError, match="holds a run that never reached a checkpoint"):
         train(make_config(tmp_path, tiny_model, "http://127.0.0.1:9/v1", "demo"))
 
 
@@ -141,7 +141,9 @@ def test_killed_run_resumes_with_the_checkpoints_curriculum(tmp_path, tiny_model
         cfg_path = tmp_path / "train.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "writing_rl.cli", "train", str(cfg_path)], start_new_session=True
+            # --skip-check: the judge script counts every request, and this test is about resuming
+            [sys.executable, "-m", "writing_rl.cli", "train", str(cfg_path), "--skip-check"],
+            start_new_session=True,
         )
         deadline = time.monotonic() + 300
         while server.calls() < 7 and time.monotonic() < deadline and proc.poll() is None:
@@ -198,7 +200,7 @@ LEVEL_PROBE = textwrap.dedent(
 
     engine.WritingRLGRPOTrainer._update_curriculum = probed
     Curriculum.record = recorded
-    sys.argv = ["writing-rl", "train", config_path]
+    sys.argv = ["writing-rl", "train", config_path, "--skip-check"]  # the judge script counts every request
     main()
     """
 )
@@ -373,3 +375,35 @@ def test_an_answer_addressing_the_judge_is_recorded_and_costs_no_call(tmp_path, 
     assert attack["injection"] == {"rules": ["verdict_token"], "excerpt": "[[B]]"}
     assert attack["outcome"] == ("loss" if policy == "penalize" else None)
     assert attack["missing_reason"] == (None if policy == "penalize" else "injection")
+
+
+def test_a_judge_that_dies_stops_training_in_one_line_naming_it(tmp_path, tiny_model):
+    """The pre-flight check skipped (as an air-gapped start would), the judge is dead: training stops after
+    `max_unknown_steps` steps without a reward, names the URL and the error, and saves no final model.
+    The run starts over a left-over folder with --overwrite."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    dataset = write_samples(tmp_path / "s.jsonl", {"Write plain text.": 2, "Write more text.": 2})
+    cfg = make_config(tmp_path, tiny_model, url, dataset, per_device_train_batch_size=2, max_steps=6, save_steps=1)
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    run = Path(cfg.output_dir)
+    run.mkdir()
+    CurriculumStore(run / "curriculum.sqlite").close()  # left by a start that never reached a checkpoint
+    (run / "stale.txt").write_text("from the failed start", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["train", str(cfg_path), "--skip-check", "--overwrite"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"stopped after 2 step(s) in a row without a single reward from the judge at {url}")
+    assert "last error:" in last and "ConnectError" in last
+    assert not (run / "stale.txt").exists() and not (run / "final").exists()
+    steps = [json.loads(line)["step"] for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert set(steps) == {1, 2}  # what the two steps produced is kept
+
+
+def test_summary_of_a_run_whose_rewards_were_all_missing(tmp_path):
+    rows = [{"step": 1, "reward": None, "judge/unknown_rate": None, "curriculum/mean_level": None}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = summarize_run(tmp_path)
+    assert "    1       –" in summary and "metrics:" in summary

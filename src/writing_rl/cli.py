@@ -16,16 +16,46 @@ from .config import ConfigError, CoreConfig, load_config
 from .data import SampleFileError
 from .endpoint import EndpointError
 from .jsonl import JsonlFileError
+from .reasons import Reason
 
-app = typer.Typer(help="Writing-RL: RL for long-form writing with a pairwise judge reward.", no_args_is_help=True)
+# no locals in tracebacks (--debug): a request's headers may hold an API key
+app = typer.Typer(
+    help="Writing-RL: RL for long-form writing with a pairwise judge reward.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 TrainConfigT = TypeVar("TrainConfigT", bound=BaseModel)
 curriculum_app = typer.Typer(help="Inspect reference-curriculum state.", no_args_is_help=True)
 app.add_typer(curriculum_app, name="curriculum")
 
 
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="show the full traceback of an unexpected error"),
+) -> None:
+    global _debug
+    _debug = debug
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+SKIP_CHECK = typer.Option(False, "--skip-check", help="start without the pre-flight check (air-gapped starts)")
+
+
+def _preflight(kind: str, cfg: BaseModel, skip: bool) -> None:
+    """Run `writing-rl check` on the config; print what was checked, or exit (2) with the one-line reason."""
+    if skip:
+        return
+    from .preflight import preflight
+
+    for line in preflight(kind, cfg):  # type: ignore[arg-type]
+        typer.echo(f"  ok  {line}")
 
 
 # A sample or prompt file with a line that cannot be read (bad bytes, bad JSON, bad fields): exit 1,
@@ -38,6 +68,8 @@ def validate(path: Annotated[Path, typer.Argument(help="JSONL file of samples")]
     """Check a sample file; print the count, or every bad line and exit 1."""
     from .data import validate_jsonl
 
+    if path.suffix in (".yaml", ".yml"):
+        _fail(f"{path} is a config, not a sample file: check it with `writing-rl check {path}`", 2)
     try:
         report = validate_jsonl(path)
     except FileNotFoundError as err:
@@ -48,6 +80,49 @@ def validate(path: Annotated[Path, typer.Argument(help="JSONL file of samples")]
     for err in report.errors:
         typer.echo(f"{path}:{err.line}: {err.message}", err=True)
     _fail(f"{len(report.errors)} bad line(s), {len(report.samples)} good", 1)
+
+
+@app.command("check")
+def check_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML config for train, build-refs, select or eval")],
+    kind: str | None = typer.Option(
+        None, help="train, ablation, build-refs, select or eval; default: read from the keys"
+    ),
+    skip_endpoints: bool = typer.Option(False, help="check config, files and models, but contact no server"),
+) -> None:
+    """Pre-flight check: config (incl. trl.GRPOConfig), data files, models, endpoints, API-key variables."""
+    import yaml
+
+    from .preflight import CHECKS, config_kind, preflight
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        data = {}  # load_config below names the problem
+    chosen = kind or config_kind(data if isinstance(data, dict) else {})
+    if chosen not in CHECKS:
+        _fail(f"--kind must be one of {', '.join(CHECKS)}, got {chosen!r}", 2)
+    try:
+        cfg = load_config(config, _config_model(chosen))
+        lines = preflight(chosen, cfg, probe=not skip_endpoints)  # type: ignore[arg-type]
+    except ConfigError as err:
+        _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
+    typer.echo(f"{config}: {chosen} config")
+    for line in lines:
+        typer.echo(f"  ok  {line}")
+    typer.echo("all checks passed")
+
+
+def _config_model(kind: str) -> type[BaseModel]:
+    from .ablation import AblationConfig
+    from .eval.runner import EvalConfig
+    from .selection import BuildRefsConfig, SelectConfig
+    from .train import TrainConfig
+
+    models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}
+    return {**models, "select": SelectConfig, "eval": EvalConfig}[kind]
 
 
 @app.command("serve-judge")
@@ -188,6 +263,13 @@ def judge_pair(
         result = run_sync(go(jc))
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     if result.error:
+        if result.reason in (Reason.TRANSPORT, Reason.TIMEOUT, Reason.CREDENTIALS):
+            typer.echo(
+                f"judge endpoint {jc.endpoint.base_url} failed: {' '.join(result.error.split())[:200]}; start a "
+                "judge there (`writing-rl serve-judge --port N` for the embedded one), pass --local, or give "
+                "--config with judge.endpoint.base_url",
+                err=True,
+            )
         raise typer.Exit(3)
 
 
@@ -207,29 +289,47 @@ def train_cmd(
     resume: Path | None = typer.Option(None, help="continue the run in this folder from its last checkpoint"),
     output_dir: str | None = typer.Option(None, help="override output_dir"),
     max_steps: int | None = typer.Option(None, help="override grpo.max_steps"),
+    overwrite: bool = typer.Option(False, help="delete an earlier run in output_dir and start over"),
+    skip_check: bool = SKIP_CHECK,
 ) -> None:
     """Train a writer with TRL GRPO, the pairwise judge reward and the reference curriculum."""
-    from .train import load_train_config, resume_config, summarize_run, train
+    from .engines.trl_grpo import JudgeUnavailable
+    from .train import load_train_config, resume_config, run_folder_problem, summarize_run, train
 
     if resume and config:
         _fail("give either CONFIG or --resume RUN, not both", 2)
+    if resume and overwrite:
+        _fail("--overwrite starts over, --resume continues: give one of them", 2)
     try:
         cfg = _overridden(resume_config(resume) if resume else load_train_config(config), output_dir, max_steps)
-        run_dir = train(cfg, resume=resume is not None)
+        run_dir = Path(cfg.output_dir)
+        again = resume / "config.yaml" if resume else config
+        start_over = f"writing-rl train {f'{again} ' if again else ''}--output-dir {run_dir} --overwrite"
+        if problem := run_folder_problem(run_dir, resume is not None, overwrite, start_over):
+            _fail(problem, 2)
+        _preflight("train", cfg, skip_check)
+        run_dir = train(cfg, resume=resume is not None, overwrite=overwrite)
     except ConfigError as err:
         _fail(str(err), 2)
     except DATA_ERRORS as err:
+        _fail(str(err), 1)
+    except JudgeUnavailable as err:
+        typer.echo(summarize_run(run_dir), err=True)
         _fail(str(err), 1)
     typer.echo(summarize_run(run_dir))
 
 
 @app.command("build-refs")
-def build_refs_cmd(config: Annotated[Path, typer.Argument(help="YAML: prompts, generators, output")]) -> None:
+def build_refs_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML: prompts, generators, output")], skip_check: bool = SKIP_CHECK
+) -> None:
     """Generate one reference per generator per prompt (resumable, cached)."""
     from .selection import BuildRefsConfig, build_refs
 
     try:
-        result = build_refs(load_config(config, BuildRefsConfig))
+        cfg = load_config(config, BuildRefsConfig)
+        _preflight("build-refs", cfg, skip_check)
+        result = build_refs(cfg)
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
     except DATA_ERRORS as err:
@@ -241,12 +341,15 @@ def build_refs_cmd(config: Annotated[Path, typer.Argument(help="YAML: prompts, g
 
 
 @app.command("select")
-def select_cmd(config: Annotated[Path, typer.Argument(help="YAML: pool, policy, critic, strategy")]) -> None:
+def select_cmd(
+    config: Annotated[Path, typer.Argument(help="YAML: pool, policy, critic, strategy")], skip_check: bool = SKIP_CHECK
+) -> None:
     """Margin-aware data selection: score policy and references, keep the prompts with most headroom."""
     from .selection import SelectConfig, select
 
     try:
         cfg = load_config(config, SelectConfig)
+        _preflight("select", cfg, skip_check)
         summary = select(cfg)
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
@@ -265,6 +368,7 @@ def eval_cmd(
     model_path: str | None = typer.Option(None, help="evaluate this checkpoint folder (transformers) instead"),
     name: str | None = typer.Option(None, help="model name in results and reports"),
     output_dir: str | None = typer.Option(None, help="override output_dir"),
+    skip_check: bool = SKIP_CHECK,
 ) -> None:
     """Evaluate a model: WritingBench-style, LongBench-Write, pairwise arena, LongBench v2 transfer."""
     from .eval.runner import EvalConfig, evaluate
@@ -279,6 +383,7 @@ def eval_cmd(
         cfg = EvalConfig.model_validate(
             {**cfg.model_dump(), "model": model, "output_dir": output_dir or cfg.output_dir}
         )
+        _preflight("eval", cfg, skip_check)
         results = evaluate(cfg)
     except (ConfigError, EndpointError) as err:
         _fail(str(err), 2)
@@ -347,12 +452,22 @@ def report_cmd(
     typer.echo(f"report: {page}")
 
 
-def main() -> None:  # pragma: no cover - console entry
+def main(argv: list[str] | None = None) -> None:
+    """The console entry: a config error is one line (exit 2), any other unexpected error one line naming its
+    type (exit 1); `--debug` shows the traceback instead."""
     try:
-        app()
+        app(args=argv)
     except ConfigError as err:
+        if _debug:
+            raise
         typer.echo(str(err), err=True)
         sys.exit(2)
+    except Exception as err:
+        if _debug:
+            raise
+        text = " ".join(str(err).split())[:300]
+        typer.echo(f"error: {type(err).__name__}: {text} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

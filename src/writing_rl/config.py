@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,5 +56,42 @@ def load_config(path: str | Path, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()]
-        raise ConfigError(f"{path}: invalid config:\n" + "\n".join(lines)) from None
+        raise ConfigError(f"{path}: " + "; ".join(_problem(model, e) for e in err.errors())) from None
+
+
+def _problem(model: type[BaseModel], error: Any) -> str:
+    """`field.path: message`, with the closest known key for a misspelt one."""
+    loc = error["loc"]
+    where = ".".join(str(p) for p in loc) or "(top)"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key{did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1]))}"
+    return f"{where}: {error['msg']}"
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the (nested) model found at `loc`; [] where the path leaves the models."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):  # a list index: `_model_in` already took the list's item model
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        current = _model_in(fields[part].annotation)
+    return list(getattr(current, "model_fields", None) or [])
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside `X | None`, `list[X]` or `dict[str, X]`, else the annotation itself."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation

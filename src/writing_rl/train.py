@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
+import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -21,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
-from .data import Sample, load_samples
+from .data import Sample, SampleFileError, load_samples
 from .endpoint import EndpointError
-from .jsonl import read_jsonl
+from .jsonl import JsonlFileError, read_jsonl
 from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
@@ -77,12 +79,30 @@ class TrainConfig(BaseModel):
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
+    max_unknown_steps: int = Field(
+        2, ge=0, description="stop after this many steps in a row in which the judge gave no reward at all (0: never)"
+    )
+
+
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
 
 def load_train_samples(cfg: TrainConfig) -> list[Sample]:
+    """The training samples; a missing file or a dataset `datasets` cannot load is a one-line `ConfigError`."""
     if cfg.dataset == DEMO_DATASET:
         return load_samples(str(DEMO_SAMPLES))
-    return load_samples(cfg.dataset, split=cfg.dataset_split)
+    local = Path(cfg.dataset).expanduser()
+    if not local.exists() and (cfg.dataset.endswith(DATA_FILE_SUFFIXES) or cfg.dataset.startswith(("/", ".", "~"))):
+        raise ConfigError(f"dataset: {cfg.dataset}: no such file (give a samples .jsonl, a dataset folder or 'demo')")
+    try:
+        return load_samples(cfg.dataset, split=cfg.dataset_split)
+    except (SampleFileError, JsonlFileError):
+        raise
+    except Exception as err:  # datasets raises many kinds (missing split, no network, bad format)
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise ConfigError(
+            f"dataset: {cfg.dataset}: datasets.load_dataset could not load it ({type(err).__name__}: {first})"
+        ) from None
 
 
 def to_trl_dataset(samples: list[Sample]):  # type: ignore[no-untyped-def]
@@ -178,8 +198,52 @@ def _trim_steps(path: Path, up_to_step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
-    """Run (or resume) training; returns the run folder."""
+def is_run_folder(run_dir: Path) -> bool:
+    return any((run_dir / name).exists() for name in ("config.yaml", "curriculum.sqlite")) or any(
+        run_dir.glob("checkpoint-*")
+    )
+
+
+def run_folder_problem(
+    run_dir: Path, resume: bool, overwrite: bool, start_over: str = "writing-rl train CONFIG --overwrite"
+) -> str | None:
+    """Why this run cannot start in `run_dir`, with the exact command that gets the user going; None if it can.
+
+    `start_over` is the command that starts the same run again from scratch in the same folder.
+    """
+    if resume:
+        if last_checkpoint(run_dir) is not None:
+            return None
+        if not is_run_folder(run_dir):
+            return f"nothing to resume: {run_dir} is not a run folder"
+        return (
+            f"nothing to resume: the run in {run_dir} never reached a checkpoint (no checkpoint-* folder); "
+            f"start over with `{start_over}`"
+        )
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return None
+    if not is_run_folder(run_dir):
+        if overwrite:
+            return f"{run_dir} holds files but no run: --overwrite deletes only run folders; choose another output_dir"
+        return None
+    if overwrite:
+        return None
+    fresh = f"--output-dir {run_dir}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (run_dir / "final").is_dir():
+        return f"{run_dir} holds a finished run: start over with `{start_over}`, or keep it and use {fresh}"
+    if last_checkpoint(run_dir) is not None:
+        return (
+            f"{run_dir} already holds a run: resume it with `writing-rl train --resume {run_dir}`, start over with "
+            f"`{start_over}`, or keep it and use {fresh}"
+        )
+    return (
+        f"{run_dir} holds a run that never reached a checkpoint (nothing to resume): start over with "
+        f"`{start_over}`, or keep it and use {fresh}"
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
+    """Run (or resume) training; returns the run folder. `overwrite` deletes an earlier run in the folder first."""
     from accelerate import PartialState
 
     from .engines.trl_version import check_trl
@@ -188,21 +252,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     from .engines.trl_grpo import (
         CurriculumCheckpointCallback,
         MetricsJsonlCallback,
+        UnknownRewardGuard,
         WritingReward,
         WritingRLGRPOTrainer,
     )
 
     run_dir = Path(cfg.output_dir)
     state = PartialState()
+    if problem := run_folder_problem(run_dir, resume, overwrite):
+        raise ConfigError(problem)
     checkpoint = last_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
-        raise ConfigError(f"nothing to resume: no checkpoint-* folder in {run_dir}")
-    if not resume and (last_checkpoint(run_dir) or (run_dir / "curriculum.sqlite").exists()):
-        raise ConfigError(
-            f"{run_dir} already holds a run: resume it with --resume {run_dir}, or choose another output_dir"
-        )
     samples = load_train_samples(cfg)  # a bad dataset fails here, before the run folder exists
+    state.wait_for_everyone()  # every rank has looked at the folder before rank 0 changes it
     if state.is_main_process:
+        if overwrite and run_dir.exists() and is_run_folder(run_dir):
+            shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is not None:
             restore_from_checkpoint(run_dir, checkpoint)
@@ -234,6 +298,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             cfg.extras.repetition_weight,
             cfg.rollouts.max_text_chars,
         )
+        where = judge_cfg.endpoint.base_url if judge_cfg.backend == "llm" else "the rule judge"
         trainer = WritingRLGRPOTrainer(
             model=model_path,
             reward_funcs=[writing_reward],
@@ -242,6 +307,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             callbacks=[CurriculumCheckpointCallback(curriculum), MetricsJsonlCallback(run_dir / "metrics.jsonl")],
             writing_reward=writing_reward,
             rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
+            unknown_guard=UnknownRewardGuard(cfg.max_unknown_steps, where),
         )
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

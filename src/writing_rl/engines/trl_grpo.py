@@ -12,6 +12,8 @@ How the pieces meet:
   the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
+- `UnknownRewardGuard` stops training when the judge has given no reward for several generation
+  rounds in a row (a dead judge), naming its URL and last error.
 """
 
 from __future__ import annotations
@@ -152,14 +154,56 @@ class WritingReward:
         return self.reward.judge
 
 
+class JudgeUnavailable(RuntimeError):
+    """Training stopped because the judge gave no reward for several steps in a row."""
+
+
+class UnknownRewardGuard:
+    """Counts steps in which no completion got a reward; at `limit` in a row, stops training with the
+    judge's address and its last error, instead of spending steps that teach nothing (0: never stops)."""
+
+    def __init__(self, limit: int, judge: str):
+        self.limit = limit
+        self.judge = judge
+        self.streak = 0
+
+    def observe(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records or any(r["outcome"] is not None for r in records):
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.limit and self.streak >= self.limit:
+            raise JudgeUnavailable(
+                f"stopped after {self.streak} step(s) in a row without a single reward from the judge at "
+                f"{self.judge}; last error: {last_error(records)}. Check it with `writing-rl check CONFIG`"
+            )
+
+
+def last_error(records: Sequence[dict[str, Any]]) -> str:
+    """The most recent judge error in these rollout records, on one line."""
+    for r in reversed(records):
+        for j in reversed(r["judgements"]):
+            if j.get("error"):
+                return " ".join(str(j["error"]).split())[:300]
+        if r.get("missing_detail") or r.get("missing_reason"):
+            return str(r.get("missing_detail") or r.get("missing_reason"))
+    return "none recorded"
+
+
 class WritingRLGRPOTrainer(GRPOTrainer):
     """GRPOTrainer plus the curriculum update and writing-rl metrics; everything else is TRL's."""
 
     def __init__(
-        self, *args: Any, writing_reward: WritingReward, rollout_writer: RolloutWriter | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        writing_reward: WritingReward,
+        rollout_writer: RolloutWriter | None = None,
+        unknown_guard: UnknownRewardGuard | None = None,
+        **kwargs: Any,
     ):
         self.writing_reward = writing_reward
         self.rollout_writer = rollout_writer
+        self.unknown_guard = unknown_guard
         super().__init__(*args, **kwargs)
         self._sync_levels(self._initial_levels())
 
@@ -212,6 +256,8 @@ class WritingRLGRPOTrainer(GRPOTrainer):
         metrics["curriculum/promotions"].append(float(promotions))
         levels = [wr.level_of(s, step + 1) for s in wr.samples.values()]
         metrics["curriculum/mean_level"].append(sum(levels) / max(len(levels), 1))
+        if self.unknown_guard is not None:  # every rank holds all records, so every rank stops together
+            self.unknown_guard.observe(records)
 
     # -- hooks into TRL ---------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
