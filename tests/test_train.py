@@ -396,7 +396,9 @@ def test_a_judge_that_dies_stops_training_in_one_line_naming_it(tmp_path, tiny_m
     assert "Traceback" not in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith(f"stopped after 2 step(s) in a row without a single reward from the judge at {url}")
-    assert "last error:" in last and "ConnectError" in last
+    assert (
+        "last error:" in last and "Connect" in last.split("last error:")[1]
+    )  # the transport error, whatever the HTTP stack
     assert not (run / "stale.txt").exists() and not (run / "final").exists()
     steps = [json.loads(line)["step"] for line in (run / "rollouts.jsonl").read_text().splitlines()]
     assert set(steps) == {1, 2}  # what the two steps produced is kept
