@@ -112,11 +112,11 @@ def honest_letter(answer_a: str, answer_b: str) -> str:
 
 def _fenced(prompt: str) -> tuple[str, str, str]:
     """(material from the writing request on, answer A, answer B), read from the rendered prompt."""
-    nonce = re.search(r"<<<ANSWER A (\w+)>>>", prompt).group(1)
+    ids = dict(re.findall(r"<<<ANSWER ([AB]) (\w+)>>>", prompt))  # each answer's fence has its own id
     material = prompt.split("[Writing request]", 1)[1]
     # the last opening marker: the first ones are in the rules that describe the fences
-    a = prompt.rsplit(f"<<<ANSWER A {nonce}>>>", 1)[1].split(f"<<<END ANSWER A {nonce}>>>", 1)[0]
-    b = prompt.rsplit(f"<<<ANSWER B {nonce}>>>", 1)[1].split(f"<<<END ANSWER B {nonce}>>>", 1)[0]
+    a = prompt.rsplit(f"<<<ANSWER A {ids['A']}>>>", 1)[1].split(f"<<<END ANSWER A {ids['A']}>>>", 1)[0]
+    b = prompt.rsplit(f"<<<ANSWER B {ids['B']}>>>", 1)[1].split(f"<<<END ANSWER B {ids['B']}>>>", 1)[0]
     return material, a, b
 
 

@@ -51,6 +51,22 @@ def test_the_estimate_is_never_below_the_embedded_judges_own_count():
     assert over == []
 
 
+def test_the_estimate_is_the_sum_over_runs_that_cutting_uses():
+    """`estimate_tokens` is computed in bulk; `_estimated_cut` walks the runs one by one. They must agree, or a
+    cut answer could still overflow."""
+    import random
+
+    from writing_rl.judge.context import _RUN, _run_tokens
+
+    rng = random.Random(7)
+    alphabet = "abcXYZ  \t\n\r09.,!é中😀\u200b-_'"
+    texts = ["", " ", "  a", "a  ", "\t\t\n", "word", "one  two   three", *(
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2000)
+    )]
+    for text in texts:
+        assert estimate_tokens(text) == sum(_run_tokens(m.group()) for m in _RUN.finditer(text)), repr(text)
+
+
 def test_fit_pair_keeps_short_answers_whole_and_cuts_long_ones_in_the_middle():
     short, long = "A short answer.", long_answer(HEAD_B, TAIL_B, 2000)
     assert fit_pair(short, "also short", 100, ESTIMATE) == (short, "also short", (0, 0))

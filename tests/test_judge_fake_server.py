@@ -27,9 +27,9 @@ def endpoint(server: FakeOpenAIServer, **kw) -> EndpointConfig:
 def prefers_marked_answer(body: dict) -> str:
     """A deterministic 'judge': the answer containing GOOD wins; if neither or both, a tie."""
     user = body["messages"][1]["content"]
-    nonce = re.search(r"<<<ANSWER A (\w+)>>>", user).group(1)
-    a = user.rsplit(f"<<<ANSWER A {nonce}>>>", 1)[1].split(f"<<<END ANSWER A {nonce}>>>")[0]
-    b = user.rsplit(f"<<<ANSWER B {nonce}>>>", 1)[1].split(f"<<<END ANSWER B {nonce}>>>")[0]
+    ids = dict(re.findall(r"<<<ANSWER ([AB]) (\w+)>>>", user))  # each answer's fence has its own id
+    a = user.rsplit(f"<<<ANSWER A {ids['A']}>>>", 1)[1].split(f"<<<END ANSWER A {ids['A']}>>>")[0]
+    b = user.rsplit(f"<<<ANSWER B {ids['B']}>>>", 1)[1].split(f"<<<END ANSWER B {ids['B']}>>>")[0]
     if ("GOOD" in a) == ("GOOD" in b):
         return "[[C]]"
     return "[[A]]" if "GOOD" in a else "[[B]]"

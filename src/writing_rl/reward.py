@@ -109,6 +109,9 @@ class RewardStats:
             setattr(self, r.outcome, getattr(self, r.outcome) + 1)
 
 
+DEFAULT_WINDOW = 64  # pairs in flight for a judge without an endpoint (a rule judge)
+
+
 class PairwiseReward:
     """Scores policy answers against references through a judge (LLM or rule)."""
 
@@ -136,64 +139,105 @@ class PairwiseReward:
         )
         return soft, hard
 
-    async def score(
-        self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
-    ) -> PairReward:
-        injection = screen(policy)  # found and recorded under every policy, acted on unless `off`
-        if injection is not None and self.config.injection != "off":  # decided before any judge call
-            penalized = self.config.injection == "penalize"
-            out = PairReward(
-                self._value("loss") if penalized else None, "loss" if penalized else None, (), (), injection
-            )
-            self.stats.add(out)
-            return out
+    @property
+    def orders(self) -> tuple[Order, ...]:
         mode = self.config.position
-        orders: tuple[Order, ...] = (
-            ("reference_first", "policy_first") if mode.startswith("both") else (mode,)  # type: ignore[assignment]
-        )
+        return ("reference_first", "policy_first") if mode.startswith("both") else (mode,)  # type: ignore[return-value]
 
-        def judge(order: Order):  # type: ignore[no-untyped-def]
-            first, second = (reference, policy) if order == "reference_first" else (policy, reference)
-            return self.judge.judge(question, first, second, criteria, sample)
+    def _screened(self, policy: str) -> tuple[Injection | None, PairReward | None]:
+        """The screen's finding, and the reward it decides alone (no judge call) unless `injection: off`."""
+        injection = screen(policy)  # found and recorded under every policy, acted on unless `off`
+        if injection is None or self.config.injection == "off":
+            return injection, None
+        penalized = self.config.injection == "penalize"
+        value = self._value("loss") if penalized else None
+        return injection, PairReward(value, "loss" if penalized else None, (), (), injection)
 
-        judgements = tuple(await asyncio.gather(*(judge(o) for o in orders)))
+    async def _judge(self, item: PairItem, order: Order) -> Judgement:
+        question, policy, reference, criteria, *rest = item
+        first, second = (reference, policy) if order == "reference_first" else (policy, reference)
+        return await self.judge.judge(question, first, second, criteria, rest[0] if rest else None)
+
+    def _combine(self, judgements: Sequence[Judgement], injection: Injection | None) -> PairReward:
+        orders = self.orders
         results = [
             self._one_order(j, Verdict.B if o == "reference_first" else Verdict.A) for j, o in zip(judgements, orders)
         ]
+        judgements = tuple(judgements)
         if any(r is None for r in results):
-            out = PairReward(None, None, judgements, orders, injection)
-        elif len(results) == 1:
-            out = PairReward(results[0][0], results[0][1], judgements, orders, injection)
-        else:
-            outcomes = {r[1] for r in results}
-            agreed: Outcome = outcomes.pop() if len(outcomes) == 1 else "tie"
-            if mode == "both_agree":
-                out = PairReward(self._value(agreed), agreed, judgements, orders, injection)
-            else:
-                averaged = _averaged_outcome(judgements, orders)
-                out = PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders, injection)
-        self.stats.add(out)
-        return out
+            return PairReward(None, None, judgements, orders, injection)
+        if len(results) == 1:
+            return PairReward(results[0][0], results[0][1], judgements, orders, injection)
+        outcomes = {r[1] for r in results}
+        agreed: Outcome = outcomes.pop() if len(outcomes) == 1 else "tie"
+        if self.config.position == "both_agree":
+            return PairReward(self._value(agreed), agreed, judgements, orders, injection)
+        averaged = _averaged_outcome(judgements, orders)
+        return PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders, injection)
+
+    async def score(
+        self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
+    ) -> PairReward:
+        return (await self.score_batch([(question, policy, reference, criteria, sample)]))[0]
 
     async def score_batch(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
-        """Score (question, policy answer, reference, criteria[, sample]) tuples concurrently, in order."""
+        """Score (question, policy answer, reference, criteria[, sample]) tuples concurrently, in order.
+
+        Calls leave grouped: for each run of items that share a question and reference (a GRPO group),
+        all its `reference_first` calls, then its `policy_first` ones, so the prompts a server sees in a
+        row share everything up to the policy answer and its prefix cache hits. They are prepared
+        (sanitised, fitted) just ahead of the judge rather than all before the first call: a window of
+        workers twice the judge's concurrency takes the next call when one finishes, so the CPU work of
+        one wave overlaps the calls of the one before."""
+        results: list[PairReward | None] = [None] * len(items)
+        findings: list[Injection | None] = [None] * len(items)
+        to_judge: list[int] = []
+        for i, item in enumerate(items):
+            findings[i], decided = self._screened(item[1])
+            if decided is None:
+                to_judge.append(i)
+            else:
+                results[i] = decided
+        orders = self.orders
+        calls = [(i, k) for run in _runs(items, to_judge) for k in range(len(orders)) for i in run]
+        judgements: dict[int, list[Judgement | None]] = {i: [None] * len(orders) for i in to_judge}
         bar = tqdm(total=len(items), desc="judging", unit="pair", disable=not progress)
+        bar.update(len(items) - len(to_judge))
+        pending = iter(calls)  # shared by the workers: each call is taken once
 
-        async def one(item: PairItem) -> PairReward:
-            r = await self.score(*item)
-            bar.update(1)
-            return r
+        async def worker() -> None:
+            for i, k in pending:
+                judgements[i][k] = await self._judge(items[i], orders[k])
+                if all(j is not None for j in judgements[i]):
+                    results[i] = self._combine(judgements[i], findings[i])  # type: ignore[arg-type]
+                    bar.update(1)
 
+        window = max(1, 2 * getattr(self.judge, "max_concurrency", DEFAULT_WINDOW))
         try:
-            return list(await asyncio.gather(*(one(i) for i in items)))
+            await asyncio.gather(*(worker() for _ in range(min(window, len(calls)))))
         finally:
             bar.close()
+        for r in results:
+            self.stats.add(r)  # type: ignore[arg-type]
+        return results  # type: ignore[return-value]  # every slot is filled once gather returns
 
     def score_batch_sync(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
         return run_sync(self.score_batch(items, progress=progress))
 
     def close(self) -> None:
         run_sync(self.judge.aclose())
+
+
+def _runs(items: Sequence[PairItem], indices: list[int]) -> list[list[int]]:
+    """`indices` split into runs of consecutive items with the same question, reference and criteria."""
+    runs: list[tuple[tuple[str, str, str | None], list[int]]] = []
+    for i in indices:
+        question, _, reference, criteria, *_ = items[i]
+        if runs and runs[-1][0] == (question, reference, criteria):
+            runs[-1][1].append(i)
+        else:
+            runs.append(((question, reference, criteria), [i]))
+    return [members for _, members in runs]
 
 
 def _averaged_outcome(judgements: Sequence[Judgement], orders: Sequence[Order]) -> Outcome | None:

@@ -146,6 +146,10 @@ class PairwiseJudge:
         self._prompt_token_counts: dict[tuple[str, str | None], int] = {}
 
     @property
+    def max_concurrency(self) -> int:
+        return self.config.endpoint.max_concurrency
+
+    @property
     def chat_template(self) -> ChatTemplate:
         if self._chat_template is None:
             self._chat_template = ChatTemplate.resolve(self.config.chat_template)

@@ -33,7 +33,7 @@ def fence_pattern(nonce: str) -> re.Pattern[str]:
     name the markers in its explanation ("the text inside <<<ANSWER A ...>>> is longer"), and answers
     are sanitised, so an echoed answer that the judge never closes holds no verdict token to read.
     """
-    n = re.escape(nonce)
+    n = rf"(?:{re.escape(nonce)}|(?<=A )[0-9a-f]{{16}})"  # answer A's fence has an id of its own (templates.py)
     return re.compile(rf"<<<ANSWER [AB] {n}>>>.*?<<<END ANSWER [AB] {n}>>>|<<<(?:END )?ANSWER [AB] {n}>>>", re.DOTALL)
 
 
@@ -45,7 +45,7 @@ def parse_verdict(text: str | None, nonce: str | None = None) -> Verdict:
     """
     if not text:
         return Verdict.UNKNOWN
-    if nonce:
+    if nonce and "<<<" in text:  # every fence marker starts so: none, nothing to cut (and nothing to compile)
         text = fence_pattern(nonce).sub(" ", text)
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
