@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from .config import ConfigError, LocalJudgeSettings, did_you_mean
 from .endpoint import EndpointConfig
-from .endpoint.config import check_concurrency
 from .generation import GeneratorConfig
 from .judge import JudgeConfig
 
@@ -227,9 +226,8 @@ def launched_processes() -> int:
 
 def check_concurrency_share(field: str, ep: EndpointConfig, num_processes: int) -> str:
     """`max_concurrency` is the endpoint's total over all training processes: each needs a share of one or more."""
-    check_concurrency(ep, num_processes, field)
-    share, extra = divmod(ep.max_concurrency, num_processes)
-    each = f"{share}" if not extra else f"{share + 1} or {share}"  # the first `extra` ranks get one more
+    first, last = (ep.for_rank(rank, num_processes, field).max_concurrency for rank in (0, num_processes - 1))
+    each = f"{first}" if first == last else f"{first} or {last}"  # the first ranks may get one more
     return f"{field}.max_concurrency: {ep.max_concurrency} in all over {num_processes} process(es), {each} each"
 
 

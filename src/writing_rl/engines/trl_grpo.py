@@ -10,6 +10,7 @@ How the pieces meet:
 - `WritingRLGRPOTrainer._calculate_rewards` runs right after TRL gathers the rewards: it gathers the
   records of all ranks, lets the main process apply the promotion rule to each whole group, write
   the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
+  The judge metrics it logs are totals over all ranks (`rank_metrics`); only the main process holds the store.
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
 - `UnknownRewardGuard` stops training when the judge has given no reward for several generation
