@@ -9,7 +9,8 @@ request is handed to `behaviour(path, body, n)` (n = 1-based request count), whi
 
 `GET /models` answers `models` (by default one model and no context length, like llama-cpp-python).
 With `keep_alive=True` connections are kept alive (HTTP/1.1), as real servers do; `client_ports`
-holds every client port seen, so a test can count the connections a client opened.
+holds every client port seen, so a test can count the connections a client opened. `peak_in_flight`
+is the most POSTs it was answering at once (all clients together).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class FakeOpenAIServer:
         models_body = json.dumps(models or {"data": [{"id": "fake"}]}).encode()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self.client_ports: set[int] = set()
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         outer = self
 
@@ -83,10 +86,17 @@ class FakeOpenAIServer:
                     outer.requests.append((self.path, body, dict(self.headers)))
                     outer.client_ports.add(self.client_address[1])
                     n = len(outer.requests)
-                action = outer.behaviour(self.path, body, n)
-                if action[0] == "sleep":
-                    time.sleep(action[1])
-                    action = action[2]
+                    outer.in_flight += 1
+                    outer.peak_in_flight = max(outer.peak_in_flight, outer.in_flight)
+                try:
+                    action = outer.behaviour(self.path, body, n)
+                    if action[0] == "sleep":
+                        time.sleep(action[1])
+                        action = action[2]
+                finally:
+                    # counted out before the answer leaves, so a client never sees more than it sent
+                    with outer._lock:
+                        outer.in_flight -= 1
                 try:
                     if action[0] == "json":
                         self._send(200, json.dumps(action[1]).encode())

@@ -304,3 +304,18 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, monkeypatch, cap
     assert err == ["error: RuntimeError: disk full (run with --debug for the traceback)"]
     with pytest.raises(RuntimeError, match="disk"):
         main(["--debug", "rollouts", str(tmp_path)])
+
+
+def test_a_judge_concurrency_below_the_process_count_is_caught_before_training(tmp_path):
+    """`max_concurrency` is the judge's total over all training processes: each needs at least one."""
+    cfg = train_yaml(tmp_path, judge={"endpoint": {"base_url": dead_url(), "max_concurrency": 3}})
+    result = runner.invoke(app, ["check", str(cfg), "--skip-endpoints", "--num-processes", "4"])
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result) == (
+        "judge.endpoint.max_concurrency: 3 is the endpoint's total across all processes, fewer than the 4 "
+        "training processes: set it to at least 4"
+    )
+    result = runner.invoke(app, ["check", str(cfg), "--skip-endpoints", "--num-processes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "judge.endpoint.max_concurrency: 3 in all over 2 process(es), 2 or 1 each" in result.output
+    assert not (tmp_path / "run").exists()

@@ -180,11 +180,18 @@ LEVEL_PROBE = textwrap.dedent(
     import json, os, sys
     import writing_rl.engines.trl_grpo as engine
     from writing_rl.cli import main
-    from writing_rl.curriculum import Curriculum
+    from writing_rl.curriculum import Curriculum, CurriculumStore
 
     original = engine.WritingRLGRPOTrainer._update_curriculum
     original_record = Curriculum.record
+    original_open = CurriculumStore.__init__
     config_path, out_dir = sys.argv[1], sys.argv[2]
+
+    def opened(self, path):
+        # every process that opens the curriculum store (only the main one should)
+        with open(os.path.join(out_dir, f"store-opened-rank{os.environ['RANK']}"), "a") as fh:
+            fh.write(str(path) + "\\n")
+        original_open(self, path)
 
     def probed(self):
         original(self)
@@ -200,6 +207,7 @@ LEVEL_PROBE = textwrap.dedent(
 
     engine.WritingRLGRPOTrainer._update_curriculum = probed
     Curriculum.record = recorded
+    CurriculumStore.__init__ = opened
     sys.argv = ["writing-rl", "train", config_path, "--skip-check"]  # the judge script counts every request
     main()
     """
@@ -211,7 +219,8 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
     dataset = write_samples(tmp_path / "s.jsonl", {"Write PROMOTE text.": 10, "Write plain text.": 10})
 
     def behaviour(path, body, n):
-        return chat_reply("[[B]]") if n % 3 == 0 else scripted_judge(body)
+        # a pause, so the two ranks' requests overlap at the judge
+        return ("sleep", 0.2, chat_reply("[[B]]") if n % 3 == 0 else scripted_judge(body))
 
     probe = tmp_path / "probe.py"
     probe.write_text(LEVEL_PROBE, encoding="utf-8")
@@ -227,6 +236,7 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
             max_steps=4,
             save_steps=10,
         )
+        cfg.judge.endpoint.max_concurrency = 2  # in all: one request in flight per rank
         cfg_path = tmp_path / "train.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
         result = subprocess.run(
@@ -248,6 +258,14 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
             timeout=600,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+    assert server.peak_in_flight <= 2  # each rank has 2 completions to judge: per-process limits allow 4
+    run = Path(cfg.output_dir)
+    # the judge metrics of each step are totals over both ranks
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("judge/calls", 0) for r in logged) == server.calls("chat/completions") == 16
+    # one judge cache file per rank; the curriculum store opened by the main process only
+    assert sorted(p.name for p in run.glob("judge_cache*")) == ["judge_cache.rank0.sqlite", "judge_cache.rank1.sqlite"]
+    assert (tmp_path / "store-opened-rank0").exists() and not (tmp_path / "store-opened-rank1").exists()
     rank0 = (tmp_path / "levels-rank0.jsonl").read_text().splitlines()
     rank1 = (tmp_path / "levels-rank1.jsonl").read_text().splitlines()
     assert len(rank0) == 4 and rank0 == rank1

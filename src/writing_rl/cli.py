@@ -89,6 +89,12 @@ def check_cmd(
         None, help="train, ablation, build-refs, select or eval; default: read from the keys"
     ),
     skip_endpoints: bool = typer.Option(False, help="check config, files and models, but contact no server"),
+    num_processes: int | None = typer.Option(
+        None,
+        min=1,
+        help="training processes the run will launch (default: $WORLD_SIZE, else 1): each gets a share of "
+        "the judge's max_concurrency",
+    ),
 ) -> None:
     """Pre-flight check: config (incl. trl.GRPOConfig), data files, models, endpoints, API-key variables."""
     import yaml
@@ -104,7 +110,7 @@ def check_cmd(
         _fail(f"--kind must be one of {', '.join(CHECKS)}, got {chosen!r}", 2)
     try:
         cfg = load_config(config, _config_model(chosen))
-        lines = preflight(chosen, cfg, probe=not skip_endpoints)  # type: ignore[arg-type]
+        lines = preflight(chosen, cfg, probe=not skip_endpoints, num_processes=num_processes)  # type: ignore[arg-type]
     except ConfigError as err:
         _fail(str(err), 2)
     except DATA_ERRORS as err:

@@ -219,6 +219,18 @@ def check_judge(field: str, judge: JudgeConfig, local: LocalJudgeSettings, probe
     return check_endpoint(f"{field}.endpoint", judge.endpoint, local, probe, logprobs, judge.top_logprobs)
 
 
+def launched_processes() -> int:
+    """The process count `accelerate launch` / torchrun started this one in (1 when run directly)."""
+    return int(os.environ.get("WORLD_SIZE") or 1)
+
+
+def check_concurrency_share(field: str, ep: EndpointConfig, num_processes: int) -> str:
+    """`max_concurrency` is the endpoint's total over all training processes: each needs a share of one or more."""
+    first, last = (ep.for_rank(rank, num_processes, field).max_concurrency for rank in (0, num_processes - 1))
+    each = f"{first}" if first == last else f"{first} or {last}"  # the first ranks may get one more
+    return f"{field}.max_concurrency: {ep.max_concurrency} in all over {num_processes} process(es), {each} each"
+
+
 def check_critic(field: str, critic: Any, local: LocalJudgeSettings, probe: bool) -> str:
     logprobs = "completions" if critic.mode == "soft" else None  # soft: the score digit's log-probabilities
     return check_endpoint(f"{field}.endpoint", critic.endpoint, local, probe, logprobs)
@@ -241,7 +253,8 @@ def check_file(field: str, path: str, what: str | None = None) -> Path:
 
 
 # -- per command -------------------------------------------------------------------------------------
-def check_train(cfg: Any, probe: bool = True) -> list[str]:
+def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) -> list[str]:
+    """`num_processes`: how many training processes the run will have (default: this launch's)."""
     from .train import DEMO_DATASET, load_train_samples
 
     lines = [check_grpo(cfg)]
@@ -256,6 +269,10 @@ def check_train(cfg: Any, probe: bool = True) -> list[str]:
         f"dataset: {'the embedded demo' if cfg.dataset == DEMO_DATASET else cfg.dataset}: {len(samples)} samples"
     )
     lines.append(check_model("model", cfg.model))
+    if cfg.judge.backend == "llm":
+        lines.append(
+            check_concurrency_share("judge.endpoint", cfg.judge.endpoint, num_processes or launched_processes())
+        )
     lines.append(check_judge("judge", cfg.judge, cfg.local_judge, probe))
     return lines
 
@@ -347,6 +364,9 @@ CHECKS = {
 }
 
 
-def preflight(kind: ConfigKind, cfg: BaseModel, probe: bool = True) -> list[str]:
-    """What was checked, one line each; raises `CheckFailed` (or the data loaders' errors) on the first problem."""
+def preflight(kind: ConfigKind, cfg: BaseModel, probe: bool = True, num_processes: int | None = None) -> list[str]:
+    """What was checked, one line each; raises `CheckFailed` (or the data loaders' errors) on the first problem.
+    `num_processes`: training processes to check the endpoint shares for (default: this launch's)."""
+    if kind in ("train", "ablation"):
+        return check_train(cfg, probe, num_processes)
     return CHECKS[kind](cfg, probe)

@@ -1,7 +1,8 @@
 """`writing-rl train`: one validated config -> a TRL GRPO run with the Writing-RL reward and curriculum.
 
 Run folder (`output_dir`): `config.yaml` (as given; API keys are only ever named, never stored),
-`checkpoint-N/` (TRL's, plus `curriculum_snapshot.json`), `curriculum.sqlite`, `judge_cache.sqlite`,
+`checkpoint-N/` (TRL's, plus `curriculum_snapshot.json`), `curriculum.sqlite` (written by the main process
+only), `judge_cache.sqlite` (with several processes one file per rank: `judge_cache.rank{R}.sqlite`),
 `metrics.jsonl`, `rollouts.jsonl` (what the judge said about each completion), and `judge_server.log`
 when the embedded judge is used.
 """
@@ -25,8 +26,11 @@ from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, SampleFileError, load_samples
 from .endpoint import EndpointError
+from .endpoint.config import check_concurrency
 from .jsonl import JsonlFileError, read_jsonl
 from .judge import JudgeConfig, PairwiseJudge, build_judge
+from .judge.cache import JudgeCache, rank_cache_path
+from .judge.judgement import Judge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
@@ -131,6 +135,16 @@ def grpo_args(cfg: TrainConfig, output_dir: Path):  # type: ignore[no-untyped-de
         raise ConfigError(f"grpo settings rejected by trl.GRPOConfig: {err}") from None
 
 
+def process_state():  # type: ignore[no-untyped-def]
+    """accelerate's view of this process (rank, world size), set up as `grpo_args` sets up TRL: on the CPU
+    where there is no CUDA. A plain `PartialState()` there sees a world of one in every process of a
+    multi-process launch, so every rank would act as the main one."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 @contextlib.contextmanager
 def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
     """The judge config to use; with `local_judge.enabled` the main process starts the embedded judge
@@ -141,10 +155,9 @@ def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
     if not cfg.local_judge.enabled:
         yield point_local_endpoints(judge, None)
         return
-    from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    state = PartialState()
+    state = process_state()
     server = None
     box: list[Any] = [None]
     try:
@@ -157,6 +170,25 @@ def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
     finally:
         if server is not None:
             server.stop()
+
+
+@contextlib.contextmanager
+def rank_judge(judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int) -> Iterator[Judge]:
+    """This process's judge: its share of the endpoint's `max_concurrency` (the configured number is the
+    total over all ranks), and a cache file of its own that it holds locked until the run ends, so no
+    SQLite file is shared by processes that may sit on different hosts (shared WAL breaks on NFS)."""
+    if judge_cfg.backend == "rule":
+        yield build_judge(judge_cfg)
+        return
+    cache_path = rank_cache_path(judge_cfg.cache_path or run_dir / "judge_cache.sqlite", rank, world_size)
+    share = judge_cfg.endpoint.for_rank(rank, world_size, "judge.endpoint")
+    cache = JudgeCache(cache_path, exclusive=True)
+    try:
+        yield PairwiseJudge(
+            judge_cfg.model_copy(update={"endpoint": share, "cache_path": str(cache_path)}), cache=cache
+        )
+    finally:
+        cache.close()
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -244,8 +276,6 @@ def run_folder_problem(
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
     """Run (or resume) training; returns the run folder. `overwrite` deletes an earlier run in the folder first."""
-    from accelerate import PartialState
-
     from .engines.trl_version import check_trl
 
     check_trl()  # before anything is written: an untested TRL could train unknown verdicts as losses
@@ -258,7 +288,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     )
 
     run_dir = Path(cfg.output_dir)
-    state = PartialState()
+    state = process_state()
+    if cfg.judge.backend == "llm":  # before anything is written: every rank needs a share of the judge
+        check_concurrency(cfg.judge.endpoint, state.num_processes, "judge.endpoint")
     if problem := run_folder_problem(run_dir, resume, overwrite):
         raise ConfigError(problem)
     checkpoint = last_checkpoint(run_dir) if resume else None
@@ -279,11 +311,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     model_path = resolve_model(cfg.model) if state.is_main_process else None
     state.wait_for_everyone()
     model_path = model_path or resolve_model(cfg.model)
-    curriculum = Curriculum(cfg.curriculum, run_dir / "curriculum.sqlite")
-    with judge_endpoint(cfg, run_dir) as judge_cfg:
-        if judge_cfg.cache_path is None:
-            judge_cfg = judge_cfg.model_copy(update={"cache_path": str(run_dir / "judge_cache.sqlite")})
-        judge = build_judge(judge_cfg)
+    # only the main process opens the store; the others get its levels broadcast (see engines/trl_grpo.py)
+    curriculum = Curriculum(cfg.curriculum, run_dir / "curriculum.sqlite" if state.is_main_process else None)
+    with (
+        judge_endpoint(cfg, run_dir) as judge_cfg,
+        rank_judge(judge_cfg, run_dir, state.process_index, state.num_processes) as judge,
+    ):
         if isinstance(judge, PairwiseJudge):
             try:
                 judge.client.check_credentials()

@@ -54,9 +54,18 @@ OUTCOME_SCORE = {"win": 1.0, "loss": 0.0}
 
 
 class Curriculum:
-    def __init__(self, config: CurriculumConfig, store: CurriculumStore | str | Path):
+    """The schedule over a store. In multi-process training only the main process holds the store
+    (`store=None` elsewhere): it decides every promotion and broadcasts the levels."""
+
+    def __init__(self, config: CurriculumConfig, store: CurriculumStore | str | Path | None):
         self.config = config
-        self.store = store if isinstance(store, CurriculumStore) else CurriculumStore(store)
+        self._store = store if isinstance(store, CurriculumStore) or store is None else CurriculumStore(store)
+
+    @property
+    def store(self) -> CurriculumStore:
+        if self._store is None:
+            raise RuntimeError("this process holds no curriculum store: only the main process reads and writes it")
+        return self._store
 
     def _score(self, outcome: Outcome) -> float:
         return self.config.tie_credit if outcome == "tie" else OUTCOME_SCORE[outcome]

@@ -10,6 +10,7 @@ How the pieces meet:
 - `WritingRLGRPOTrainer._calculate_rewards` runs right after TRL gathers the rewards: it gathers the
   records of all ranks, lets the main process apply the promotion rule to each whole group, write
   the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
+  The judge metrics it logs are totals over all ranks (`rank_metrics`); only the main process holds the store.
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
 - `UnknownRewardGuard` stops training when the judge has given no reward for several generation
@@ -36,6 +37,7 @@ from ..reasons import ALL_REASONS
 from ..reward import PairReward, PairwiseReward
 from ..rollouts import RolloutWriter, capped
 from ..text_metrics import count_length, length_score, repetition_ratio
+from .rank_metrics import gather_judge_metrics, judge_counters
 
 CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
 
@@ -263,22 +265,14 @@ class WritingRLGRPOTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         wr = self.writing_reward
-        calls = wr.judge.call_stats()
-        totals = {
-            "judge/calls": calls["calls"],
-            "judge/cache_hits": wr.judge.stats.cache_hits,
-            "judge/retries": calls["retries"],
-            "judge/failed_calls": wr.judge.stats.failed_calls,
-            "judge/latency_s": calls["latency_s"],
-        }
+        totals = judge_counters(wr.judge)
         previous = getattr(self, "_judge_totals", dict.fromkeys(totals, 0))
-        delta = {k: totals[k] - previous[k] for k in totals}
         self._judge_totals = totals
+        local = {name: totals[name] - previous[name] for name in totals} | {"time/judge_s": wr.last_judge_s}
         metrics = self._metrics["train" if self.model.training else "eval"]
-        metrics["time/judge_s"].append(wr.last_judge_s)
-        for name in ("judge/calls", "judge/cache_hits", "judge/retries", "judge/failed_calls"):
-            metrics[name].append(float(delta[name]))  # per generation batch, on this rank
-        metrics["judge/mean_latency_s"].append(delta["judge/latency_s"] / max(delta["judge/calls"], 1))
+        # per generation batch, over all ranks (each judged its own slice)
+        for name, value in gather_judge_metrics(local, self.accelerator.num_processes).items():
+            metrics[name].append(value)
         if self.model.training:
             self._update_curriculum()
         else:

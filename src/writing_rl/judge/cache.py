@@ -1,7 +1,10 @@
 """Persistent judgement cache: a re-run with the same inputs makes no judge calls.
 
-SQLite in WAL mode, so several processes (ranks, reward workers) can share one file. Only
-successful judgements are stored; a failure is retried on the next run.
+SQLite in WAL mode. Shared (the default), several processes on one host can use one file. With
+`exclusive=True` one process owns the file while it is open, and SQLite needs no shared memory: the
+mode for a file on a network filesystem, where WAL's shared memory is unsafe. Training gives each rank
+its own exclusive file (`rank_cache_path`). Only successful judgements are stored; a failure is retried
+on the next run.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def rank_cache_path(path: str | Path, rank: int, world_size: int) -> Path:
+    """Each training process's own cache file: `judge_cache.rank1.sqlite` for rank 1 of several; one
+    process keeps the path as given."""
+    path = Path(path)
+    return path if world_size == 1 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
 class JudgeCache:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, exclusive: bool = False):
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn = open_shared(
-            self.path, "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            self.path,
+            "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+            exclusive=exclusive,
         )
         self.hits = 0
         self.misses = 0

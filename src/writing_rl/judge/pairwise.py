@@ -133,11 +133,14 @@ class PairwiseJudge:
         config: JudgeConfig,
         template: PairwiseTemplate | None = None,
         client: OpenAICompatClient | None = None,
+        cache: JudgeCache | None = None,
     ):
         self.config = config
         self.template = template or PairwiseTemplate()
         self.client = client or OpenAICompatClient(config.endpoint)
-        self.cache = JudgeCache(config.cache_path) if config.cache_path else None
+        if cache is None and config.cache_path:
+            cache = JudgeCache(config.cache_path)
+        self.cache = cache
         self.stats = JudgeStats()
         self._chat_template: ChatTemplate | None = None
         self._server_window: int | None = None  # from /models, or from an overflow error

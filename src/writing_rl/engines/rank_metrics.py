@@ -1,0 +1,44 @@
+"""Judge metrics over all training processes: each rank judges only its slice of a generation batch,
+so a rank's own counters show a fraction of the load. Counts and summed latencies add up over the ranks;
+the mean latency is the total latency over the total calls (not a mean of the ranks' means); the judge
+time of a batch is the slowest rank's, since the ranks judge side by side and the step waits for all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..judge.judgement import Judge
+
+COUNTS = ("judge/calls", "judge/cache_hits", "judge/retries", "judge/failed_calls")
+SUMMED = (*COUNTS, "judge/latency_s")
+
+
+def judge_counters(judge: Judge) -> dict[str, float]:
+    """This process's totals since the start (calls spent, cache hits, retries, failures, summed latency)."""
+    calls = judge.call_stats()
+    return {
+        "judge/calls": calls["calls"],
+        "judge/cache_hits": judge.stats.cache_hits,
+        "judge/retries": calls["retries"],
+        "judge/failed_calls": judge.stats.failed_calls,
+        "judge/latency_s": calls["latency_s"],
+    }
+
+
+def combine_ranks(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
+    """One batch's metrics from every rank's part of it (`SUMMED` counters plus `time/judge_s`)."""
+    total = {name: float(sum(r[name] for r in per_rank)) for name in SUMMED}
+    out = {name: total[name] for name in COUNTS}
+    out["judge/mean_latency_s"] = total["judge/latency_s"] / max(total["judge/calls"], 1)
+    out["time/judge_s"] = max(r["time/judge_s"] for r in per_rank)
+    return out
+
+
+def gather_judge_metrics(local: dict[str, float], num_processes: int) -> dict[str, float]:
+    """`combine_ranks` over all processes; every rank must call it, and every rank gets the same answer."""
+    if num_processes == 1:
+        return combine_ranks([local])
+    from accelerate.utils import gather_object
+
+    return combine_ranks(gather_object([local]))
