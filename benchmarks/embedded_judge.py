@@ -104,7 +104,8 @@ def main() -> None:
                 eval_s.append(step_eval)
         reward.close()
     print(
-        f"mean judge time per step: {statistics.mean(seconds):.2f} s (min {min(seconds):.2f}, max {max(seconds):.2f})"
+        f"mean per step: {statistics.mean(seconds):.2f} s judging (min {min(seconds):.2f}, max {max(seconds):.2f}), "
+        f"{statistics.mean(tokens):.0f} prompt tokens evaluated in {statistics.mean(eval_s):.2f} s"
     )
 
 

@@ -56,13 +56,15 @@ def prose(rng: random.Random, words: int) -> str:
 
 def make_items(calls: int, words: int, group: int, seed: int = 0) -> tuple[list[Item], list[str]]:
     """GRPO-shaped pairs: each group of `group` completions shares its prompt and reference; a policy
-    answer longer than its reference (even indices) wins, a shorter one (odd indices) loses."""
+    answer longer than its reference (even indices) wins, a shorter one (odd indices) loses; both differ
+    from it by an eighth of its length, so no answer is empty."""
     rng = random.Random(seed)
     items, expected = [], []
     for i in range(calls):
         if i % group == 0:
             question, reference = f"Write about place number {i // group}.", prose(rng, words)
-        policy = prose(rng, words + (50 if i % 2 == 0 else -50))
+        delta = max(2, words // 8)
+        policy = prose(rng, words + (delta if i % 2 == 0 else -delta))
         items.append((question, policy, reference, None))
         expected.append("win" if i % 2 == 0 else "loss")
     return items, expected
@@ -74,9 +76,10 @@ def forget_sanitised() -> None:
         cached.cache_clear()
 
 
-def ours(base_url: str, items: list[Item], expected: list[str], concurrency: int, mode: str) -> float:
+def ours(base_url: str, items: list[Item], expected: list[str], concurrency: int, mode: str, workers: int) -> float:
     endpoint = EndpointConfig(base_url=base_url, model="fake-judge", max_concurrency=concurrency, timeout_s=120)
-    reward = PairwiseReward(PairwiseJudge(JudgeConfig(endpoint=endpoint, mode=mode)), RewardConfig())
+    config = RewardConfig(prepare_workers=workers)
+    reward = PairwiseReward(PairwiseJudge(JudgeConfig(endpoint=endpoint, mode=mode)), config)
     forget_sanitised()
     started = time.perf_counter()
     results = reward.score_batch_sync(items)
@@ -116,15 +119,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", default=ROWS, help="CALLSxCONCURRENCYxLATENCY, e.g. 256x64x0.2")
     parser.add_argument("--modes", nargs="+", choices=["hard", "soft"], default=["hard", "soft"])
-    parser.add_argument("--words", type=int, default=800, help="words per reference (policy answers: 50 more or less)")
+    parser.add_argument(
+        "--words", type=int, default=800, help="words per reference (policy answers: an eighth more or less)"
+    )
     parser.add_argument("--group", type=int, default=8, help="completions per prompt (they share its reference)")
+    parser.add_argument(
+        "--prepare-workers", type=int, default=0, help="reward.prepare_workers: processes that sanitise and screen"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the 12-thread baseline (slow rows)")
     args = parser.parse_args()
 
     print(f"# reward path vs the judge-bound ideal; aiohttp {version('aiohttp')}, Python {sys.version.split()[0]}")
     print(
         f"# load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.words} words per reference, "
-        f"groups of {args.group} completions per prompt"
+        f"groups of {args.group} completions per prompt; prepare_workers={args.prepare_workers}"
     )
     print("| mode | calls | concurrency | latency | ideal | ours | of ideal | 12-thread baseline | ours vs baseline |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -133,7 +141,9 @@ def main() -> None:
         ideal = math.ceil(calls / concurrency) * latency
         items, expected = make_items(calls, args.words, args.group)
         with fake_judge(latency) as base_url:
-            timings = {mode: ours(base_url, items, expected, concurrency, mode) for mode in args.modes}
+            timings = {
+                mode: ours(base_url, items, expected, concurrency, mode, args.prepare_workers) for mode in args.modes
+            }
             base = None if args.no_baseline else baseline(base_url, items, expected)
         for mode, seconds in timings.items():
             base_cells = f"{base:.2f} s | {base / seconds:.1f}x" if base else "- | -"

@@ -60,9 +60,16 @@ def test_the_estimate_is_the_sum_over_runs_that_cutting_uses():
 
     rng = random.Random(7)
     alphabet = "abcXYZ  \t\n\r09.,!é中😀\u200b-_'"
-    texts = ["", " ", "  a", "a  ", "\t\t\n", "word", "one  two   three", *(
-        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2000)
-    )]
+    texts = [
+        "",
+        " ",
+        "  a",
+        "a  ",
+        "\t\t\n",
+        "word",
+        "one  two   three",
+        *("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2000)),
+    ]
     for text in texts:
         assert estimate_tokens(text) == sum(_run_tokens(m.group()) for m in _RUN.finditer(text)), repr(text)
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .aio import run_sync
 from .judge.judgement import Judge, Judgement
+from .judge.prepare import Preparer
 from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
 from .reasons import Reason
@@ -47,6 +48,12 @@ class RewardConfig(BaseModel):
     win: float = 1.0
     tie: float = 0.5
     loss: float = 0.0
+    prepare_workers: int = Field(
+        0,
+        ge=0,
+        description="processes that sanitise and screen a batch's answers before its judge calls (0: in the "
+        "event loop between calls); for long answers on a node with spare cores (judge/prepare.py)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RewardConfig:
@@ -119,6 +126,7 @@ class PairwiseReward:
         self.judge = judge
         self.config = config or RewardConfig()
         self.stats = RewardStats()
+        self._preparer = Preparer(self.config.prepare_workers) if self.config.prepare_workers else None
 
     def _value(self, outcome: Outcome) -> float:
         return {"win": self.config.win, "tie": self.config.tie, "loss": self.config.loss}[outcome]
@@ -189,6 +197,8 @@ class PairwiseReward:
         (sanitised, fitted) just ahead of the judge rather than all before the first call: a window of
         workers twice the judge's concurrency takes the next call when one finishes, so the CPU work of
         one wave overlaps the calls of the one before."""
+        if self._preparer is not None:
+            await self._preparer.prime(text for item in items for text in (item[1], item[2]))
         results: list[PairReward | None] = [None] * len(items)
         findings: list[Injection | None] = [None] * len(items)
         to_judge: list[int] = []
@@ -226,6 +236,8 @@ class PairwiseReward:
 
     def close(self) -> None:
         run_sync(self.judge.aclose())
+        if self._preparer is not None:
+            self._preparer.close()
 
 
 def _runs(items: Sequence[PairItem], indices: list[int]) -> list[list[int]]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+from jinja2 import Template
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -25,6 +27,14 @@ def _raise(message: str) -> None:
     raise TemplateError(message)
 
 
+@lru_cache(maxsize=16)
+def _compiled(source: str) -> Template:
+    """Compiling a template costs ~1 ms, far more than rendering it: once per template, not per judge call."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise
+    return env.from_string(source)
+
+
 @dataclass(frozen=True)
 class ChatTemplate:
     source: str
@@ -32,10 +42,7 @@ class ChatTemplate:
     eos_token: str = ""
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = _raise
-        template = env.from_string(self.source)
-        return template.render(
+        return _compiled(self.source).render(
             messages=messages, add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token
         )
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .folding import fold
+from .memo import memo
 
 REMOVED = "[removed]"
 
@@ -326,7 +327,7 @@ class Hit:
     replacement: str
 
 
-@lru_cache(maxsize=512)  # the screen and the sanitiser read the same answer
+@lru_cache(maxsize=512)  # the screen and the sanitiser read the same answer (when not prepared elsewhere)
 def hits(text: str) -> tuple[Hit, ...]:
     """Every rule's matches in the folded text, in text order, mapped back to the original."""
     folded = fold(text)
@@ -353,7 +354,7 @@ def _merged(found: tuple[Hit, ...]) -> list[tuple[int, int, str]]:
 MAX_PASSES = 100
 
 
-@lru_cache(maxsize=512)  # a reference is read by every completion of its group, in both orders
+@memo(maxsize=4096)  # a reference is read by every completion of its group, in both orders; see prepare.py
 def sanitize(text: str) -> str:
     """The answer as the judge should read it; a fixed point (see the module docstring)."""
     text = strip_invisible(text)

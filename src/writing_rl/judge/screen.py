@@ -17,9 +17,9 @@ on real reference and prompt texts is measured by `benchmarks/screen_false_posit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
+from .memo import memo
 from .sanitize import hits
 
 InjectionPolicy = Literal["penalize", "unknown", "off"]
@@ -37,7 +37,7 @@ class Injection:
         return {"rules": list(self.rules), "excerpt": self.excerpt}
 
 
-@lru_cache(maxsize=512)
+@memo(maxsize=4096)  # see prepare.py
 def screen(text: str) -> Injection | None:
     """The injection attempt in `text`, or None for an answer that only writes."""
     found = [h for h in hits(text) if h.rule.screen]
