@@ -18,7 +18,7 @@ def tiny_tokenizer(tmp_path_factory) -> str:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<pad>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
-    words = "the a write note story about thanks for your help poem sea win lose tie answer reference".split()
+    words = "the a write note story about thanks for your help poem sea good mumble answer reference".split()
     vocab = {tok: i for i, tok in enumerate(specials + words)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
