@@ -1,6 +1,11 @@
 """Fixtures shared by the training, ablation and learning tests."""
 
+import importlib.util
+
 import pytest
+
+# tests/verl imports verl and Ray, which live in their own environment (`make test-verl`, the `verl` extra)
+collect_ignore = [] if importlib.util.find_spec("verl") else ["verl"]
 
 
 @pytest.fixture(scope="session")
