@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 CHAT_TEMPLATE = (
@@ -18,7 +17,8 @@ def tiny_tokenizer(tmp_path_factory) -> str:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<pad>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"]
-    words = "the a write note story about thanks for your help poem sea good mumble answer reference".split()
+    words = ["the", "a", "write", "note", "story", "about", "thanks", "for", "your", "help", "poem", "sea"]
+    words += ["good", "mumble", "answer", "reference"]  # what the scripted judge reads
     vocab = {tok: i for i, tok in enumerate(specials + words)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()

@@ -7,12 +7,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
+from verl_samples import write_samples
 
 from writing_rl.cli import app
 from writing_rl.data import load_jsonl
 from writing_rl.verl.export import sample_from_extra_info
-
-from verl_samples import write_samples
 
 SAMPLES = [
     {"id": 7, "prompt": "write a note", "references": ["thanks", "thanks for your help"], "length": 80, "lang": "en"},
