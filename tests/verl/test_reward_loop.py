@@ -12,7 +12,7 @@ import pytest
 import torch
 from fake_openai import FakeOpenAIServer
 from omegaconf import OmegaConf
-from test_reward import SAMPLE, judge_by_goods
+from scripted_judge import SAMPLE, judge_by_goods
 
 from writing_rl.data import Sample
 from writing_rl.verl import reward as verl_reward
