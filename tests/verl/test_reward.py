@@ -65,6 +65,23 @@ async def test_same_float_keys_for_win_tie_loss_unknown(server):
     assert custom["score"] == 0.3 and custom["unknown"] == 1.0
 
 
+async def test_length_part_is_added_when_configured(server):
+    sample = SAMPLE.model_copy(update={"length": 4})
+    kw = kwargs(server, level=0, extras={"length_weight": 0.5})
+    exact = await score("good good good good", server, sample=sample, **kw)  # 4 words: LongBench-Write S_l = 100
+    short = await score("good good", server, sample=sample, **kw)
+    assert exact["length"] == 0.5 and exact["score"] == 1.1 + 0.5
+    assert 0 < short["length"] < 0.5 and short["score"] == short["pairwise"] + short["length"]
+    unknown = await score("mumble good good good", server, sample=sample, **kw)
+    assert (unknown["score"], unknown["length"]) == (0.1, 0.0)  # the fallback alone: no part of an unknown reward
+
+
+async def test_curriculum_factory_that_cannot_load_is_one_line(server):
+    kw = kwargs(server, curriculum="c", curriculum_factory="no_such_module:connect")
+    with pytest.raises(ConfigError, match="curriculum_factory: cannot load 'no_such_module:connect'"):
+        await score("good", server, **kw, uid="g", rollout_id="0", global_steps=1)
+
+
 async def test_without_curriculum_the_strongest_reference_is_used(server):
     out = await score("good good", server, **kwargs(server))
     assert (out["level"], out["loss"]) == (2.0, 1.0)

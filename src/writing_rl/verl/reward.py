@@ -112,7 +112,11 @@ def connect(factory: str, name: str) -> GroupCurriculum:
     module, _, function = factory.partition(":")
     if not module or not function:
         raise ConfigError(f"reward_kwargs.curriculum_factory: expected 'module:function', got {factory!r}")
-    return getattr(importlib.import_module(module), function)(name)
+    try:
+        connect_to = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"reward_kwargs.curriculum_factory: cannot load {factory!r}: {err}") from None
+    return connect_to(name)
 
 
 REWARD_KEYS = (
