@@ -1,11 +1,15 @@
-# Two entry points: `make demo` and `make test`. Both set up .venv from scratch when needed.
+# Two entry points: `make demo` and `make test`. Both set up .venv from scratch when needed; `make test` also
+# builds .venv-verl (the `verl` extra, which cannot share .venv) and runs tests/verl there.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
+VERL_VENV := .venv-verl
+VERL_BIN := $(VERL_VENV)/bin
+VERL_STAMP := $(VERL_VENV)/.installed
 
-.PHONY: setup demo chain eval ablation test lint clean
+.PHONY: setup verl-env demo chain eval ablation test test-main test-verl lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -18,6 +22,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# verl 0.9.1 + Ray in their own venv (docs/scale-out.md); CPU torch first, as for .venv
+$(VERL_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	test -x $(VERL_BIN)/python || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_BIN)/pip install --upgrade pip
+	$(VERL_BIN)/pip install $(TORCH_SPEC)
+	$(VERL_BIN)/pip install -e '.[verl,dev]'
+	touch $(VERL_STAMP)
+
+verl-env: $(VERL_STAMP)
 
 demo: $(STAMP)
 	run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
@@ -43,11 +58,17 @@ eval: $(STAMP)
 	$(BIN)/writing-rl eval configs/eval/embedded.yaml --name smollm2-demo-trained --model-path $$run --output-dir evals/trained && \
 	$(BIN)/writing-rl report $$(dirname $$run) evals/base evals/trained --out report
 
-test: $(STAMP)
+test: test-main test-verl
+
+# tests/verl is left out here (verl is not in .venv: tests/conftest.py) and run by test-verl
+test-main: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+test-verl: $(VERL_STAMP)
+	OMP_NUM_THREADS=1 $(VERL_BIN)/python -m pytest -q -ra tests/verl; rc=$$?; if [ $$rc -eq 5 ]; then echo "no verl tests collected"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(VERL_VENV) build *.egg-info src/*.egg-info

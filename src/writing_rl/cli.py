@@ -443,6 +443,34 @@ def ablation_cmd(
     typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
 
 
+@app.command("export-verl")
+def export_verl_cmd(
+    samples: Annotated[Path, typer.Argument(help="JSONL file of training samples")],
+    out: Path = typer.Option(..., "--out", help="folder for train.parquet (and val.parquet)"),
+    val: Path | None = typer.Option(None, help="JSONL file of validation samples"),
+    val_fraction: float | None = typer.Option(None, help="hold out this seeded random share of SAMPLES instead"),
+    seed: int = typer.Option(0, help="seed of the --val-fraction draw"),
+    data_source: str = typer.Option("writing_rl", help="the rows' data_source (verl groups its metrics by it)"),
+) -> None:
+    """Write samples as verl's RL parquet (docs/scale-out.md): chat prompt, references and criteria in extra_info."""
+    from .data import load_jsonl
+    from .verl.export import ExportError, export_verl
+
+    try:
+        result = export_verl(
+            load_jsonl(samples), out, load_jsonl(val) if val else None, val_fraction, seed, data_source
+        )
+    except (FileNotFoundError, ExportError) as err:
+        _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
+    typer.echo(f"{result.train_count} training samples -> {result.train_path}")
+    if result.val_path is not None:
+        typer.echo(f"{result.val_count} validation samples -> {result.val_path}")
+    else:
+        typer.echo("no validation split (give --val FILE or --val-fraction F to write val.parquet)")
+
+
 @app.command("report")
 def report_cmd(
     runs: Annotated[list[Path], typer.Argument(help="training run folders and/or eval folders")],

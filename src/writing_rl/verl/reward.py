@@ -1,0 +1,226 @@
+"""The writing-rl reward as a verl custom reward function: `reward.custom_reward_function.path:
+pkg://writing_rl.verl.reward`, `name: compute_score`.
+
+verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)` once per rollout, in
+`RewardLoopWorker` Ray actors; `reward.custom_reward_function.reward_kwargs` arrive as kwargs. Ours are:
+
+- `config`: a YAML file whose `judge`, `reward` and `extras` sections (as in a `writing-rl train` config; other
+  top-level keys are ignored, so a whole recipe may be named) configure the judge, reward mode and extra terms.
+  The same sections may be given inline in `reward_kwargs` instead, and override the file's.
+- `unknown_score`: the score of a rollout whose verdict is unknown (judge down, no verdict, injection under
+  `unknown`). verl's advantages must be finite, so a missing reward cannot be left out as in TRL; the default
+  (null) is the configured loss value (the paper's failures scored its loss value, 0.1 with rewards 1.1/0.55/0.1).
+- `curriculum`: the name of the curriculum (a Ray actor, `writing_rl.verl.curriculum_actor`); null judges every
+  rollout against the fixed `level` (default -1: the strongest reference).
+- `curriculum_factory`: `module:function` that turns that name into a `GroupCurriculum` (default
+  `writing_rl.verl.curriculum_actor:connect_curriculum`); another store can plug in here.
+
+Our reward manager (`writing_rl.verl.reward_manager`) adds each rollout's `uid`, `rollout_id` and `global_steps`.
+Training rows (`extra_info.split == "train"`) ask the curriculum for their group's level and report the
+outcome; validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
+the group completes without moving.
+
+Every call returns the same float keys (verl stacks them per key, and logs their means): `score` (what
+trains), `pairwise`, `length`, `repetition` (the parts), `level`, `n_levels`, `win`, `tie`, `loss`, `unknown`,
+`injection`, `truncated`, and one `missing_<reason>` flag per reason code (`writing_rl.reasons`), so the mean
+of a key over a step is the rate of that outcome or reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config import ConfigError
+from ..data import Sample
+from ..judge import JudgeConfig, build_judge
+from ..reasons import ALL_REASONS
+from ..reward import PairReward, PairwiseReward, RewardConfig
+from ..text_metrics import count_length, length_score, repetition_ratio
+from ..train import ExtraRewards
+from .contract import GroupCurriculum
+from .export import sample_from_extra_info
+
+DEFAULT_CURRICULUM_FACTORY = "writing_rl.verl.curriculum_actor:connect_curriculum"
+# What the reward manager adds to every call (not settings).
+IDENTITY_KWARGS = ("uid", "rollout_id", "global_steps")
+_SECTIONS = ("judge", "reward", "extras")
+
+
+class VerlRewardSettings(BaseModel):
+    """Everything `compute_score` needs, validated once per worker process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    extras: ExtraRewards = Field(default_factory=ExtraRewards)
+    unknown_score: float | None = Field(None, description="score of an unknown verdict; null: the reward's loss value")
+    level: int = Field(-1, description="reference index without a curriculum, and for validation (-1: strongest)")
+    curriculum: str | None = Field(None, description="the curriculum's name (Ray actor); null: fixed `level`")
+    curriculum_factory: str = Field(DEFAULT_CURRICULUM_FACTORY, description="module:function(name) -> curriculum")
+
+    @property
+    def fallback(self) -> float:
+        return self.reward.loss if self.unknown_score is None else self.unknown_score
+
+
+def settings_from_kwargs(reward_kwargs: dict[str, Any]) -> VerlRewardSettings:
+    """`reward_kwargs` (plain or OmegaConf values) to validated settings; a `ConfigError` names the bad key."""
+    data = {k: _plain(v) for k, v in reward_kwargs.items() if k not in IDENTITY_KWARGS}
+    path = data.pop("config", None)
+    merged: dict[str, Any] = {}
+    if path is not None:
+        merged = {k: v for k, v in _read_yaml(Path(path)).items() if k in _SECTIONS}
+    merged.update(data)
+    try:
+        return VerlRewardSettings.model_validate(merged)
+    except ValidationError as err:
+        where = f"{path}: " if path else ""
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"reward_kwargs: {where}{problems}") from None
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers (what verl passes) to plain dicts and lists."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+    except ImportError:
+        return value
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"reward_kwargs.config: no such file: {path}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"reward_kwargs.config: {path}: not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"reward_kwargs.config: {path}: expected a mapping at the top level")
+    return data
+
+
+def connect(factory: str, name: str) -> GroupCurriculum:
+    """Resolve `module:function` lazily (the Ray actor module needs Ray) and call it with the name."""
+    module, _, function = factory.partition(":")
+    if not module or not function:
+        raise ConfigError(f"reward_kwargs.curriculum_factory: expected 'module:function', got {factory!r}")
+    try:
+        connect_to = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"reward_kwargs.curriculum_factory: cannot load {factory!r}: {err}") from None
+    return connect_to(name)
+
+
+REWARD_KEYS = (
+    "score",
+    "pairwise",
+    "length",
+    "repetition",
+    "level",
+    "n_levels",
+    "win",
+    "tie",
+    "loss",
+    "unknown",
+    "injection",
+    "truncated",
+    *(f"missing_{r}" for r in ALL_REASONS),
+)
+
+
+class VerlScorer:
+    """One per worker process and settings: the judge client, its cache and the curriculum handle are reused."""
+
+    def __init__(self, settings: VerlRewardSettings):
+        self.settings = settings
+        self.reward = PairwiseReward(build_judge(settings.judge), settings.reward)
+        self._curriculum: GroupCurriculum | None = None
+
+    @property
+    def curriculum(self) -> GroupCurriculum | None:
+        if self.settings.curriculum is None:
+            return None
+        if self._curriculum is None:
+            self._curriculum = connect(self.settings.curriculum_factory, self.settings.curriculum)
+        return self._curriculum
+
+    def fixed_level(self, n_refs: int) -> int:
+        level = self.settings.level
+        return min(max(level if level >= 0 else n_refs + level, 0), n_refs - 1)
+
+    async def score(
+        self, text: str, extra_info: dict[str, Any], uid: str | None, rollout_id: str | None, step: int
+    ) -> dict[str, float]:
+        sample = sample_from_extra_info(extra_info)
+        n_refs = len(sample.references)
+        curriculum = self.curriculum if extra_info.get("split", "train") == "train" and uid is not None else None
+        if curriculum is None:
+            level = self.fixed_level(n_refs)
+        else:
+            level = min(max(int(await curriculum.assign(uid, sample.key, n_refs, step)), 0), n_refs - 1)
+        result = await self.reward.score(
+            sample.prompt_text, text, sample.references[level], sample.criteria_text, sample
+        )
+        if curriculum is not None:
+            await curriculum.report(uid, rollout_id or "", sample.key, n_refs, level, result.outcome, step)
+        return self.as_dict(sample, text, level, result)
+
+    def as_dict(self, sample: Sample, text: str, level: int, r: PairReward) -> dict[str, float]:
+        extras = self.settings.extras
+        length = 0.0
+        if extras.length_weight and sample.length:
+            length = extras.length_weight * length_score(sample.length, count_length(text)) / 100.0
+        repetition = -extras.repetition_weight * repetition_ratio(text) if extras.repetition_weight else 0.0
+        known = r.reward is not None
+        score = r.reward + length + repetition if known else self.settings.fallback  # type: ignore[operator]
+        missing = None if r.missing_reason is None else r.missing_reason.value
+        out = {
+            "score": score,
+            "pairwise": r.reward if known else self.settings.fallback,
+            "length": length if known else 0.0,
+            "repetition": repetition if known else 0.0,
+            "level": level,
+            "n_levels": len(sample.references),
+            **{o: r.outcome == o for o in ("win", "tie", "loss")},
+            "unknown": not known,
+            "injection": r.injection is not None,
+            "truncated": r.truncated,
+            **{f"missing_{code}": missing == code for code in ALL_REASONS},
+        }
+        return {k: float(out[k]) for k in REWARD_KEYS}
+
+
+_SCORERS: dict[str, VerlScorer] = {}
+
+
+def scorer_for(reward_kwargs: dict[str, Any]) -> VerlScorer:
+    """The process's scorer for these settings (built on first use, then reused by every call)."""
+    key = json.dumps(
+        {k: _plain(v) for k, v in reward_kwargs.items() if k not in IDENTITY_KWARGS}, sort_keys=True, default=str
+    )
+    if key not in _SCORERS:
+        _SCORERS[key] = VerlScorer(settings_from_kwargs(reward_kwargs))
+    return _SCORERS[key]
+
+
+async def compute_score(
+    data_source: str, solution_str: str, ground_truth: str, extra_info: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, float]:
+    """verl's custom reward function (see the module docstring for the kwargs and the returned keys)."""
+    scorer = scorer_for(kwargs)
+    step = kwargs.get("global_steps")
+    return await scorer.score(
+        solution_str,
+        dict(extra_info or {}),
+        None if kwargs.get("uid") is None else str(kwargs["uid"]),
+        None if kwargs.get("rollout_id") is None else str(kwargs["rollout_id"]),
+        int(step) if step is not None else 0,
+    )
