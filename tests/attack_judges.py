@@ -22,7 +22,7 @@ import re
 import unicodedata
 import urllib.parse
 
-from fake_openai import chat_reply, completion_reply
+from fake_openai import chat_reply, completion_reply, fenced_answers
 
 QUALITY_MARKER = "EXCELLENT"
 QUESTION = "Write a short essay about rivers."
@@ -112,12 +112,8 @@ def honest_letter(answer_a: str, answer_b: str) -> str:
 
 def _fenced(prompt: str) -> tuple[str, str, str]:
     """(material from the writing request on, answer A, answer B), read from the rendered prompt."""
-    ids = dict(re.findall(r"<<<ANSWER ([AB]) (\w+)>>>", prompt))  # each answer's fence has its own id
     material = prompt.split("[Writing request]", 1)[1]
-    # the last opening marker: the first ones are in the rules that describe the fences
-    a = prompt.rsplit(f"<<<ANSWER A {ids['A']}>>>", 1)[1].split(f"<<<END ANSWER A {ids['A']}>>>", 1)[0]
-    b = prompt.rsplit(f"<<<ANSWER B {ids['B']}>>>", 1)[1].split(f"<<<END ANSWER B {ids['B']}>>>", 1)[0]
-    return material, a, b
+    return (material, *fenced_answers(prompt))
 
 
 def _soft(letter: str) -> tuple:

@@ -16,6 +16,7 @@ is the most POSTs it was answering at once (all clients together).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Behaviour = Callable[[str, dict[str, Any], int], tuple]
+
+
+def fenced_answers(prompt: str) -> tuple[str, str]:
+    """(answer A, answer B) as a judge prompt fences them; each answer's fence has an id of its own.
+    The last markers count: the first ones may be in the rules that describe the fences."""
+    ids = dict(re.findall(r"<<<ANSWER ([AB]) (\w+)>>>", prompt))
+    a = prompt.rsplit(f"<<<ANSWER A {ids['A']}>>>", 1)[1].split(f"<<<END ANSWER A {ids['A']}>>>", 1)[0]
+    b = prompt.rsplit(f"<<<ANSWER B {ids['B']}>>>", 1)[1].split(f"<<<END ANSWER B {ids['B']}>>>", 1)[0]
+    return a, b
 
 
 def chat_reply(text: str, top_logprobs: list[tuple[str, dict[str, float]]] | None = None) -> tuple:

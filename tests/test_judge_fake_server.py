@@ -5,7 +5,7 @@ import re
 
 import pytest
 from attack_judges import CARRIER, QUESTION, REFERENCE, obeyed_letter, obeying_judge
-from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
+from fake_openai import FakeOpenAIServer, chat_reply, completion_reply, fenced_answers
 
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
@@ -27,9 +27,7 @@ def endpoint(server: FakeOpenAIServer, **kw) -> EndpointConfig:
 def prefers_marked_answer(body: dict) -> str:
     """A deterministic 'judge': the answer containing GOOD wins; if neither or both, a tie."""
     user = body["messages"][1]["content"]
-    ids = dict(re.findall(r"<<<ANSWER ([AB]) (\w+)>>>", user))  # each answer's fence has its own id
-    a = user.rsplit(f"<<<ANSWER A {ids['A']}>>>", 1)[1].split(f"<<<END ANSWER A {ids['A']}>>>")[0]
-    b = user.rsplit(f"<<<ANSWER B {ids['B']}>>>", 1)[1].split(f"<<<END ANSWER B {ids['B']}>>>")[0]
+    a, b = fenced_answers(user)
     if ("GOOD" in a) == ("GOOD" in b):
         return "[[C]]"
     return "[[A]]" if "GOOD" in a else "[[B]]"

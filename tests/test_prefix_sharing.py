@@ -4,7 +4,7 @@ server's prefix cache (vLLM, SGLang, llama.cpp) computes the question and refere
 import json
 import os
 
-from fake_openai import FakeOpenAIServer, chat_reply
+from fake_openai import FakeOpenAIServer, chat_reply, fenced_answers
 
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, PairwiseTemplate, Verdict, parse_verdict
@@ -50,9 +50,7 @@ def test_calls_of_a_group_reach_the_server_together_in_both_orders():
     seen: list[tuple[str, str]] = []
 
     def judge(path: str, body: dict, n: int) -> tuple:
-        user = body["messages"][-1]["content"]
-        a = user.rsplit("<<<ANSWER A ", 1)[1].split(">>>", 1)[1].split("<<<END ANSWER A", 1)[0].strip()
-        b = user.rsplit("<<<ANSWER B ", 1)[1].split(">>>", 1)[1].split("<<<END ANSWER B", 1)[0].strip()
+        a, b = (text.strip() for text in fenced_answers(body["messages"][-1]["content"]))
         seen.append((a, b))
         return chat_reply("[[A]]" if len(a) > len(b) else "[[B]]")  # the longer answer wins
 

@@ -3,7 +3,7 @@ event loop does not look at them again."""
 
 import importlib
 
-from fake_openai import FakeOpenAIServer, chat_reply
+from fake_openai import FakeOpenAIServer, chat_reply, fenced_answers
 
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge
@@ -30,9 +30,7 @@ BATCH = [
 
 def longer_wins(path: str, body: dict, n: int) -> tuple:
     """Prefers the longer fenced answer, as sanitised: a verdict that depends on what each prompt carried."""
-    user = body["messages"][-1]["content"]
-    a = user.rsplit("<<<ANSWER A ", 1)[1].split("<<<END ANSWER A", 1)[0]
-    b = user.rsplit("<<<ANSWER B ", 1)[1].split("<<<END ANSWER B", 1)[0]
+    a, b = fenced_answers(body["messages"][-1]["content"])
     return chat_reply("[[A]]" if len(a) > len(b) else "[[B]]")
 
 

@@ -25,8 +25,15 @@ class Recording:
 
     async def report(self, uid, rollout_id, sample_key, n_refs, level, outcome, step) -> None:  # type: ignore[no-untyped-def]
         self.reports.append(
-            {"uid": uid, "rollout_id": rollout_id, "sample_key": sample_key, "n_refs": n_refs, "level": level,
-             "outcome": outcome, "step": step}
+            {
+                "uid": uid,
+                "rollout_id": rollout_id,
+                "sample_key": sample_key,
+                "n_refs": n_refs,
+                "level": level,
+                "outcome": outcome,
+                "step": step,
+            }
         )
 
 

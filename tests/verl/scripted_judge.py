@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from fake_openai import chat_reply
+from fake_openai import chat_reply, fenced_answers
 
 from writing_rl.data import Sample
 
@@ -14,9 +12,7 @@ SAMPLE = Sample(id=1, prompt="write a note", references=["good", "good good", "g
 def judge_by_goods(path: str, body: dict, n: int) -> tuple:
     """Hard verdict: the answer with more 'good's wins (a tie if equal); 'mumble' gets an answer with no verdict."""
     user = body["messages"][-1]["content"]
-    nonce = re.search(r"<<<ANSWER A (\w+)>>>", user).group(1)
-    a = user.rsplit(f"<<<ANSWER A {nonce}>>>", 1)[1].split(f"<<<END ANSWER A {nonce}>>>")[0]
-    b = user.rsplit(f"<<<ANSWER B {nonce}>>>", 1)[1].split(f"<<<END ANSWER B {nonce}>>>")[0]
+    a, b = fenced_answers(user)
     if "mumble" in a + b:
         return chat_reply("I cannot decide.")
     ga, gb = a.count("good"), b.count("good")

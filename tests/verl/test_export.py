@@ -62,8 +62,13 @@ def test_rows_follow_verl_layout_and_rlhf_dataset_reads_them(tmp_path, tiny_toke
 
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
     config = OmegaConf.create(
-        {"prompt_key": "prompt", "max_prompt_length": 64, "filter_overlong_prompts": True,
-         "filter_overlong_prompts_workers": 1, "cache_dir": str(tmp_path / "cache")}
+        {
+            "prompt_key": "prompt",
+            "max_prompt_length": 64,
+            "filter_overlong_prompts": True,
+            "filter_overlong_prompts_workers": 1,
+            "cache_dir": str(tmp_path / "cache"),
+        }
     )
     dataset = RLHFDataset(str(tmp_path / "out" / "train.parquet"), tok, config)
     assert len(dataset) == 4  # none dropped as overlong or unreadable

@@ -57,7 +57,10 @@ async def test_same_float_keys_for_win_tie_loss_unknown(server):
     assert (loss["score"], loss["loss"]) == (0.1, 1.0)
     assert unknown["score"] == 0.1 and unknown["pairwise"] == 0.1  # the loss value, never NaN
     assert (unknown["unknown"], unknown["missing_parse"], unknown["win"] + unknown["tie"] + unknown["loss"]) == (
-        1.0, 1.0, 0.0)
+        1.0,
+        1.0,
+        0.0,
+    )
     assert all(out["level"] == 1.0 and out["n_levels"] == 3.0 for out in results.values())
     assert sum(r["missing_parse"] for r in results.values()) == 1.0
 
@@ -98,7 +101,9 @@ async def test_curriculum_level_picks_the_reference_and_outcomes_are_reported(se
     fake = fake_curriculum.INSTANCES["c"]
     assert fake.asks == [("g1", "1", 3, 5)] * 2
     assert [(r["rollout_id"], r["level"], r["outcome"], r["step"]) for r in fake.reports] == [
-        ("0", 0, "win", 5), ("1", 0, None, 5)]  # unknown: reported (the group completes) without an outcome
+        ("0", 0, "win", 5),
+        ("1", 0, None, 5),
+    ]  # unknown: reported (the group completes) without an outcome
 
     val = await score("good good", server, split="val", **kw, uid="g2", rollout_id="0", global_steps=5)
     assert (val["level"], val["loss"]) == (2.0, 1.0) and len(fake.asks) == 2  # validation: fixed, not asked
@@ -124,8 +129,14 @@ async def test_one_scorer_per_settings_and_the_cache_is_used(server, tmp_path):
 def test_settings_from_a_recipe_file(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        yaml.safe_dump({"judge": {"mode": "soft"}, "reward": {"win": 1.1, "tie": 0.55, "loss": 0.1},
-                        "extras": {"length_weight": 0.2}, "verl": {"anything": 1}}),
+        yaml.safe_dump(
+            {
+                "judge": {"mode": "soft"},
+                "reward": {"win": 1.1, "tie": 0.55, "loss": 0.1},
+                "extras": {"length_weight": 0.2},
+                "verl": {"anything": 1},
+            }
+        ),
         encoding="utf-8",
     )
     s = settings_from_kwargs({"config": str(recipe), "unknown_score": 0.0})

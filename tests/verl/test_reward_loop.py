@@ -150,8 +150,12 @@ def test_reward_loop_manager_with_two_workers_scores_a_batch(ray_cluster, tiny_t
 
     reports = {(r["uid"], r["rollout_id"]): (r["level"], r["outcome"], r["step"]) for r in state["reports"]}
     assert len(state["reports"]) == 6 and reports == {
-        ("g1", "0"): (0, "win", 3), ("g1", "1"): (0, "tie", 3), ("g2", "0"): (1, "loss", 3),
-        ("g2", "1"): (1, None, 3), ("g3", "0"): (2, "tie", 3), ("g3", "1"): (2, "win", 3),
+        ("g1", "0"): (0, "win", 3),
+        ("g1", "1"): (0, "tie", 3),
+        ("g2", "0"): (1, "loss", 3),
+        ("g2", "1"): (1, None, 3),
+        ("g3", "0"): (2, "tie", 3),
+        ("g3", "1"): (2, "win", 3),
     }
     assert sorted({a[0] for a in state["asks"]}) == ["g1", "g2", "g3"]
     for worker in manager.reward_loop_workers:
