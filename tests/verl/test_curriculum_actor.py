@@ -252,3 +252,99 @@ def test_actor_is_found_by_name_and_reused(ray_cluster, tmp_path):
     with pytest.raises(RuntimeError, match="no curriculum actor 'missing'"):
         connect_curriculum("missing")
     ray.kill(a)
+
+
+# -- checkpoints through verl's own callback loader and resume rules ----------------------------------------
+
+
+def trainer_config(ckpt_dir, resume_mode="auto", resume_from_path=None, name="ckpt-cur"):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {
+            "trainer": {
+                "checkpoint_callback_class": "writing_rl.verl.checkpoint.CurriculumCheckpoint",
+                "default_local_dir": str(ckpt_dir),
+                "resume_mode": resume_mode,
+                "resume_from_path": resume_from_path,
+                "del_local_ckpt_after_load": False,
+            },
+            "reward": {"custom_reward_function": {"reward_kwargs": {"curriculum_actor": name}}},
+        }
+    )
+
+
+def verl_resume_folder(config):
+    """The folder verl's own v1 trainer `_load_checkpoint` loads the weights from (workers stubbed)."""
+    from types import SimpleNamespace
+
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    loaded = []
+    stub = SimpleNamespace(
+        config=config,
+        actor_rollout_wg=SimpleNamespace(load_checkpoint=lambda local_path, **_: loaded.append(local_path)),
+        use_critic=False,
+        trainer_mode="sync",
+        train_dataloader=None,
+    )
+    PPOTrainer._load_checkpoint(stub)
+    return Path(loaded[0]).parent if loaded else None
+
+
+def verl_save(callback, ckpt_dir: Path, step: int) -> Path:
+    """What verl's `_save_checkpoint` does around the hook: the folder, the tracker, then `on_save`."""
+    folder = ckpt_dir / f"global_step_{step}"
+    (folder / "actor").mkdir(parents=True)
+    (ckpt_dir / "latest_checkpointed_iteration.txt").write_text(str(step))
+    callback.on_save(trainer=None, global_step=step, checkpoint_dir=str(folder), async_save=False)
+    return folder
+
+
+def test_checkpoint_callback_saves_and_resume_restores(ray_cluster, tmp_path):
+    from verl.trainer.ppo.checkpoint_callback import build_checkpoint_callback
+
+    from writing_rl.verl.curriculum_actor import connect_curriculum, start_curriculum
+
+    run, ckpt = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    settings = GroupSettings(group_size=2)
+    actor = start_curriculum(run, CurriculumConfig(), settings, name="ckpt-cur")
+    cur = connect_curriculum("ckpt-cur")
+
+    async def group(uid, key, outcomes, step, report_all=True):
+        level = await cur.assign(uid, key, 3, step)
+        for i, o in enumerate(outcomes if report_all else outcomes[:1]):
+            await cur.report(uid, f"{uid}/{i}", key, 3, level, o, step)
+
+    callback = build_checkpoint_callback(trainer_config(ckpt))  # fresh run: nothing to restore
+    asyncio.run(group("a", "s", ["win", "loss"], 1))
+    asyncio.run(group("p", "t", ["win", "win"], 2, report_all=False))  # pending at the save
+    saved = verl_save(callback, ckpt, 2)
+    at_save = ray.get(actor.levels.remote())
+    asyncio.run(group("b", "s", ["win", "loss"], 3))  # promoted after the checkpoint
+    asyncio.run(group("c", "u", ["win", "loss"], 4))
+    assert ray.get(actor.levels.remote()) != at_save
+    ray.kill(actor)
+
+    # a new job: a fresh actor over the same run folder, then verl builds the callback before loading weights
+    actor = start_curriculum(run, CurriculumConfig(), settings, name="ckpt-cur")
+    config = trainer_config(ckpt)
+    assert verl_resume_folder(config) == saved
+    build_checkpoint_callback(config)
+    assert ray.get(actor.levels.remote()) == at_save == {"s": 1}
+    cur = connect_curriculum("ckpt-cur")
+    asyncio.run(cur.report("p", "p/1", "t", 3, 0, "loss", 2))  # the pending group survived the restore
+    assert ray.get(actor.levels.remote()) == {"s": 1, "t": 1}
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1]  # lines of steps after the checkpoint are gone
+
+    # resume_path: verl and the callback agree on an explicit folder; a folder without our snapshot is refused
+    other = ckpt / "global_step_9"
+    (other / "actor").mkdir(parents=True)
+    config = trainer_config(ckpt, "resume_path", str(other))
+    assert verl_resume_folder(config) == other
+    with pytest.raises(FileNotFoundError, match="global_step_9 has no writing_rl_curriculum.json"):
+        build_checkpoint_callback(config)
+    assert verl_resume_folder(trainer_config(ckpt, "disable")) is None
+    build_checkpoint_callback(trainer_config(ckpt, "disable"))
+    ray.kill(actor)
