@@ -119,6 +119,9 @@ def test_metrics_line_per_closed_step(tmp_path):
     assert len(rows) == 1 and rows[0]["step"] == 1
     assert rows[0]["curriculum/promotions"] == 1.0 and rows[0]["judge/unknown_rate"] == 0.25
     assert rows[0]["curriculum/mean_level"] == 0.5  # s at 1, t at 0
+    g.finish()  # the end of training closes the last step
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and rows[1]["judge/loss_rate"] == 1.0
 
 
 def test_snapshot_restore_round_trip_with_pending_group(tmp_path):
@@ -269,7 +272,7 @@ def trainer_config(ckpt_dir, resume_mode="auto", resume_from_path=None, name="ck
                 "resume_from_path": resume_from_path,
                 "del_local_ckpt_after_load": False,
             },
-            "reward": {"custom_reward_function": {"reward_kwargs": {"curriculum_actor": name}}},
+            "reward": {"custom_reward_function": {"reward_kwargs": {"curriculum": name}}},
         }
     )
 

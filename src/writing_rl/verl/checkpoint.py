@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
-from .curriculum_actor import DEFAULT_ACTOR_NAME, connect_curriculum
+from .curriculum_actor import connect_curriculum
+from .groups import DEFAULT_ACTOR_NAME
 
 SNAPSHOT_FILE = "writing_rl_curriculum.json"
 # Where the recipe puts the actor's name, which the reward function reads too.
-ACTOR_NAME_KEY = "reward.custom_reward_function.reward_kwargs.curriculum_actor"
+ACTOR_NAME_KEY = "reward.custom_reward_function.reward_kwargs.curriculum"
 
 
 def actor_name(config: DictConfig) -> str:

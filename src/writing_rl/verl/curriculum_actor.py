@@ -20,9 +20,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..curriculum import Curriculum, CurriculumConfig
 from .contract import Outcome
-from .groups import CurriculumGroups, GroupSettings
+from .groups import DEFAULT_ACTOR_NAME, CurriculumGroups, GroupSettings
 
-DEFAULT_ACTOR_NAME = "writing_rl_curriculum"
 STORE_FILE = "curriculum.sqlite"
 METRICS_FILE = "metrics.jsonl"
 

@@ -28,12 +28,14 @@ from ..curriculum import Curriculum
 from .contract import Outcome
 
 SNAPSHOT_VERSION = 1
+DEFAULT_ACTOR_NAME = "writing_rl_curriculum"  # the Ray actor's name unless the recipe names another
 
 
-class GroupSettings(BaseModel):
+class FlushSettings(BaseModel):
+    """How long an incomplete group waits, and how long a decided one is remembered."""
+
     model_config = ConfigDict(extra="forbid")
 
-    group_size: int = Field(1, ge=1, description="rollouts per prompt (verl's actor_rollout_ref.rollout.n)")
     flush_after_steps: int = Field(
         2, ge=1, description="decide a group with the outcomes it has once it is this many steps old"
     )
@@ -42,10 +44,14 @@ class GroupSettings(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> GroupSettings:
+    def _check(self) -> FlushSettings:
         if self.forget_after_steps < self.flush_after_steps:
             raise ValueError("forget_after_steps must be at least flush_after_steps (a pending group is never forgotten)")
         return self
+
+
+class GroupSettings(FlushSettings):
+    group_size: int = Field(1, ge=1, description="rollouts per prompt (verl's actor_rollout_ref.rollout.n)")
 
 
 class GroupSample(NamedTuple):
@@ -192,6 +198,10 @@ class CurriculumGroups:
             fh.write(json.dumps(row) + "\n")
         self.counts = StepCounts()
         self.logged_step = upto
+
+    def finish(self) -> None:
+        """End of training: the last step's metrics line."""
+        self._write_metrics(upto=self.step)
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def snapshot(self, step: int | None = None) -> dict[str, Any]:
