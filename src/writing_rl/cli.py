@@ -120,7 +120,6 @@ def _config_model(kind: str) -> type[BaseModel]:
     from .eval.runner import EvalConfig
     from .selection import BuildRefsConfig, SelectConfig
     from .train import TrainConfig
-
     from .verl.launch import VerlRecipe
 
     models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,9 +17,7 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 def groups(tmp_path, group_size=4, metrics=True, **cfg) -> CurriculumGroups:
     cur = Curriculum(CurriculumConfig(**cfg), CurriculumStore(tmp_path / "curriculum.sqlite"))
-    return CurriculumGroups(
-        cur, GroupSettings(group_size=group_size), tmp_path / "metrics.jsonl" if metrics else None
-    )
+    return CurriculumGroups(cur, GroupSettings(group_size=group_size), tmp_path / "metrics.jsonl" if metrics else None)
 
 
 def play(g: CurriculumGroups, uid: str, key: str, outcomes, step: int, n_refs: int = 3) -> int:
@@ -105,7 +104,9 @@ def test_scheduled_levels_follow_the_trl_numbering(tmp_path, cfg, expected):
 
 def test_none_schedule_one_random_level_per_group(tmp_path):
     g = groups(tmp_path, group_size=2, schedule="none", seed=3)
-    seen = {(step, play(g, f"u{step}", f"s{k}", ["loss", "win"], step, n_refs=4)) for step in range(1, 9) for k in range(3)}
+    seen = {
+        (step, play(g, f"u{step}", f"s{k}", ["loss", "win"], step, n_refs=4)) for step in range(1, 9) for k in range(3)
+    }
     assert len({lvl for _, lvl in seen}) > 1  # random over the references
     assert sum(e["to_level"] > e["from_level"] for e in g.curriculum.store.events()) >= 1  # scheduled, not earned
 
@@ -157,22 +158,56 @@ def test_settings_validated():
 
 # -- the Ray actor ----------------------------------------------------------------------------------------
 
-ray = pytest.importorskip("ray")
+
+def test_curriculum_show_and_report_read_a_verl_run(tmp_path):
+    """The run folder a verl run leaves: the store, the actor's metrics lines, verl's own file-logger lines."""
+    from typer.testing import CliRunner
+
+    from writing_rl.cli import app
+
+    g = groups(tmp_path, group_size=2)
+    play(g, "a", "s", ["win", "loss"], 1)
+    play(g, "b", "t", ["loss", "loss"], 1)
+    play(g, "c", "s", ["win", "tie"], 2)
+    g.finish()
+    verl_log = tmp_path / "verl_metrics-20260101-000000.jsonl"
+    verl_log.write_text(
+        "".join(
+            json.dumps({"step": s, "data": {"critic/score/mean": r, "perf/time_per_step": 9.0}}) + "\n"
+            for s, r in ((1, 0.6), (2, 0.8))
+        )
+    )
+    shown = CliRunner().invoke(app, ["curriculum", "show", str(tmp_path), "--json"])
+    assert shown.exit_code == 0
+    assert {(s["key"], s["level"]) for s in json.loads(shown.output)["samples"]} == {("s", 2), ("t", 0)}
+    assert json.loads(shown.output)["consistent"]
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "index.html").read_text()
+    assert (
+        "<td>2</td><td>0.800</td><td>0.500</td><td>1.000</td><td>9.000</td>" in page
+    )  # steps, reward, win, level, time
+    assert (out / f"curriculum_{tmp_path.name}.png").is_file()
+
+
+# -- the Ray actor ----------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
     ray.init(
         num_cpus=4,
         include_dashboard=False,
         namespace="writing-rl-actor-tests",
         runtime_env={"env_vars": {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}},
     )
-    yield
+    yield ray
     ray.shutdown()
 
 
-@ray.remote(num_cpus=0)
 def reward_worker(actor_name: str, rollouts: list, duplicate_every: int) -> list:
     """Like one verl reward worker: asks each rollout's level, then reports it (some twice, as a retry)."""
     from writing_rl.verl.curriculum_actor import connect_curriculum
@@ -215,6 +250,8 @@ def sequential_reference(tmp_path, keys, outcomes, cfg) -> CurriculumStore:
 def test_actor_concurrent_workers_match_sequential_reference(ray_cluster, tmp_path, cfg):
     from writing_rl.verl.curriculum_actor import start_curriculum
 
+    ray = ray_cluster
+    worker = ray.remote(num_cpus=0)(reward_worker)
     name = f"cur-{cfg.wins_to_promote}"
     actor = start_curriculum(tmp_path / "run", cfg, GroupSettings(group_size=4), name=name)
     keys, outcomes = plan()
@@ -229,7 +266,7 @@ def test_actor_concurrent_workers_match_sequential_reference(ray_cluster, tmp_pa
                 )
         for shard in shards:
             random.Random(step).shuffle(shard)
-        asked += sum(ray.get([reward_worker.remote(name, sh, 3) for sh in shards]), [])
+        asked += sum(ray.get([worker.remote(name, sh, 3) for sh in shards]), [])
     assert all(len(set(lv for u, lv in asked if u == uid)) == 1 for uid in {u for u, _ in asked})  # one level per group
 
     ref = sequential_reference(tmp_path, keys, outcomes, cfg)
@@ -245,6 +282,7 @@ def test_actor_concurrent_workers_match_sequential_reference(ray_cluster, tmp_pa
 def test_actor_is_found_by_name_and_reused(ray_cluster, tmp_path):
     from writing_rl.verl.curriculum_actor import connect_curriculum, start_curriculum
 
+    ray = ray_cluster
     a = start_curriculum(tmp_path, CurriculumConfig(), GroupSettings(group_size=1), name="again")
     b = start_curriculum(tmp_path, CurriculumConfig(), GroupSettings(group_size=1), name="again")
     assert a._actor_id == b._actor_id  # get_if_exists: the one already running
@@ -305,10 +343,12 @@ def verl_save(callback, ckpt_dir: Path, step: int) -> Path:
 
 
 def test_checkpoint_callback_saves_and_resume_restores(ray_cluster, tmp_path):
+    pytest.importorskip("verl.trainer")
     from verl.trainer.ppo.checkpoint_callback import build_checkpoint_callback
 
     from writing_rl.verl.curriculum_actor import connect_curriculum, start_curriculum
 
+    ray = ray_cluster
     run, ckpt = tmp_path / "run", tmp_path / "run" / "checkpoints"
     settings = GroupSettings(group_size=2)
     actor = start_curriculum(run, CurriculumConfig(), settings, name="ckpt-cur")

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-pytest.importorskip("verl")
+pytest.importorskip("verl.trainer")  # not `verl`: tests/verl itself is importable as a namespace package
 
 from writing_rl.cli import app  # noqa: E402
 from writing_rl.config import ConfigError, load_config  # noqa: E402
@@ -25,7 +25,7 @@ def tiny_model_dir(tmp_path_factory) -> str:
 
     out = tmp_path_factory.mktemp("tiny-qwen2")
     specials = ["<unk>", "<pad>", "<|end|>", "<|user|>", "<|assistant|>"]
-    vocab = {t: i for i, t in enumerate(specials + "write a story about the sea".split())}
+    vocab = {t: i for i, t in enumerate(specials + ["write", "a", "story", "about", "the", "sea"])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="<|end|>")
@@ -149,9 +149,7 @@ def test_launch_starts_ray_with_the_key_and_the_curriculum_actor(tmp_path, tiny_
 
     monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))  # the workers import writing_rl
-    path = recipe_file(
-        tmp_path, "ppo_paper.yaml", tiny_model_dir, **{"verl.ray_kwargs.ray_init.num_cpus": 2}
-    )
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **{"verl.ray_kwargs.ray_init.num_cpus": 2})
 
     @ray.remote(num_cpus=0)
     class ProbeRunner:

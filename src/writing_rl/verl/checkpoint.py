@@ -56,7 +56,9 @@ class CurriculumCheckpoint(CheckpointCallback):
         if folder is not None:
             self.curriculum.restore(load_snapshot(folder))
 
-    def on_save(self, trainer: Any, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs: Any) -> None:
+    def on_save(
+        self, trainer: Any, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs: Any
+    ) -> None:
         save_snapshot(Path(checkpoint_dir), self.curriculum.snapshot(step=global_step))
 
 

@@ -46,7 +46,9 @@ class FlushSettings(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> FlushSettings:
         if self.forget_after_steps < self.flush_after_steps:
-            raise ValueError("forget_after_steps must be at least flush_after_steps (a pending group is never forgotten)")
+            raise ValueError(
+                "forget_after_steps must be at least flush_after_steps (a pending group is never forgotten)"
+            )
         return self
 
 

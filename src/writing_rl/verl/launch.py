@@ -9,7 +9,8 @@ wiring is set (reward function and manager, checkpoint callback, checkpoint fold
 tokenizer and the model's config, not the weights).
 
 Run folder (`output_dir`): `config.yaml` (the recipe as given), `verl_config.yaml` (what verl runs),
-`curriculum.sqlite` and `metrics.jsonl` (the curriculum actor's), `checkpoints/global_step_N/` (verl's, plus
+`curriculum.sqlite` and `metrics.jsonl` (the curriculum actor's), `verl_metrics-<started>.jsonl` (verl's own
+metrics, one file per launch, with `trainer.logger: [file]`), `checkpoints/global_step_N/` (verl's, plus
 `writing_rl_curriculum.json`). API keys are read from the environment at launch and handed to Ray's workers
 by variable name (`runtime_env.env_vars`); no file and no log line holds them.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import ConfigError
 from ..curriculum import CurriculumConfig
+from ..eval.report import VERL_METRICS
 from ..judge import JudgeConfig
 from ..reward import RewardConfig
 from ..train import ExtraRewards
@@ -36,7 +39,6 @@ REWARD_FUNCTION = ("pkg://writing_rl.verl.reward", "compute_score")
 REWARD_MANAGER = ("pkg://writing_rl.verl.reward_manager", "WritingRewardManager")
 CHECKPOINT_CALLBACK = "writing_rl.verl.checkpoint.CurriculumCheckpoint"
 CHECKPOINTS = "checkpoints"
-VERL_METRICS = "verl_metrics.jsonl"
 # verl keys our wiring sets; a recipe that sets them too is refused rather than silently overridden.
 WIRED = (
     "reward.custom_reward_function",
@@ -144,7 +146,9 @@ def validate(config: Any, source: str = "recipe") -> None:
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
     if not config.trainer.use_v1:
-        raise ConfigError(f"{source}: verl.trainer.use_v1: must stay true (only the v1 trainer calls checkpoint callbacks)")
+        raise ConfigError(
+            f"{source}: verl.trainer.use_v1: must stay true (only the v1 trainer calls checkpoint callbacks)"
+        )
     try:
         use_critic = need_critic(config)
         validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=use_critic)
@@ -215,7 +219,8 @@ def worker_env(recipe: VerlRecipe, config: Any, run_dir: Path) -> dict[str, Any]
         OmegaConf.merge(get_ppo_ray_runtime_env(config), user), resolve=True
     )
     env_vars = runtime_env.setdefault("env_vars", {})
-    env_vars["VERL_FILE_LOGGER_PATH"] = str(run_dir / VERL_METRICS)  # trainer.logger `file`
+    started = time.strftime("%Y%m%d-%H%M%S")
+    env_vars["VERL_FILE_LOGGER_PATH"] = str(run_dir / VERL_METRICS.format(started=started))  # trainer.logger `file`
     env_vars.update(key_variables(recipe))
     return runtime_env
 
