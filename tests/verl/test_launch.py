@@ -89,6 +89,12 @@ def test_ppo_paper_recipe_is_the_published_setting_in_verl_keys(tmp_path, tiny_m
     assert c.reward.reward_manager.source == "importlib"
 
 
+def test_gpu_smoke_recipe_fits_one_gpu(tmp_path, tiny_model_dir):
+    _, c = composed(recipe_file(tmp_path, "smoke_tiny.yaml", tiny_model_dir))
+    assert (c.trainer.n_gpus_per_node, c.actor_rollout_ref.rollout.tensor_model_parallel_size) == (1, 1)
+    assert c.trainer.save_freq == c.trainer.total_training_steps == 2  # one checkpoint, then the resume
+
+
 def test_grpo_recipe_has_groups_and_no_critic(tmp_path, tiny_model_dir):
     from verl.trainer.ppo.utils import need_critic
 
