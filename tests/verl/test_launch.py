@@ -1,6 +1,7 @@
 """`writing-rl train-verl`: the recipes composed with verl's own config and accepted by verl's validation,
 one-line errors for bad recipes, API keys passed by name only, and the launch wiring inside a Ray cluster."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,11 @@ def test_bad_recipes_fail_with_one_line_naming_the_key(tmp_path, tiny_model_dir,
     assert result.exit_code == 2 and message.split(":")[0] in result.output
 
 
+def test_model_folder_checked_without_a_critic(tmp_path, tiny_model_dir):
+    with pytest.raises(ConfigError, match="verl rejected the config"):
+        composed(recipe_file(tmp_path, "grpo.yaml", str(tmp_path / "no-such-model")))
+
+
 def test_check_accepts_the_recipe_and_names_a_missing_key_variable(tmp_path, tiny_model_dir, monkeypatch):
     path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir)
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
@@ -176,6 +182,13 @@ def test_launch_starts_ray_with_the_key_and_the_curriculum_actor(tmp_path, tiny_
             callback.on_save(trainer=None, global_step=1, checkpoint_dir=folder)
             return folder
 
+    real_init = ray.init
+
+    def init_like_a_remote_cluster(*args, **kwargs):  # the workers get the key from runtime_env, not inherited
+        os.environ.pop("DASHSCOPE_API_KEY")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", init_like_a_remote_cluster)
     run_dir = train_verl(path, task_runner_class=ProbeRunner)
     assert not ray.is_initialized()  # shut down after the run
     from writing_rl.curriculum import CurriculumStore
