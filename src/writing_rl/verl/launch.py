@@ -103,24 +103,27 @@ def reward_kwargs(recipe: VerlRecipe) -> dict[str, Any]:
 
 def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
     """verl's DictConfig for this recipe, validated by verl; raises ConfigError naming the key."""
+    config_dir = verl_config_dir()  # first: names the environment problem where verl is missing
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf, open_dict
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     for key in WIRED:
         if OmegaConf.select(OmegaConf.create(recipe.verl), key, default=None) is not None:
             raise ConfigError(f"{source}: verl.{key}: set by writing-rl (remove it from the recipe)")
     try:
-        with initialize_config_dir(config_dir=str(verl_config_dir()), version_base=None):
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             config = hydra_compose(config_name="ppo_trainer", overrides=recipe.hydra_overrides)
     except HydraException as err:
         raise ConfigError(f"{source}: hydra_overrides: {' '.join(str(err).split())}") from None
     try:
         config = OmegaConf.merge(config, recipe.verl)
+    except (ConfigAttributeError, ConfigKeyError) as err:
+        raise ConfigError(f"{source}: verl.{err.full_key}: not a verl 0.9.1 setting") from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{source}: verl.{err.full_key}: not a verl 0.9.1 setting ({type(err).__name__})") from None
+        raise ConfigError(f"{source}: verl.{err.full_key}: {str(err).splitlines()[0]}") from None
     fn_path, fn_name = REWARD_FUNCTION
     manager_path, manager_name = REWARD_MANAGER
     with open_dict(config):
