@@ -86,7 +86,7 @@ def validate(path: Annotated[Path, typer.Argument(help="JSONL file of samples")]
 def check_cmd(
     config: Annotated[Path, typer.Argument(help="YAML config for train, build-refs, select or eval")],
     kind: str | None = typer.Option(
-        None, help="train, ablation, build-refs, select or eval; default: read from the keys"
+        None, help="train, ablation, build-refs, select, eval or verl; default: read from the keys"
     ),
     skip_endpoints: bool = typer.Option(False, help="check config, files and models, but contact no server"),
     num_processes: int | None = typer.Option(
@@ -126,9 +126,10 @@ def _config_model(kind: str) -> type[BaseModel]:
     from .eval.runner import EvalConfig
     from .selection import BuildRefsConfig, SelectConfig
     from .train import TrainConfig
+    from .verl.launch import VerlRecipe
 
     models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}
-    return {**models, "select": SelectConfig, "eval": EvalConfig}[kind]
+    return {**models, "select": SelectConfig, "eval": EvalConfig, "verl": VerlRecipe}[kind]
 
 
 @app.command("serve-judge")
@@ -323,6 +324,24 @@ def train_cmd(
         typer.echo(summarize_run(run_dir), err=True)
         _fail(str(err), 1)
     typer.echo(summarize_run(run_dir))
+
+
+@app.command("train-verl")
+def train_verl_cmd(
+    recipe: Annotated[Path, typer.Argument(help="verl recipe YAML (configs/verl/); needs the verl environment")],
+    output_dir: str | None = typer.Option(None, help="override output_dir"),
+    overwrite: bool = typer.Option(False, help="delete the curriculum and checkpoints in output_dir and start over"),
+    skip_check: bool = SKIP_CHECK,
+) -> None:
+    """Train with verl on Ray (PPO or GRPO): verl's config plus the recipe, the curriculum as a Ray actor."""
+    from .verl.launch import VerlRecipe, train_verl
+
+    try:
+        _preflight("verl", load_config(recipe, VerlRecipe), skip_check)
+        run_dir = train_verl(recipe, output_dir, overwrite)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    typer.echo(f"run folder: {run_dir}; curriculum: writing-rl curriculum show {run_dir}")
 
 
 @app.command("build-refs")

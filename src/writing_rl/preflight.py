@@ -23,7 +23,7 @@ from .endpoint import EndpointConfig
 from .generation import GeneratorConfig
 from .judge import JudgeConfig
 
-ConfigKind = Literal["train", "ablation", "build-refs", "select", "eval"]
+ConfigKind = Literal["train", "ablation", "build-refs", "select", "eval", "verl"]
 
 
 class CheckFailed(ConfigError):
@@ -43,6 +43,8 @@ def config_kind(data: dict[str, Any]) -> ConfigKind:
         return "select"
     if "tasks" in data:
         return "eval"
+    if "verl" in data:
+        return "verl"
     return "ablation" if "ablation" in data else "train"
 
 
@@ -355,12 +357,30 @@ def check_eval(cfg: Any, probe: bool = True) -> list[str]:
     return lines
 
 
+def check_verl(cfg: Any, probe: bool = True) -> list[str]:
+    """verl's own config validation (needs the verl environment), the parquet files, the judge."""
+    from .verl.launch import compose, key_variables
+
+    config = compose(cfg, Path(cfg.output_dir).resolve())
+    lines = [f"verl: composed and accepted by verl's validate_config ({config.algorithm.adv_estimator})"]
+    for key in ("train_files", "val_files"):
+        files = config.data[key]
+        for path in [files] if isinstance(files, str) else files:
+            check_file(f"verl.data.{key}", path, "parquet from `writing-rl export-verl`")
+            lines.append(f"verl.data.{key}: {path}")
+    lines.append(f"verl.actor_rollout_ref.model.path: {config.actor_rollout_ref.model.path}")
+    key_variables(cfg)
+    lines.append(check_judge("judge", cfg.judge, LocalJudgeSettings(), probe))
+    return lines
+
+
 CHECKS = {
     "train": check_train,
     "ablation": check_train,
     "build-refs": check_build_refs,
     "select": check_select,
     "eval": check_eval,
+    "verl": check_verl,
 }
 
 

@@ -102,8 +102,27 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
     return steps, shares
 
 
+# A verl run (`writing-rl train-verl`): verl's file logger writes one of these per launch (it truncates on open),
+# while metrics.jsonl holds the curriculum actor's per-step lines.
+VERL_METRICS = "verl_metrics-{started}.jsonl"
+VERL_KEYS = {"critic/score/mean": "reward", "perf/time_per_step": "step_time"}
+
+
+def with_verl_metrics(run: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold verl's mean score and step time into the curriculum actor's lines, by step (a later launch wins)."""
+    logs = sorted(run.glob(VERL_METRICS.format(started="*")))
+    if not logs:
+        return rows
+    by_step = {r["step"]: dict(r) for r in rows if "step" in r}
+    for log in logs:
+        for line in read_jsonl(log):
+            row = by_step.setdefault(line["step"], {"step": line["step"]})
+            row.update({ours: line["data"][theirs] for theirs, ours in VERL_KEYS.items() if theirs in line["data"]})
+    return [by_step[s] for s in sorted(by_step)]
+
+
 def training_summary(run: Path, out: Path) -> dict[str, Any]:
-    rows = read_jsonl(run / "metrics.jsonl")
+    rows = with_verl_metrics(run, read_jsonl(run / "metrics.jsonl"))
     rollouts = run / "rollouts.jsonl"
     steps = [r for r in rows if "reward" in r]
     last = steps[-1] if steps else {}

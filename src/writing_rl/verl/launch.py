@@ -1,0 +1,262 @@
+"""`writing-rl train-verl RECIPE`: verl's own PPO config plus our recipe -> Ray, the curriculum actor, verl.
+
+A recipe is our YAML: `judge`, `reward`, `curriculum` (the same sections as `writing-rl train`), the
+curriculum actor's settings, Ray's, and a `verl:` mapping of verl 0.9.1 settings. The verl config is
+composed the way `python -m verl.trainer.main_ppo` composes it (hydra, `verl/trainer/config/ppo_trainer.yaml`),
+the `verl:` mapping is merged on top (a key verl does not have is an error, as on verl's command line), our
+wiring is set (reward function and manager, checkpoint callback, checkpoint folder), and verl's own
+`validate_config` checks the result, plus its model config for the actor and critic (which loads the
+tokenizer and the model's config, not the weights).
+
+Run folder (`output_dir`): `config.yaml` (the recipe as given), `verl_config.yaml` (what verl runs),
+`curriculum.sqlite` and `metrics.jsonl` (the curriculum actor's), `verl_metrics-<started>.jsonl` (verl's own
+metrics, one file per launch, with `trainer.logger: [file]`), `checkpoints/global_step_N/` (verl's, plus
+`writing_rl_curriculum.json`). API keys are read from the environment at launch and handed to Ray's workers
+by variable name (`runtime_env.env_vars`); no file and no log line holds them.
+
+verl and Ray are imported lazily: this module loads in the main environment too (`writing-rl check`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import ConfigError
+from ..curriculum import CurriculumConfig
+from ..eval.report import VERL_METRICS
+from ..judge import JudgeConfig
+from ..reward import RewardConfig
+from ..train import ExtraRewards
+from .groups import DEFAULT_ACTOR_NAME, FlushSettings
+
+REWARD_FUNCTION = ("pkg://writing_rl.verl.reward", "compute_score")
+REWARD_MANAGER = ("pkg://writing_rl.verl.reward_manager", "WritingRewardManager")
+CHECKPOINT_CALLBACK = "writing_rl.verl.checkpoint.CurriculumCheckpoint"
+CHECKPOINTS = "checkpoints"
+# verl keys our wiring sets; a recipe that sets them too is refused rather than silently overridden.
+WIRED = (
+    "reward.custom_reward_function",
+    "reward.reward_manager",
+    "trainer.checkpoint_callback_class",
+    "trainer.default_local_dir",
+)
+
+
+class ActorSettings(FlushSettings):
+    name: str = Field(DEFAULT_ACTOR_NAME, description="the Ray actor's name (the reward workers look it up)")
+
+
+class RaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, description="an existing cluster ('auto', 'ray://host:10001'); none: start one")
+    namespace: str = "writing-rl"
+    pass_env: list[str] = Field(
+        default_factory=list, description="more environment variables for the workers, by name (e.g. WANDB_API_KEY)"
+    )
+
+
+class VerlRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str = "runs/verl"
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    unknown_score: float | None = Field(
+        None, description="verl's score for an unknown verdict (it needs a number; null: `reward.loss`); moves nothing"
+    )
+    extras: ExtraRewards = Field(default_factory=ExtraRewards)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    curriculum_actor: ActorSettings = Field(default_factory=ActorSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    hydra_overrides: list[str] = Field(
+        default_factory=list, description="hydra overrides applied while composing (config-group choices)"
+    )
+    verl: dict[str, Any] = Field(default_factory=dict, description="verl 0.9.1 settings, nested as in ppo_trainer.yaml")
+
+
+# -- composing verl's config ------------------------------------------------------------------------------
+def verl_config_dir() -> Path:
+    try:
+        import verl
+    except ImportError:
+        raise ConfigError("verl is not installed here: use the verl environment (`make verl-env`)") from None
+    return Path(verl.__file__).parent / "trainer" / "config"
+
+
+def reward_kwargs(recipe: VerlRecipe) -> dict[str, Any]:
+    """The reward function's settings (`writing_rl.verl.reward`), JSON-able; API keys only by variable name."""
+    return {
+        "curriculum": recipe.curriculum_actor.name,
+        "judge": recipe.judge.model_dump(mode="json"),
+        "reward": recipe.reward.model_dump(mode="json"),
+        "extras": recipe.extras.model_dump(mode="json"),
+        "unknown_score": recipe.unknown_score,
+    }
+
+
+def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
+    """verl's DictConfig for this recipe, validated by verl; raises ConfigError naming the key."""
+    config_dir = verl_config_dir()  # first: names the environment problem where verl is missing
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    for key in WIRED:
+        if OmegaConf.select(OmegaConf.create(recipe.verl), key, default=None) is not None:
+            raise ConfigError(f"{source}: verl.{key}: set by writing-rl (remove it from the recipe)")
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+            config = hydra_compose(config_name="ppo_trainer", overrides=recipe.hydra_overrides)
+    except HydraException as err:
+        raise ConfigError(f"{source}: hydra_overrides: {' '.join(str(err).split())}") from None
+    try:
+        config = OmegaConf.merge(config, recipe.verl)
+    except (ConfigAttributeError, ConfigKeyError) as err:
+        raise ConfigError(f"{source}: verl.{err.full_key}: not a verl 0.9.1 setting") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: verl.{err.full_key}: {str(err).splitlines()[0]}") from None
+    fn_path, fn_name = REWARD_FUNCTION
+    manager_path, manager_name = REWARD_MANAGER
+    with open_dict(config):
+        config.reward.custom_reward_function = {
+            "path": fn_path,
+            "name": fn_name,
+            "reward_kwargs": reward_kwargs(recipe),
+        }
+        config.reward.reward_manager.source = "importlib"
+        config.reward.reward_manager.name = manager_name
+        config.reward.reward_manager.module.path = manager_path
+        config.trainer.checkpoint_callback_class = CHECKPOINT_CALLBACK
+        config.trainer.default_local_dir = str(run_dir / CHECKPOINTS)
+    validate(config, source)
+    return config
+
+
+def validate(config: Any, source: str = "recipe") -> None:
+    """verl's own checks (main_ppo's `validate_config`), then the model configs its workers will build."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
+
+    if not config.trainer.use_v1:
+        raise ConfigError(
+            f"{source}: verl.trainer.use_v1: must stay true (only the v1 trainer calls checkpoint callbacks)"
+        )
+    try:
+        use_critic = need_critic(config)
+        validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=use_critic)
+        omega_conf_to_dataclass(config.actor_rollout_ref.model)
+        if use_critic:
+            omega_conf_to_dataclass(config.critic.model)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: verl.{err.full_key}: {' '.join(str(err).split()[:12])}") from None
+    except (HydraException, AssertionError, ValueError, RuntimeError, OSError, TypeError) as err:
+        while err.__cause__ is not None:  # hydra wraps the dataclass's own complaint
+            err = err.__cause__  # type: ignore[assignment]
+        raise ConfigError(f"{source}: verl rejected the config: {' '.join(str(err).split())}") from None
+
+
+# -- launching ------------------------------------------------------------------------------------------
+def key_variables(recipe: VerlRecipe) -> dict[str, str]:
+    """Values of the variables the workers need, read now; a missing one is an error naming it."""
+    names = [recipe.judge.endpoint.api_key_env, *recipe.ray.pass_env]
+    missing = [n for n in names if n and n not in os.environ]
+    if missing:
+        raise ConfigError(f"environment variable {missing[0]} is not set (named in the recipe; export it first)")
+    return {n: os.environ[n] for n in names if n}
+
+
+def prepare_run_folder(run_dir: Path, overwrite: bool, resumes: bool) -> None:
+    """A folder with curriculum state but no checkpoint to resume would mix two runs: refuse unless asked."""
+    stale = [run_dir / n for n in ("curriculum.sqlite", "metrics.jsonl") if (run_dir / n).exists()]
+    if overwrite:
+        for path in [*stale, run_dir / CHECKPOINTS]:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            (run_dir / f"curriculum.sqlite{suffix}").unlink(missing_ok=True)
+    elif stale and not resumes:
+        raise ConfigError(
+            f"{run_dir} holds a curriculum but no verl checkpoint to resume: "
+            "use another output_dir, or --overwrite to start over"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def prepare(recipe_path: Path, output_dir: str | None = None, overwrite: bool = False) -> tuple[VerlRecipe, Any, Path]:
+    """Recipe -> validated verl config and a run folder holding both (no Ray yet, nothing secret written)."""
+    from omegaconf import OmegaConf
+    from verl.utils.device import auto_set_device
+
+    from ..config import load_config
+    from .checkpoint import resume_folder
+
+    recipe = load_config(recipe_path, VerlRecipe)
+    run_dir = Path(output_dir or recipe.output_dir).resolve()
+    config = compose(recipe, run_dir, str(recipe_path))
+    auto_set_device(config)
+    key_variables(recipe)  # fail before anything is written
+    prepare_run_folder(run_dir, overwrite, resumes=resume_folder(config) is not None)
+    shutil.copyfile(recipe_path, run_dir / "config.yaml")
+    (run_dir / "verl_config.yaml").write_text(OmegaConf.to_yaml(config), encoding="utf-8")
+    return recipe, config, run_dir
+
+
+def worker_env(recipe: VerlRecipe, config: Any, run_dir: Path) -> dict[str, Any]:
+    """Ray's runtime_env as run_ppo would build it (verl's defaults + `ray_kwargs.ray_init.runtime_env`), plus
+    verl's file logger path and the variables the recipe names."""
+    from omegaconf import OmegaConf
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    user = config.ray_kwargs.get("ray_init", {}).get("runtime_env", {})
+    runtime_env: dict[str, Any] = OmegaConf.to_container(  # type: ignore[assignment]
+        OmegaConf.merge(get_ppo_ray_runtime_env(config), user), resolve=True
+    )
+    env_vars = runtime_env.setdefault("env_vars", {})
+    started = time.strftime("%Y%m%d-%H%M%S")
+    env_vars["VERL_FILE_LOGGER_PATH"] = str(run_dir / VERL_METRICS.format(started=started))  # trainer.logger `file`
+    env_vars.update(key_variables(recipe))
+    return runtime_env
+
+
+def train_verl(
+    recipe_path: Path, output_dir: str | None = None, overwrite: bool = False, task_runner_class: Any = None
+) -> Path:
+    """Start Ray (or join `ray.address`), the curriculum actor, then verl's `run_ppo`; returns the run folder."""
+    import ray
+    from omegaconf import OmegaConf
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+
+    from .curriculum_actor import start_curriculum
+    from .groups import GroupSettings
+
+    recipe, config, run_dir = prepare(recipe_path, output_dir, overwrite)
+    ray_init = OmegaConf.to_container(config.ray_kwargs.get("ray_init", {}), resolve=True) or {}
+    ray_init.pop("runtime_env", None)  # type: ignore[union-attr]
+    # started here, not by run_ppo: it would print its ray.init arguments, and with them the workers' variables
+    ray.init(
+        address=recipe.ray.address,
+        namespace=recipe.ray.namespace,
+        runtime_env=worker_env(recipe, config, run_dir),
+        **ray_init,  # type: ignore[arg-type]
+    )
+    try:
+        groups = GroupSettings(
+            group_size=config.actor_rollout_ref.rollout.n, **recipe.curriculum_actor.model_dump(exclude={"name"})
+        )
+        # keep the handle: Ray ends a non-detached actor once its last handle goes
+        curriculum = start_curriculum(run_dir, recipe.curriculum, groups, name=recipe.curriculum_actor.name)
+        run_ppo(config, task_runner_class=task_runner_class or TaskRunnerV1)
+        ray.get(curriculum.finish.remote())
+    finally:
+        ray.shutdown()
+    return run_dir

@@ -1,0 +1,199 @@
+"""`writing-rl train-verl`: the recipes composed with verl's own config and accepted by verl's validation,
+one-line errors for bad recipes, API keys passed by name only, and the launch wiring inside a Ray cluster."""
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+pytest.importorskip("verl.trainer")  # not `verl`: tests/verl itself is importable as a namespace package
+
+from writing_rl.cli import app  # noqa: E402
+from writing_rl.config import ConfigError, load_config  # noqa: E402
+from writing_rl.verl.launch import CHECKPOINTS, VerlRecipe, compose, prepare, train_verl  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "sk-test-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A model folder verl's HFModelConfig accepts: a tiny Qwen2 config and a word-level tokenizer built here."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config
+
+    out = tmp_path_factory.mktemp("tiny-qwen2")
+    specials = ["<unk>", "<pad>", "<|end|>", "<|user|>", "<|assistant|>"]
+    vocab = {t: i for i, t in enumerate(specials + ["write", "a", "story", "about", "the", "sea"])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="<|end|>")
+    tok.chat_template = "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+    tok.save_pretrained(out)
+    Qwen2Config(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        architectures=["Qwen2ForCausalLM"],
+    ).save_pretrained(out)
+    return str(out)
+
+
+def recipe_file(tmp_path, name, model, **changes) -> Path:
+    """A shipped recipe with the tiny model, data files that exist, and `changes` (dotted keys) applied."""
+    data = yaml.safe_load((ROOT / "configs" / "verl" / name).read_text())
+    data["verl"]["actor_rollout_ref"]["model"]["path"] = model
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.parquet").write_bytes(b"")
+        data["verl"]["data"][f"{split}_files"] = str(tmp_path / f"{split}.parquet")
+    data["output_dir"] = str(tmp_path / "run")
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def composed(path: Path):
+    recipe = load_config(path, VerlRecipe)
+    return recipe, compose(recipe, Path(recipe.output_dir), str(path))
+
+
+def test_ppo_paper_recipe_is_the_published_setting_in_verl_keys(tmp_path, tiny_model_dir):
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+
+    _, c = composed(recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir))
+    actor, rollout = c.actor_rollout_ref.actor, c.actor_rollout_ref.rollout
+    assert c.algorithm.adv_estimator == "gae" and need_critic(c)
+    assert not need_reference_policy(c)  # KL off: no reference model at all
+    assert (rollout.n, rollout.name, c.data.train_batch_size, actor.ppo_mini_batch_size) == (1, "vllm", 32, 16)
+    assert (actor.optim.lr, c.critic.optim.lr) == (1e-6, 1e-5)
+    assert (actor.optim.lr_warmup_steps_ratio, c.critic.optim.lr_warmup_steps_ratio) == (0.4, 0.05)
+    assert actor.entropy_coeff == 0.001  # verl 0.9.1's default is 0; the published fork's was 0.001
+    assert (c.data.max_response_length, rollout.response_length) == (10000, 10000)
+    assert c.trainer.total_training_steps == 405
+    assert c.critic.model.path == tiny_model_dir  # one model path, interpolated
+    kwargs = c.reward.custom_reward_function.reward_kwargs
+    assert (kwargs.reward.win, kwargs.reward.tie, kwargs.reward.loss, kwargs.unknown_score) == (1.1, 0.55, 0.1, 0.1)
+    assert kwargs.judge.endpoint.api_key_env == "DASHSCOPE_API_KEY"
+    assert c.trainer.checkpoint_callback_class == "writing_rl.verl.checkpoint.CurriculumCheckpoint"
+    assert c.trainer.default_local_dir == str(tmp_path / "run" / CHECKPOINTS)
+    assert c.reward.reward_manager.source == "importlib"
+
+
+def test_gpu_smoke_recipe_fits_one_gpu(tmp_path, tiny_model_dir):
+    _, c = composed(recipe_file(tmp_path, "smoke_tiny.yaml", tiny_model_dir))
+    assert (c.trainer.n_gpus_per_node, c.actor_rollout_ref.rollout.tensor_model_parallel_size) == (1, 1)
+    assert c.trainer.save_freq == c.trainer.total_training_steps == 2  # one checkpoint, then the resume
+
+
+def test_grpo_recipe_has_groups_and_no_critic(tmp_path, tiny_model_dir):
+    from verl.trainer.ppo.utils import need_critic
+
+    _, c = composed(recipe_file(tmp_path, "grpo.yaml", tiny_model_dir))
+    assert c.algorithm.adv_estimator == "grpo" and not need_critic(c)
+    assert c.actor_rollout_ref.rollout.n == 8
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"verl.actor_rollout_ref.actor.entropy_coef": 0.1}, "verl.actor_rollout_ref.actor.entropy_coef: not a verl"),
+        ({"verl.trainer.default_local_dir": "/x"}, "verl.trainer.default_local_dir: set by writing-rl"),
+        ({"verl.actor_rollout_ref.actor.loss_agg_mode": "nonsense"}, "verl rejected the config: Invalid loss_agg_mode"),
+        ({"verl.actor_rollout_ref.model.path": "/no/such/model"}, "verl rejected the config"),
+        ({"verl.trainer.use_v1": False}, "verl.trainer.use_v1: must stay true"),
+        ({"hydra_overrides": ["model_engine=nonsense"]}, "hydra_overrides:"),
+        ({"curriculum_actor.forget_after_steps": 1, "curriculum_actor.flush_after_steps": 3}, "forget_after_steps"),
+    ],
+)
+def test_bad_recipes_fail_with_one_line_naming_the_key(tmp_path, tiny_model_dir, changes, message):
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **changes)
+    with pytest.raises(ConfigError, match=message) as err:
+        composed(path)
+    assert "\n" not in str(err.value)
+    result = CliRunner().invoke(app, ["train-verl", str(path), "--skip-check"])
+    assert result.exit_code == 2 and message.split(":")[0] in result.output
+
+
+def test_model_folder_checked_without_a_critic(tmp_path, tiny_model_dir):
+    with pytest.raises(ConfigError, match="verl rejected the config"):
+        composed(recipe_file(tmp_path, "grpo.yaml", str(tmp_path / "no-such-model")))
+
+
+def test_check_accepts_the_recipe_and_names_a_missing_key_variable(tmp_path, tiny_model_dir, monkeypatch):
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir)
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 2 and "DASHSCOPE_API_KEY is not set" in result.output
+    monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 0, result.output
+    assert "verl config" in result.output and "accepted by verl's validate_config (gae)" in result.output
+
+
+def test_run_folder_holds_configs_but_never_the_key(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir)
+    _, config, run_dir = prepare(path)
+    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "verl_config.yaml"}
+    assert "DASHSCOPE_API_KEY" in (run_dir / "verl_config.yaml").read_text()  # named...
+    assert not any(SECRET in p.read_text() for p in run_dir.iterdir())  # ...never stored
+    (run_dir / "curriculum.sqlite").write_bytes(b"")  # a curriculum but no checkpoint to resume
+    with pytest.raises(ConfigError, match="holds a curriculum but no verl checkpoint"):
+        prepare(path)
+    prepare(path, overwrite=True)
+    assert not (run_dir / "curriculum.sqlite").exists()
+
+
+def test_launch_starts_ray_with_the_key_and_the_curriculum_actor(tmp_path, tiny_model_dir, monkeypatch):
+    """train_verl up to verl's TaskRunner, replaced by one that checks what a verl worker would find."""
+    import ray
+
+    monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))  # the workers import writing_rl
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **{"verl.ray_kwargs.ray_init.num_cpus": 2})
+
+    @ray.remote(num_cpus=0)
+    class ProbeRunner:
+        def run(self, config):
+            import asyncio
+            import os
+
+            from verl.trainer.ppo.checkpoint_callback import build_checkpoint_callback
+
+            from writing_rl.verl.curriculum_actor import connect_curriculum
+
+            assert os.environ["DASHSCOPE_API_KEY"] == SECRET  # passed by name to the workers
+            callback = build_checkpoint_callback(config)  # finds the actor by the recipe's name; nothing to restore
+            cur = connect_curriculum(config.reward.custom_reward_function.reward_kwargs.curriculum)
+            level = asyncio.run(cur.assign("u", "s", 2, 1))
+            asyncio.run(cur.report("u", "u/0", "s", 2, level, "win", 1))  # rollout.n = 1: decided at once
+            folder = os.path.join(config.trainer.default_local_dir, "global_step_1")
+            callback.on_save(trainer=None, global_step=1, checkpoint_dir=folder)
+            return folder
+
+    real_init = ray.init
+
+    def init_like_a_remote_cluster(*args, **kwargs):  # the workers get the key from runtime_env, not inherited
+        os.environ.pop("DASHSCOPE_API_KEY")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", init_like_a_remote_cluster)
+    run_dir = train_verl(path, task_runner_class=ProbeRunner)
+    assert not ray.is_initialized()  # shut down after the run
+    from writing_rl.curriculum import CurriculumStore
+
+    with CurriculumStore(run_dir / "curriculum.sqlite") as store:
+        assert store.levels() == {"s": 1}  # the actor wrote the run folder's store
+    assert (run_dir / CHECKPOINTS / "global_step_1" / "writing_rl_curriculum.json").is_file()
+    assert not any(SECRET in p.read_text(errors="ignore") for p in run_dir.rglob("*") if p.is_file())
