@@ -114,6 +114,7 @@ def test_grpo_recipe_has_groups_and_no_critic(tmp_path, tiny_model_dir):
         ({"verl.trainer.use_v1": False}, "verl.trainer.use_v1: must stay true"),
         ({"hydra_overrides": ["model_engine=nonsense"]}, "hydra_overrides:"),
         ({"curriculum_actor.forget_after_steps": 1, "curriculum_actor.flush_after_steps": 3}, "forget_after_steps"),
+        ({"judge.endpoint.max_concurrency": 3, "verl.reward.num_workers": 4}, "judge.endpoint.max_concurrency: 3 is"),
     ],
 )
 def test_bad_recipes_fail_with_one_line_naming_the_key(tmp_path, tiny_model_dir, changes, message):

@@ -158,3 +158,15 @@ def test_bad_reward_kwargs_are_one_line(kw, message):
     with pytest.raises(ConfigError) as err:
         settings_from_kwargs(kw)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_reward_workers_share_the_judges_total_concurrency():
+    """max_concurrency is the endpoint's total over verl's reward workers, as over ranks in the TRL engine."""
+    judge = {"endpoint": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_concurrency": 10}}
+    shares = [
+        verl_reward.worker_share(settings_from_kwargs({"judge": judge, "reward_workers": n})).endpoint.max_concurrency
+        for n in (1, 4, 10)
+    ]
+    assert shares == [10, 2, 1]  # 4 workers x 2 <= 10: never more than the total in flight
+    with pytest.raises(ConfigError, match="max_concurrency: 10 is the endpoint's total"):
+        verl_reward.worker_share(settings_from_kwargs({"judge": judge, "reward_workers": 11}))

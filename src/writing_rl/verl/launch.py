@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import ConfigError
 from ..curriculum import CurriculumConfig
+from ..endpoint.config import check_concurrency
 from ..eval.report import VERL_METRICS
 from ..judge import JudgeConfig
 from ..reward import RewardConfig
@@ -130,8 +131,10 @@ def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
         config.reward.custom_reward_function = {
             "path": fn_path,
             "name": fn_name,
-            "reward_kwargs": reward_kwargs(recipe),
+            "reward_kwargs": reward_kwargs(recipe) | {"reward_workers": int(config.reward.num_workers)},
         }
+        if recipe.judge.backend == "llm":  # each reward worker needs a share of the judge's total
+            check_concurrency(recipe.judge.endpoint, int(config.reward.num_workers), f"{source}: judge.endpoint")
         config.reward.reward_manager.source = "importlib"
         config.reward.reward_manager.name = manager_name
         config.reward.reward_manager.module.path = manager_path

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import ConfigError
 from ..data import Sample
+from ..endpoint.config import check_concurrency
 from ..judge import JudgeConfig, build_judge
 from ..reasons import ALL_REASONS
 from ..reward import PairReward, PairwiseReward, RewardConfig
@@ -64,6 +65,9 @@ class VerlRewardSettings(BaseModel):
     level: int = Field(-1, description="reference index without a curriculum, and for validation (-1: strongest)")
     curriculum: str | None = Field(None, description="the curriculum's name (Ray actor); null: fixed `level`")
     curriculum_factory: str = Field(DEFAULT_CURRICULUM_FACTORY, description="module:function(name) -> curriculum")
+    reward_workers: int = Field(
+        1, ge=1, description="verl's reward.num_workers: the judge's max_concurrency is their total, split evenly"
+    )
 
     @property
     def fallback(self) -> float:
@@ -136,12 +140,23 @@ REWARD_KEYS = (
 )
 
 
+def worker_share(settings: VerlRewardSettings) -> JudgeConfig:
+    """This reward worker's judge: `max_concurrency` is the endpoint's total over all `reward_workers` (as it is
+    over training ranks in the TRL engine), so each worker takes the quotient; workers do not know their index."""
+    judge, workers = settings.judge, settings.reward_workers
+    if judge.backend == "rule" or workers == 1:
+        return judge
+    check_concurrency(judge.endpoint, workers, "judge.endpoint")
+    share = judge.endpoint.model_copy(update={"max_concurrency": judge.endpoint.max_concurrency // workers})
+    return judge.model_copy(update={"endpoint": share})
+
+
 class VerlScorer:
     """One per worker process and settings: the judge client, its cache and the curriculum handle are reused."""
 
     def __init__(self, settings: VerlRewardSettings):
         self.settings = settings
-        self.reward = PairwiseReward(build_judge(settings.judge), settings.reward)
+        self.reward = PairwiseReward(build_judge(worker_share(settings)), settings.reward)
         self._curriculum: GroupCurriculum | None = None
 
     @property
