@@ -78,7 +78,7 @@ def forget_sanitised() -> None:
 
 def ours(base_url: str, items: list[Item], expected: list[str], concurrency: int, mode: str, workers: int) -> float:
     endpoint = EndpointConfig(base_url=base_url, model="fake-judge", max_concurrency=concurrency, timeout_s=120)
-    config = RewardConfig(prepare_workers=workers)
+    config = RewardConfig(prepare_workers=workers) if workers else RewardConfig()
     reward = PairwiseReward(PairwiseJudge(JudgeConfig(endpoint=endpoint, mode=mode)), config)
     forget_sanitised()
     started = time.perf_counter()

@@ -327,7 +327,7 @@ class Hit:
     replacement: str
 
 
-@lru_cache(maxsize=512)  # the screen and the sanitiser read the same answer (when not prepared elsewhere)
+@lru_cache(maxsize=4096)  # the screen and the sanitiser read the same answer, a batch apart
 def hits(text: str) -> tuple[Hit, ...]:
     """Every rule's matches in the folded text, in text order, mapped back to the original."""
     folded = fold(text)
