@@ -4,8 +4,10 @@ reward manager and reward function against the scripted judge, with the real cur
 Three steps of 3 groups x `rollout.n` = 3, each group split across both workers, reached the two ways verl 0.9.1
 reaches its reward workers (on samples of their own, one curriculum): one rollout per call with its `session_id`
 (the v1 agent loop) and whole batches without one (`compute_rm_score`, which pads 9 rows to 10 with a copy of
-the first). The store must hold what our plain `Curriculum` computes in the TRL engine's sequential order from
-the same verdicts, and re-sending a step (a retry) must face the same references and change nothing.
+the first). Each step is sent as a failing trainer would: a call that reported the first rollouts of every
+group only, that call again, then the whole step, then the whole step again. The store must hold what our plain
+`Curriculum` computes in the TRL engine's sequential order from the same verdicts: every retry faces the same
+references and adds no outcome and no promotion.
 """
 
 from __future__ import annotations
@@ -59,23 +61,29 @@ def sequential(tmp_path):
     return expected, store
 
 
-def step_rows(path: str, step: int) -> list:
+def step_rows(path: str, step: int, rollouts: range) -> list:
     """(sample, uid, answer, session_id) rows in verl's order (a group's rollouts adjacent); a fresh uid per group."""
     return [
         (SAMPLES[path][i], f"{path}-{step}-{i}", answer, r if path == "agent_loop" else None)
         for i, answers in PLAN[step - 1]
         for r, answer in enumerate(answers)
+        if r in rollouts
     ]
 
 
-def score(ray, manager, tokenizer: str, path: str, step: int) -> list[tuple[int, str | None]]:
+def only(rows: list, rollouts: range) -> list:
+    return [row for k, row in enumerate(rows) if k % N in rollouts]
+
+
+def score(ray, manager, tokenizer: str, path: str, step: int, rollouts: range = range(N)) -> list:
     """(level, verdict) per rollout of `step`, as verl's reward workers return them."""
-    data = batch(tokenizer, step_rows(path, step), step)
+    data = batch(tokenizer, step_rows(path, step, rollouts), step)
     # agent loop: one rollout per call; verl picks a worker at random, here rollout k of a group goes to k % 2
     if path == "agent_loop":
-        calls = [manager.reward_loop_workers[r % N % 2].compute_score.remote(data[r : r + 1]) for r in range(len(data))]
+        workers = [manager.reward_loop_workers[r % 2] for r in rollouts] * len(PLAN[step - 1])
+        calls = [w.compute_score.remote(data[k : k + 1]) for k, w in enumerate(workers)]
         infos = [out["reward_extra_info"] for out in ray.get(calls)]
-    else:  # one chunk per worker: rows 0-4 and 5-8 plus the padding copy of row 0, so every group spans both
+    else:  # one chunk per worker (9 rows: 0-4 and 5-8 plus the padding copy of row 0), so groups span both
         out = manager.compute_rm_score(data).non_tensor_batch
         infos = [{k: out[k][r] for k in ("level", "unknown", *OUTCOMES)} for r in range(len(data))]
     return [
@@ -100,15 +108,20 @@ def test_reward_workers_and_curriculum_actor_match_the_sequential_curriculum(ray
         manager = RewardLoopManager(
             verl_config(tiny_tokenizer, server, "e2e", "writing_rl.verl.curriculum_actor:connect_curriculum")
         )
+        levels_so_far: dict[str, int] = {}
         for step in (1, 2, 3):
             for path in PATHS:
                 judged, levels = expected[step, path]
-                got = score(ray, manager, tiny_tokenizer, path, step)
-                assert got == judged, path  # one level per group, the sequential one, and that level's reference
+                first = range(N - 1)
+                for _ in range(2):  # a call that reported the first rollouts of each group, and its retry
+                    assert score(ray, manager, tiny_tokenizer, path, step, first) == only(judged, first), path
+                assert ray.get(actor.levels.remote()) == levels_so_far, path  # no group complete yet
+                assert score(ray, manager, tiny_tokenizer, path, step) == judged, path  # the whole step, re-sent
                 assert ray.get(actor.levels.remote()) == levels, path
                 before = store()
-                assert score(ray, manager, tiny_tokenizer, path, step) == got, path  # a retry: the same levels...
-                assert store() == before, path  # ...and no outcome, no promotion
+                assert score(ray, manager, tiny_tokenizer, path, step) == judged, path  # once more...
+                assert store() == before, path  # ...adds no outcome and no promotion
+                levels_so_far = levels
         final = store()
         for path in PATHS:  # step 1 again, after step 3
             assert score(ray, manager, tiny_tokenizer, path, 1) == expected[1, path][0], path
