@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 CHAT_TEMPLATE = (
@@ -33,3 +36,19 @@ def tiny_tokenizer(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("tiny-tokenizer")
     tok.save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster per test module; its workers import `src` and the test helpers (tests/, tests/verl)."""
+    ray = pytest.importorskip("ray")
+    here = Path(__file__).parent
+    path = os.pathsep.join(str(p.resolve()) for p in (here.parent.parent / "src", here.parent, here))
+    ray.init(
+        num_cpus=4,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}},
+    )
+    yield ray
+    ray.shutdown()

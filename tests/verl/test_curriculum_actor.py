@@ -3,7 +3,6 @@
 import asyncio
 import json
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,8 +10,6 @@ import pytest
 
 from writing_rl.curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from writing_rl.verl.groups import CurriculumGroups, GroupSample, GroupSettings
-
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def groups(tmp_path, group_size=4, metrics=True, **cfg) -> CurriculumGroups:
@@ -192,20 +189,6 @@ def test_curriculum_show_and_report_read_a_verl_run(tmp_path):
 
 
 # -- the Ray actor ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
-    ray.init(
-        num_cpus=4,
-        include_dashboard=False,
-        namespace="writing-rl-actor-tests",
-        runtime_env={"env_vars": {"PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}},
-    )
-    yield ray
-    ray.shutdown()
 
 
 def reward_worker(actor_name: str, rollouts: list, duplicate_every: int) -> list:

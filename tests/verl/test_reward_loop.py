@@ -3,84 +3,16 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import fake_curriculum
-import numpy as np
 import pytest
-import torch
 from fake_openai import FakeOpenAIServer
-from omegaconf import OmegaConf
+from reward_batches import batch, verl_config
 from scripted_judge import SAMPLE, judge_by_goods
 
-from writing_rl.data import Sample
 from writing_rl.verl import reward as verl_reward
-from writing_rl.verl.export import verl_row
 from writing_rl.verl.reward import REWARD_KEYS
 
-PROMPT_LEN, RESPONSE_LEN = 4, 6
 SAMPLES = [SAMPLE, SAMPLE.model_copy(update={"id": 2}), SAMPLE.model_copy(update={"id": 3})]
-
-
-def verl_config(tokenizer: str, server: FakeOpenAIServer, curriculum: str, factory: str, workers: int = 2):
-    """verl 0.9.1's full default trainer config, with our reward function and manager set as a user would."""
-    import verl
-
-    config = OmegaConf.load(Path(verl.__file__).parent / "trainer/config/_generated_ppo_trainer.yaml")
-    config.actor_rollout_ref.model.path = tokenizer
-    config.reward.num_workers = workers
-    config.reward.custom_reward_function = {
-        "path": "pkg://writing_rl.verl.reward",
-        "name": "compute_score",
-        "reward_kwargs": {
-            "judge": {"endpoint": {"base_url": server.base_url, "model": "fake", "max_retries": 0, "timeout_s": 60}},
-            "reward": {"win": 1.1, "tie": 0.55, "loss": 0.1},
-            "curriculum": curriculum,
-            "curriculum_factory": factory,
-        },
-    }
-    config.reward.reward_manager.source = "importlib"
-    config.reward.reward_manager.name = "WritingRewardManager"
-    config.reward.reward_manager.module.path = "pkg://writing_rl.verl.reward_manager"
-    return config
-
-
-def batch(tokenizer: str, rows: list[tuple[Sample, str, str, int]], step: int):  # type: ignore[no-untyped-def]
-    """A DataProto as verl's v1 agent loop hands it to a reward worker: (sample, uid, answer, session_id) rows."""
-    from transformers import AutoTokenizer
-    from verl import DataProto
-
-    tok = AutoTokenizer.from_pretrained(tokenizer)
-    prompts, responses, masks = [], [], []
-    for sample, _, answer, _ in rows:
-        p = tok.encode(sample.prompt_text, add_special_tokens=False)[-PROMPT_LEN:]
-        r = tok.encode(answer, add_special_tokens=False)[:RESPONSE_LEN]
-        prompts.append([tok.pad_token_id] * (PROMPT_LEN - len(p)) + p)
-        responses.append(r + [tok.pad_token_id] * (RESPONSE_LEN - len(r)))
-        masks.append([0] * (PROMPT_LEN - len(p)) + [1] * (len(p) + len(r)) + [0] * (RESPONSE_LEN - len(r)))
-    exported = [verl_row(s, i, "train") for i, (s, *_) in enumerate(rows)]
-
-    def objects(values: list) -> np.ndarray:
-        out = np.empty(len(values), dtype=object)
-        out[:] = values
-        return out
-
-    return DataProto.from_dict(
-        tensors={
-            "prompts": torch.tensor(prompts),
-            "responses": torch.tensor(responses),
-            "attention_mask": torch.tensor(masks),
-        },
-        non_tensors={
-            "data_source": objects([e["data_source"] for e in exported]),
-            "reward_model": objects([e["reward_model"] for e in exported]),
-            "extra_info": objects([e["extra_info"] for e in exported]),
-            "uid": objects([uid for _, uid, _, _ in rows]),
-            "session_id": np.array([sid for *_, sid in rows]),
-            "global_steps": np.array([step] * len(rows)),
-        },
-    )
 
 
 async def test_manager_passes_group_rollout_and_step_to_the_reward(tiny_tokenizer):
@@ -104,19 +36,25 @@ async def test_manager_passes_group_rollout_and_step_to_the_reward(tiny_tokenize
     assert (report["uid"], report["rollout_id"], report["step"], report["outcome"]) == ("uid-a", "1", 7, "win")
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    here = Path(__file__).parent
-    path = os.pathsep.join(str(p.resolve()) for p in (here.parent.parent / "src", here.parent, here))
-    ray.init(
-        num_cpus=4,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}},
-    )
-    yield ray
-    ray.shutdown()
+def test_batch_path_rollout_id_is_the_response(tiny_tokenizer):
+    """Without verl's session id, a rollout is known by its response tokens: a retried batch and the copies
+    `compute_rm_score` pads with report the ids they had; only token-identical responses share one."""
+    from verl.protocol import pad_dataproto_to_divisor
+
+    from writing_rl.verl.reward_manager import rollout_identity
+
+    def ids(data) -> list[str]:  # type: ignore[no-untyped-def]
+        return [rollout_identity(data[i : i + 1])["rollout_id"] for i in range(len(data))]
+
+    answers = ["good good", "good", "a note", "good good"]
+    data = batch(tiny_tokenizer, [(SAMPLE, "g", a, None) for a in answers], step=1)
+    first = ids(data)
+    assert len(set(first[:3])) == 3 and first[3] == first[0]
+    assert ids(batch(tiny_tokenizer, [(SAMPLE, "g", a, None) for a in answers], step=1)) == first  # a retry
+    padded, pad = pad_dataproto_to_divisor(data[:3], 2)
+    assert pad == 1 and ids(padded) == [*first[:3], first[0]]  # the padding copy of row 0 is row 0
+    with_sessions = batch(tiny_tokenizer, [(SAMPLE, "g", a, i) for i, a in enumerate(answers)], step=1)
+    assert ids(with_sessions) == ["0", "1", "2", "3"]  # verl's session id wins where it is given
 
 
 def test_reward_loop_manager_with_two_workers_scores_a_batch(ray_cluster, tiny_tokenizer):

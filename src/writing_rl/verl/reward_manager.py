@@ -11,7 +11,11 @@ belongs to and which rollout of the group it is, so this manager adds, from the 
   rollouts share it),
 - `rollout_id`: the rollout's `session_id` (0..n-1 within the group; verl's v1 agent loop sets it), so a
   retried call reports the same id and cannot count twice. Rows without one (the batch path,
-  `RewardLoopManager.compute_rm_score`) get a fresh random id: they are scored exactly once,
+  `RewardLoopManager.compute_rm_score`) carry nothing else that tells a group's rollouts apart: verl repeats
+  the prompt's row `rollout.n` times (same `uid`, `index`, `extra_info`) and the worker gets each row alone,
+  without its position. Their id is a digest of the response tokens, so a retried batch and the copies of
+  the first rows that `compute_rm_score` pads the batch with report the same ids and count once; two
+  rollouts of one group with token-identical responses count once too (the group then waits for its flush),
 - `global_steps`: the training step (a row field in the v1 agent loop, else the batch's `meta_info`).
 
 This module imports verl at load time: verl loads it, in the `verl` environment only.
@@ -19,9 +23,10 @@ This module imports verl at load time: verl loads it, in the `verl` environment 
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from typing import Any
 
+import torch
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
@@ -29,6 +34,17 @@ from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManage
 def _scalar(value: Any) -> Any:
     """numpy scalars (what DataProto rows hold) to Python values."""
     return value.item() if hasattr(value, "item") else value
+
+
+def response_ids(data: DataProto) -> torch.Tensor:
+    """The single row's response tokens without padding."""
+    ids = data[0].batch["responses"]
+    return ids[: int(data[0].batch["attention_mask"][-ids.shape[-1] :].sum())]
+
+
+def response_digest(ids: torch.Tensor) -> str:
+    """The batch path's rollout id: the same response tokens, the same id (see the module docstring)."""
+    return "response-" + hashlib.blake2b(ids.to(torch.int64).numpy().tobytes(), digest_size=12).hexdigest()
 
 
 def rollout_identity(data: DataProto) -> dict[str, Any]:
@@ -39,7 +55,7 @@ def rollout_identity(data: DataProto) -> dict[str, Any]:
     step = row.get("global_steps", data.meta_info.get("global_steps"))
     return {
         "uid": None if uid is None else str(_scalar(uid)),
-        "rollout_id": str(_scalar(session)) if session is not None else uuid.uuid4().hex,
+        "rollout_id": str(_scalar(session)) if session is not None else response_digest(response_ids(data)),
         "global_steps": None if step is None else int(_scalar(step)),
     }
 
@@ -50,11 +66,8 @@ class WritingRewardManager(NaiveRewardManager):
     async def run_single(self, data: DataProto) -> dict:
         data = data[-1:]  # as verl's naive manager: a multi-turn output is scored on its last sequence
         item = data[0]
-        response_ids = item.batch["responses"]
-        valid = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
-        text = await self.loop.run_in_executor(
-            None, lambda: self.tokenizer.decode(response_ids[:valid], skip_special_tokens=True)
-        )
+        ids = response_ids(data)
+        text = await self.loop.run_in_executor(None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True))
         kwargs = {
             "data_source": item.non_tensor_batch["data_source"],
             "solution_str": text,
