@@ -115,6 +115,7 @@ def test_grpo_recipe_has_groups_and_no_critic(tmp_path, tiny_model_dir):
         ({"hydra_overrides": ["model_engine=nonsense"]}, "hydra_overrides:"),
         ({"curriculum_actor.forget_after_steps": 1, "curriculum_actor.flush_after_steps": 3}, "forget_after_steps"),
         ({"judge.endpoint.max_concurrency": 3, "verl.reward.num_workers": 4}, "judge.endpoint.max_concurrency: 3 is"),
+        ({"verl.reward.reward_model.enable": True}, "verl.reward.reward_model.enable: a colocated reward model"),
     ],
 )
 def test_bad_recipes_fail_with_one_line_naming_the_key(tmp_path, tiny_model_dir, changes, message):

@@ -151,6 +151,12 @@ def validate(config: Any, source: str = "recipe") -> None:
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
+    rm = config.reward.reward_model
+    if rm.enable and not rm.get("enable_resource_pool", False):
+        raise ConfigError(
+            f"{source}: verl.reward.reward_model.enable: a colocated reward model sends the reward rows without "
+            "data_source, uid or extra_info, which the judge reward needs (set enable_resource_pool: true or leave it off)"
+        )
     if not config.trainer.use_v1:
         raise ConfigError(
             f"{source}: verl.trainer.use_v1: must stay true (only the v1 trainer calls checkpoint callbacks)"
