@@ -339,7 +339,8 @@ async def test_transformers_generator_generates_once_and_reuses(tmp_path, tiny_m
 
 
 def test_resume_uses_the_given_folder_and_skips_incomplete_checkpoints(tmp_path, monkeypatch):
-    from writing_rl.train import _trim_steps, last_checkpoint, resume_config
+    from writing_rl.jsonl import trim_steps
+    from writing_rl.train import last_checkpoint, resume_config
 
     run = tmp_path / "moved-run"
     (run / "checkpoint-2").mkdir(parents=True)
@@ -351,7 +352,7 @@ def test_resume_uses_the_given_folder_and_skips_incomplete_checkpoints(tmp_path,
     assert resume_config(run).output_dir == str(run)
     metrics = run / "metrics.jsonl"
     metrics.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "rew')  # last line cut by a kill
-    _trim_steps(metrics, 2)
+    trim_steps(metrics, 2)
     assert metrics.read_text() == '{"step": 1}\n{"step": 2}\n'
 
 

@@ -74,3 +74,17 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+def trim_steps(path: Path, up_to_step: int) -> None:
+    """On resume, drop the metric and rollout lines of steps the checkpoint never saw (and half-written lines)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= up_to_step:
+                keep.append(line)
+        except json.JSONDecodeError:  # a line half-written when the process was killed
+            continue
+    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")

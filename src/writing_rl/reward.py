@@ -62,6 +62,15 @@ class RewardConfig(BaseModel):
         return self
 
 
+class ExtraRewards(BaseModel):
+    """Rule-based parts added to the pairwise reward (both engines)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    length_weight: float = Field(0.0, ge=0, description="weight of the LongBench-Write length score (0..1) vs `length`")
+    repetition_weight: float = Field(0.0, ge=0, description="weight of the repeated-4-gram share, subtracted")
+
+
 @dataclass(frozen=True)
 class PairReward:
     """Reward of one policy answer against one reference; `reward is None` means unknown.

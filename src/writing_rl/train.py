@@ -10,7 +10,6 @@ when the embedded judge is used.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import time
@@ -27,24 +26,17 @@ from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, SampleFileError, load_samples
 from .endpoint import EndpointError
 from .endpoint.config import check_concurrency
-from .jsonl import JsonlFileError, read_jsonl
+from .jsonl import JsonlFileError, read_jsonl, trim_steps
 from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .judge.cache import JudgeCache, rank_cache_path
 from .judge.judgement import Judge
 from .models import EMBEDDED_MODEL, resolve_model
-from .reward import PairwiseReward, RewardConfig
+from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
 
 DEMO_DATASET = "demo"
 DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
 DEMO_CONFIG = files("writing_rl") / "assets" / "demo.yaml"
-
-
-class ExtraRewards(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    length_weight: float = Field(0.0, ge=0, description="weight of the LongBench-Write length score (0..1) vs `length`")
-    repetition_weight: float = Field(0.0, ge=0, description="weight of the repeated-4-gram share, subtracted")
 
 
 class GRPOSettings(BaseModel):
@@ -213,21 +205,7 @@ def restore_from_checkpoint(run_dir: Path, checkpoint: Path) -> None:
     with CurriculumStore(run_dir / "curriculum.sqlite") as store:
         store.load_snapshot(snapshot)
     for name in ("metrics.jsonl", ROLLOUTS_FILE):
-        _trim_steps(run_dir / name, int(checkpoint.name.split("-")[1]))
-
-
-def _trim_steps(path: Path, up_to_step: int) -> None:
-    """On resume, drop metric and rollout lines from steps the checkpoint never saw."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= up_to_step:
-                keep.append(line)
-        except json.JSONDecodeError:  # a line half-written when the process was killed
-            continue
-    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        trim_steps(run_dir / name, int(checkpoint.name.split("-")[1]))
 
 
 def is_run_folder(run_dir: Path) -> bool:

@@ -233,9 +233,9 @@ class CurriculumGroups:
         self.step = self.logged_step = int(snapshot["step"])
         self.counts = StepCounts()
         if self.metrics_path is not None:
-            from ..train import _trim_steps
+            from ..jsonl import trim_steps
 
-            _trim_steps(self.metrics_path, self.step)
+            trim_steps(self.metrics_path, self.step)
 
     def levels(self) -> dict[str, int]:
         return self.curriculum.store.levels()

@@ -32,8 +32,7 @@ from ..curriculum import CurriculumConfig
 from ..endpoint.config import check_concurrency
 from ..eval.report import VERL_METRICS
 from ..judge import JudgeConfig
-from ..reward import RewardConfig
-from ..train import ExtraRewards
+from ..reward import ExtraRewards, RewardConfig
 from .groups import DEFAULT_ACTOR_NAME, FlushSettings
 
 REWARD_FUNCTION = ("pkg://writing_rl.verl.reward", "compute_score")

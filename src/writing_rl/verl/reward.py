@@ -41,9 +41,8 @@ from ..data import Sample
 from ..endpoint.config import check_concurrency
 from ..judge import JudgeConfig, build_judge
 from ..reasons import ALL_REASONS
-from ..reward import PairReward, PairwiseReward, RewardConfig
+from ..reward import ExtraRewards, PairReward, PairwiseReward, RewardConfig
 from ..text_metrics import count_length, length_score, repetition_ratio
-from ..train import ExtraRewards
 from .contract import GroupCurriculum
 from .export import sample_from_extra_info
 
