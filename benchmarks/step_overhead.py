@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import multiprocessing
 import os
 import statistics
@@ -72,9 +73,10 @@ def build_tiny_model(out: Path, hidden_size: int, layers: int) -> str:
     return str(out)
 
 
-def step_timer(my_turn: Any, their_turn: Any, they_ended: Any):  # type: ignore[no-untyped-def]
+def step_timer(my_turn: Any, their_turn: Any, they_ended: Any, profiler: cProfile.Profile | None = None):  # type: ignore[no-untyped-def]
     """A callback that waits for this arm's turn before each optimizer step (unless the other arm has
-    ended), hands the turn over after it, and keeps each step's wall and CPU seconds, logging included."""
+    ended), hands the turn over after it, and keeps each step's wall and CPU seconds, logging included.
+    With a profiler, it profiles every step but the first."""
     from transformers import TrainerCallback
 
     def now() -> Timing:
@@ -91,6 +93,8 @@ def step_timer(my_turn: Any, their_turn: Any, they_ended: Any):  # type: ignore[
                 pass
 
         def close(self) -> None:
+            if profiler is not None:
+                profiler.disable()
             if self.begin is not None and self.end is not None:
                 self.steps.append(Timing(self.end.wall - self.begin.wall, self.end.cpu - self.begin.cpu))
                 their_turn.release()
@@ -99,6 +103,8 @@ def step_timer(my_turn: Any, their_turn: Any, they_ended: Any):  # type: ignore[
         def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
             self.close()
             self.wait_for_turn()
+            if profiler is not None and self.steps:
+                profiler.enable()
             self.begin = now()
 
         def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
@@ -177,7 +183,9 @@ def run_ours(cfg: Any, run_dir: Path, timer: Any) -> None:
 ARMS = {"trl": run_trl, "ours": run_ours}
 
 
-def arm_process(arm: str, cfg: Any, run_dir: Path, threads: int, turns: dict, ended: dict, out: Any) -> None:
+def arm_process(
+    arm: str, cfg: Any, run_dir: Path, threads: int, turns: dict, ended: dict, out: Any, profile: Path | None
+) -> None:
     """One arm in its own process: train, taking turns with the other arm, and send back the step times."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -186,7 +194,8 @@ def arm_process(arm: str, cfg: Any, run_dir: Path, threads: int, turns: dict, en
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()
     other = next(a for a in ARMS if a != arm)
-    timer = step_timer(turns[arm], turns[other], ended[other])
+    profiler = cProfile.Profile() if profile else None
+    timer = step_timer(turns[arm], turns[other], ended[other], profiler)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the trainers print their logs; the table goes to stdout
             ARMS[arm](cfg, run_dir, timer)
@@ -194,6 +203,9 @@ def arm_process(arm: str, cfg: Any, run_dir: Path, threads: int, turns: dict, en
     finally:
         ended[arm].set()  # never leave the other arm waiting, even after a failure
         out.put((arm, timer.steps))
+        if profiler is not None and profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(profile / f"{arm}.prof")
 
 
 def overhead(ours: float, trl: float) -> str:
@@ -233,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS and torch threads, both arms")
     parser.add_argument("--tiny-hidden", type=int, default=64, help="hidden size of the tiny model")
     parser.add_argument("--tiny-layers", type=int, default=2, help="layers of the tiny model")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write each arm's cProfile of its timed steps here (trl.prof, ours.prof); "
+        "profiling slows the steps, so the table of such a run is no overhead measurement",
+    )
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps must be at least 2 (the first step is warm-up)")
@@ -249,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cfg = bench_config(args, model)
         procs = [
-            ctx.Process(target=arm_process, args=(arm, cfg, work / arm, args.threads, turns, ended, out))
+            ctx.Process(target=arm_process, args=(arm, cfg, work / arm, args.threads, turns, ended, out, args.profile))
             for arm in ARMS
         ]
         for proc in procs:
@@ -258,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         for proc in procs:
             proc.join()
     ended_load = load_average()
-    failed = [arm for arm, proc in zip(ARMS, procs) if proc.exitcode]
-    if failed or any(len(results[arm]) != args.steps for arm in ARMS):
-        print(f"error: arm(s) {', '.join(failed) or 'all'} did not complete {args.steps} steps", file=sys.stderr)
+    failed = [arm for arm, proc in zip(ARMS, procs) if proc.exitcode or len(results[arm]) != args.steps]
+    if failed:
+        print(f"error: {', '.join(failed)} did not time {args.steps} steps (see above)", file=sys.stderr)
         return 1
     for arm in ARMS:
         print(f"# {arm}, wall s per step: " + " ".join(f"{t.wall:.3f}" for t in results[arm]), file=sys.stderr)
