@@ -13,10 +13,10 @@ import contextlib
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,9 @@ from .judge.judgement import Judge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
 
 DEMO_DATASET = "demo"
 DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
@@ -252,8 +255,13 @@ def run_folder_problem(
     )
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
-    """Run (or resume) training; returns the run folder. `overwrite` deletes an earlier run in the folder first."""
+def train(
+    cfg: TrainConfig, resume: bool = False, overwrite: bool = False, callbacks: Sequence[TrainerCallback] = ()
+) -> Path:
+    """Run (or resume) training; returns the run folder. `overwrite` deletes an earlier run in the folder first.
+
+    `callbacks` are extra `transformers.TrainerCallback`s, run after ours (e.g. the step timer of
+    `benchmarks/step_overhead.py`); the CLI passes none."""
     from .engines.trl_version import check_trl
 
     check_trl()  # before anything is written: an untested TRL could train unknown verdicts as losses
@@ -315,7 +323,11 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
             reward_funcs=[writing_reward],
             args=grpo_args(cfg, run_dir),
             train_dataset=to_trl_dataset(samples),
-            callbacks=[CurriculumCheckpointCallback(curriculum), MetricsJsonlCallback(run_dir / "metrics.jsonl")],
+            callbacks=[
+                CurriculumCheckpointCallback(curriculum),
+                MetricsJsonlCallback(run_dir / "metrics.jsonl"),
+                *callbacks,
+            ],
             writing_reward=writing_reward,
             rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
             unknown_guard=UnknownRewardGuard(cfg.max_unknown_steps, where),
