@@ -45,34 +45,6 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def build_tiny_model(out: Path, hidden_size: int, layers: int) -> str:
-    """A small Llama with random weights and SmolLM2's real tokenizer (read from the shipped GGUF)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
-
-    from writing_rl.server import embedded_gguf_path
-
-    gguf = embedded_gguf_path()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 def step_timer(my_turn: Any, their_turn: Any, they_ended: Any, profiler: cProfile.Profile | None = None):  # type: ignore[no-untyped-def]
     """A callback that waits for this arm's turn before each optimizer step (unless the other arm has
     ended), hands the turn over after it, and keeps each step's wall and CPU seconds, logging included.
@@ -262,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     out = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="step-overhead-") as tmp:
         work = Path(tmp)
+        from writing_rl.models import build_tiny_llama
+
         model = (
-            build_tiny_model(work / "model", args.tiny_hidden, args.tiny_layers) if args.model == TINY else args.model
+            build_tiny_llama(work / "model", args.tiny_hidden, args.tiny_layers) if args.model == TINY else args.model
         )
         cfg = bench_config(args, model)
         procs = [

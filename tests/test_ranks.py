@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAIServer, chat_reply
+from torchrun import run_two_ranks
 
 from writing_rl.config import ConfigError
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.engines.rank_metrics import combine_ranks
 from writing_rl.judge.cache import JudgeCache, rank_cache_path
-from writing_rl.server import free_port
 
 WORKER = Path(__file__).with_name("rank_worker.py")
 
@@ -101,28 +101,9 @@ def test_an_exclusive_cache_uses_no_shared_memory_and_locks_other_processes_out(
 
 # -- two real processes ---------------------------------------------------------------------------------
 def run_ranks(tmp_path: Path, base_url: str, total: int, n_pairs: int) -> list[dict]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(free_port()),
-            str(WORKER),
-            base_url,
-            str(total),
-            str(tmp_path / "run"),
-            str(tmp_path),
-            str(n_pairs),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    run_two_ranks(
+        WORKER, base_url, str(total), str(tmp_path / "run"), str(tmp_path), str(n_pairs), env={"OMP_NUM_THREADS": "1"}
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
 
 

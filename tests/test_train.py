@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from fake_openai import FakeOpenAIServer, chat_reply  # noqa: E402
+from torchrun import run_two_ranks  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from writing_rl.cli import app  # noqa: E402
@@ -239,25 +240,7 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
         cfg.judge.endpoint.max_concurrency = 2  # in all: one request in flight per rank
         cfg_path = tmp_path / "train.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
-        result = subprocess.run(
-            # torchrun: accelerate's own launcher needs MPI for several CPU processes
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                "2",
-                "--master_port",
-                str(free_port()),
-                str(probe),
-                str(cfg_path),
-                str(tmp_path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        run_two_ranks(probe, str(cfg_path), str(tmp_path))
     assert server.peak_in_flight <= 2  # each rank has 2 completions to judge: per-process limits allow 4
     run = Path(cfg.output_dir)
     # the judge metrics of each step are totals over both ranks

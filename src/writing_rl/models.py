@@ -59,3 +59,30 @@ def resolve_model(name_or_path: str) -> str:
     if name_or_path == EMBEDDED_MODEL:
         return str(embedded_checkpoint())
     return name_or_path
+
+
+def build_tiny_llama(out: str | Path, hidden_size: int = 16, layers: int = 2) -> str:
+    """A small Llama with random weights and SmolLM2's real tokenizer (read from the shipped GGUF), saved to
+    `out`: a model that trains in seconds on a CPU, for tests and benchmarks, fetched from nowhere."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    gguf = embedded_gguf_path()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)

@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import ConfigError
 from ..data import Sample
-from ..endpoint.config import check_concurrency
 from ..judge import JudgeConfig, build_judge
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairReward, PairwiseReward, RewardConfig
@@ -141,13 +140,12 @@ REWARD_KEYS = (
 
 def worker_share(settings: VerlRewardSettings) -> JudgeConfig:
     """This reward worker's judge: `max_concurrency` is the endpoint's total over all `reward_workers` (as it is
-    over training ranks in the TRL engine), so each worker takes the quotient; workers do not know their index."""
+    over training ranks in the TRL engine). Workers do not know their index, so each takes the last rank's
+    share, the quotient: together they never exceed the total."""
     judge, workers = settings.judge, settings.reward_workers
     if judge.backend == "rule" or workers == 1:
         return judge
-    check_concurrency(judge.endpoint, workers, "judge.endpoint")
-    share = judge.endpoint.model_copy(update={"max_concurrency": judge.endpoint.max_concurrency // workers})
-    return judge.model_copy(update={"endpoint": share})
+    return judge.model_copy(update={"endpoint": judge.endpoint.for_rank(workers - 1, workers, "judge.endpoint")})
 
 
 class VerlScorer:
