@@ -7,8 +7,10 @@ published pattern (12 threads, one blocking call per sample), side by side in on
 Each row (calls x concurrency x latency in seconds) starts its own loopback fake judge
 (`fake_judge_server.py`, another process, as a real judge is). "ours" is
 `PairwiseReward.score_batch_sync` in `reference_first` order with `max_concurrency` = the row's
-concurrency, on a fresh judge (so it opens its connections and asks `/models` once, as the first
-step of a run does); "ideal" is ceil(calls / concurrency) x latency, what the judge alone needs.
+concurrency, timed for two training steps of new answers on one judge: the first step on a fresh
+judge (it starts its HTTP client, opens its connections and asks `/models`, as the first step of a
+run does), the next on the same judge, as every later step of a run; the sanitiser's memos are
+emptied before each. "ideal" is ceil(calls / concurrency) x latency, what the judge alone needs.
 Every verdict is checked against the one the fake judge gives for that prompt (the longer answer
 wins), so a fast but wrong reward path fails the run instead of posting a number.
 """
@@ -29,7 +31,7 @@ from fake_judge_server import fake_judge  # a sibling script
 
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, PairwiseTemplate, Verdict, parse_verdict
-from writing_rl.judge.sanitize import hits, sanitize
+from writing_rl.judge.sanitize import hits, rule_prefilter, sanitize
 from writing_rl.judge.screen import screen
 from writing_rl.reward import PairwiseReward, RewardConfig
 
@@ -76,20 +78,25 @@ def forget_sanitised() -> None:
         cached.cache_clear()
 
 
-def ours(base_url: str, items: list[Item], expected: list[str], concurrency: int, mode: str, workers: int) -> float:
+def ours(
+    base_url: str, batches: list[tuple[list[Item], list[str]]], concurrency: int, mode: str, workers: int
+) -> list[float]:
+    """Seconds per batch, each batch a training step's rewards, on one judge created for the first."""
     endpoint = EndpointConfig(base_url=base_url, model="fake-judge", max_concurrency=concurrency, timeout_s=120)
     config = RewardConfig(prepare_workers=workers) if workers else RewardConfig()
     reward = PairwiseReward(PairwiseJudge(JudgeConfig(endpoint=endpoint, mode=mode)), config)
-    forget_sanitised()
-    started = time.perf_counter()
-    results = reward.score_batch_sync(items)
-    seconds = time.perf_counter() - started
+    timings = []
+    for items, expected in batches:
+        forget_sanitised()
+        started = time.perf_counter()
+        results = reward.score_batch_sync(items)
+        timings.append(time.perf_counter() - started)
+        wrong = sum(r.outcome != e for r, e in zip(results, expected))
+        if wrong:
+            first = next(r for r, e in zip(results, expected) if r.outcome != e)
+            raise SystemExit(f"{wrong} of {len(items)} rewards are wrong ({mode}); first: {first.missing_detail}")
     reward.close()
-    wrong = sum(r.outcome != e for r, e in zip(results, expected))
-    if wrong:
-        first = next(r for r, e in zip(results, expected) if r.outcome != e)
-        raise SystemExit(f"{wrong} of {len(items)} rewards are wrong ({mode}); first: {first.missing_detail}")
-    return seconds
+    return timings
 
 
 def baseline(base_url: str, items: list[Item], expected: list[str]) -> float:
@@ -129,27 +136,32 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the 12-thread baseline (slow rows)")
     args = parser.parse_args()
 
-    print(f"# reward path vs the judge-bound ideal; aiohttp {version('aiohttp')}, Python {sys.version.split()[0]}")
+    rule_prefilter()  # built once per process (loaded from the user cache), as in a training run: not timed
+    print(
+        f"# reward path vs the judge-bound ideal; pyreqwest {version('pyreqwest')}, hyperscan {version('hyperscan')}, "
+        f"Python {sys.version.split()[0]}"
+    )
     print(
         f"# load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.words} words per reference, "
         f"groups of {args.group} completions per prompt; prepare_workers={args.prepare_workers}"
     )
-    print("| mode | calls | concurrency | latency | ideal | ours | of ideal | 12-thread baseline | ours vs baseline |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| mode | calls | concurrency | latency | ideal | ours, first step | of ideal | ours, next step | of ideal "
+        "| 12-thread baseline | first step vs baseline |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in args.rows:
         calls, concurrency, latency = (f(x) for f, x in zip((int, int, float), row.split("x")))
         ideal = math.ceil(calls / concurrency) * latency
-        items, expected = make_items(calls, args.words, args.group)
+        steps = [make_items(calls, args.words, args.group, seed=step) for step in range(2)]
         with fake_judge(latency) as base_url:
-            timings = {
-                mode: ours(base_url, items, expected, concurrency, mode, args.prepare_workers) for mode in args.modes
-            }
-            base = None if args.no_baseline else baseline(base_url, items, expected)
-        for mode, seconds in timings.items():
-            base_cells = f"{base:.2f} s | {base / seconds:.1f}x" if base else "- | -"
+            timings = {mode: ours(base_url, steps, concurrency, mode, args.prepare_workers) for mode in args.modes}
+            base = None if args.no_baseline else baseline(base_url, *steps[0])
+        for mode, (first, warm) in timings.items():
+            base_cells = f"{base:.2f} s | {base / first:.1f}x" if base else "- | -"
             print(
-                f"| {mode} | {calls} | {concurrency} | {latency} s | {ideal:.2f} s | {seconds:.2f} s "
-                f"| {ideal / seconds:.2f}x | {base_cells} |",
+                f"| {mode} | {calls} | {concurrency} | {latency} s | {ideal:.2f} s | {first:.2f} s | {ideal / first:.2f}x "
+                f"| {warm:.2f} s | {ideal / warm:.2f}x | {base_cells} |",
                 flush=True,
             )
     print(f"# load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -12,12 +12,9 @@ import os
 from pathlib import Path
 
 from .server import embedded_gguf_path
+from .user_cache import cache_dir
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("WRITING_RL_CACHE", Path.home() / ".cache" / "writing-rl"))
 
 
 def embedded_checkpoint(target: Path | None = None) -> Path:

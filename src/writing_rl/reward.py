@@ -170,10 +170,15 @@ class PairwiseReward:
         value = self._value("loss") if penalized else None
         return injection, PairReward(value, "loss" if penalized else None, (), (), injection)
 
-    async def _judge(self, item: PairItem, order: Order) -> Judgement:
-        question, policy, reference, criteria, *rest = item
+    @staticmethod
+    def _call_args(item: PairItem, order: Order) -> tuple[str, str, str, str | None]:
+        question, policy, reference, criteria, *_ = item
         first, second = (reference, policy) if order == "reference_first" else (policy, reference)
-        return await self.judge.judge(question, first, second, criteria, rest[0] if rest else None)
+        return question, first, second, criteria
+
+    async def _judge(self, item: PairItem, order: Order) -> Judgement:
+        sample = item[4] if len(item) > 4 else None
+        return await self.judge.judge(*self._call_args(item, order), sample)
 
     def _combine(self, judgements: Sequence[Judgement], injection: Injection | None) -> PairReward:
         orders = self.orders
@@ -202,11 +207,12 @@ class PairwiseReward:
 
         Calls leave grouped: for each run of items that share a question and reference (a GRPO group),
         all its `reference_first` calls, then its `policy_first` ones, so the prompts a server sees in a
-        row share everything up to the policy answer and its prefix cache hits. They are prepared
-        (screened, sanitised, fitted) just ahead of the judge rather than all before the first call: as
-        many workers as the judge takes calls at once, each preparing its next call as its last returns,
-        so the CPU work overlaps the other calls in flight. (Twice as many workers, preparing a wave
-        ahead, measured no faster: the extra wave's preparation delays the first calls.)"""
+        row share everything up to the policy answer and its prefix cache hits. As many workers as the
+        judge takes calls at once each take the next call as its last one returns. The CPU work before a
+        call (the screen and, for an LLM judge, `judge.prepare`: sanitising and fitting its prompt) is
+        done ahead by a prefetcher that runs between replies, at most one wave ahead, so a returning
+        worker only sends: the wait for the judge hides that work instead of each wave paying it (more
+        workers, each preparing a wave ahead, measured slower: the extra wave delayed the first calls)."""
         if self._preparer is not None:
             await self._preparer.prime(text for item in items for text in (item[1], item[2]))
         results: list[PairReward | None] = [None] * len(items)
@@ -215,13 +221,32 @@ class PairwiseReward:
         calls = [(i, k) for run in _runs(items) for k in range(len(orders)) for i in run]
         judgements: dict[int, list[Judgement | None]] = {i: [None] * len(orders) for i in range(len(items))}
         bar = tqdm(total=len(items), desc="judging", unit="pair", disable=not progress)
-        pending = iter(calls)  # shared by the workers: each call is taken once
+        window = max(1, getattr(self.judge, "max_concurrency", DEFAULT_WINDOW))
+        pending = iter(enumerate(calls))  # shared by the workers: each call is taken once
+        taken = -1  # the position in `calls` of the last call a worker took
+        advanced = asyncio.Event()
+        prepare = getattr(self.judge, "prepare", None)  # an LLM judge's CPU work before a call (a rule judge has none)
+
+        def screen_item(i: int) -> tuple[Injection | None, PairReward | None]:
+            if i not in screened:
+                screened[i] = self._screened(items[i][1])
+            return screened[i]
+
+        async def prefetch() -> None:
+            for n, (i, k) in enumerate(calls):
+                while n > taken + window:  # one wave ahead is enough
+                    advanced.clear()
+                    await advanced.wait()
+                if n > taken and screen_item(i)[1] is None and prepare is not None:
+                    await prepare(*self._call_args(items[i], orders[k]))
+                await asyncio.sleep(0)  # let replies in between
 
         async def worker() -> None:
-            for i, k in pending:
-                if i not in screened:  # screened with its first call, not all before the first call
-                    screened[i] = self._screened(items[i][1])
-                injection, decided = screened[i]
+            nonlocal taken
+            for n, (i, k) in pending:
+                taken = n
+                advanced.set()
+                injection, decided = screen_item(i)
                 if decided is not None:  # the screen decided it: no call
                     if results[i] is None:
                         results[i] = decided
@@ -232,11 +257,14 @@ class PairwiseReward:
                     results[i] = self._combine(judgements[i], injection)  # type: ignore[arg-type]
                     bar.update(1)
 
-        window = max(1, getattr(self.judge, "max_concurrency", DEFAULT_WINDOW))
+        ahead = asyncio.ensure_future(prefetch()) if self._preparer is None and len(calls) > window else None
         try:
             await asyncio.gather(*(worker() for _ in range(min(window, len(calls)))))
         finally:
             bar.close()
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)  # a worker redoes whatever it failed at
         for r in results:
             self.stats.add(r)  # type: ignore[arg-type]
         return results  # type: ignore[return-value]  # every slot is filled once gather returns

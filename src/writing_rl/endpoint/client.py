@@ -5,21 +5,26 @@ transport errors, timeouts, 408/409/429/5xx and malformed bodies. Other 4xx are 
 request will not get better. The API key is read from an environment variable at call time and is
 kept out of reprs, logs and configs.
 
-The HTTP stack is aiohttp, chosen by measurement (`benchmarks/http_stacks.py`, docs/performance.md):
-at 256 requests in flight httpx took 19x and httpx2 4.6x the judge-bound time, aiohttp 1.3x on the
-same loaded machine. One pool of `max_concurrency` connections per endpoint, kept alive between waves.
+The HTTP stack is pyreqwest (Rust's reqwest and hyper on a Tokio thread), chosen by measurement
+(`benchmarks/http_stacks.py`, docs/performance.md): at 256 requests in flight httpx took 19x and httpx2
+4.6x the judge-bound time; aiohttp spent twice pyreqwest's CPU per request, and that CPU is taken from
+the event loop that also prepares the judge prompts. Bodies are encoded and decoded with orjson. The
+connections of one endpoint are kept alive between waves; the semaphore bounds the requests in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-import aiohttp
+import orjson
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import RequestError, RequestTimeoutError
+from pyreqwest.request import RequestBuilder
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from ..reasons import Reason, is_context_overflow
@@ -70,27 +75,33 @@ class OpenAICompatClient:
         self.stats = ClientStats()
         self._base_url = config.base_url.rstrip("/") + "/"
         self._semaphore: asyncio.Semaphore | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._http: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"OpenAICompatClient(base_url={self.config.base_url!r}, model={self.config.model!r})"
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.config.api_key_env:
-            key = os.environ.get(self.config.api_key_env)
-            if not key:
-                raise EndpointError(
-                    f"environment variable {self.config.api_key_env} is not set (it should hold the API key)",
-                    Reason.CREDENTIALS,
-                )
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+    def _api_key(self) -> str | None:
+        if not self.config.api_key_env:
+            return None
+        key = os.environ.get(self.config.api_key_env)
+        if not key:
+            raise EndpointError(
+                f"environment variable {self.config.api_key_env} is not set (it should hold the API key)",
+                Reason.CREDENTIALS,
+            )
+        return key
 
     def check_credentials(self) -> None:
         """Fail now, not as a stream of unknown verdicts, when the API key variable is not set."""
-        self._headers()
+        self._api_key()
+
+    def _request(self, method: str, path: str) -> RequestBuilder:
+        assert self._http is not None
+        request = self._http.request(method, self._base_url + path).header("Content-Type", "application/json")
+        key = self._api_key()
+        # marked sensitive: the HTTP library keeps it out of its debug output and logs
+        return request if key is None else request.header("Authorization", f"Bearer {key}", is_sensitive=True)
 
     def _ensure_session(self) -> None:
         # asyncio primitives are bound to a loop: rebuild them when called from a new one
@@ -99,10 +110,8 @@ class OpenAICompatClient:
         if self._loop is not loop:
             self._loop = loop
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.config.max_concurrency),
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
-            )
+            # The semaphore bounds the requests in flight; the pool keeps every connection alive between waves.
+            self._http = ClientBuilder().timeout(timedelta(seconds=self.config.timeout_s)).build()
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -110,15 +119,14 @@ class OpenAICompatClient:
             self._http = None
             self._loop = None
 
-    async def _post_once(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        assert self._http is not None
-        headers = self._headers()
+    async def _post_once(self, path: str, data: bytes) -> dict[str, Any]:
+        request = self._request("POST", path).body_bytes(data).build()
         try:
-            async with self._http.post(self._base_url + path, data=json.dumps(payload), headers=headers) as resp:
-                status, raw = resp.status, await resp.read()
-        except TimeoutError as err:  # before ClientError: aiohttp's timeouts are both
+            resp = await request.send()
+            status, raw = resp.status, (await resp.bytes()).to_bytes()
+        except RequestTimeoutError as err:  # before RequestError: a timeout is both
             raise RetryableError(f"no answer within {self.config.timeout_s:g}s", Reason.TIMEOUT) from err
-        except aiohttp.ClientError as err:
+        except RequestError as err:
             raise RetryableError(f"{type(err).__name__}: {err}", Reason.TRANSPORT) from err
         text = raw.decode("utf-8", errors="replace")
         if status in RETRYABLE_STATUS:
@@ -128,7 +136,7 @@ class OpenAICompatClient:
             reason = Reason.CONTEXT_OVERFLOW if is_context_overflow(text) else Reason.HTTP_STATUS
             raise EndpointError(f"HTTP {status} from {path}: {text[:500]}", reason)
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
             if not isinstance(body, dict) or not body.get("choices"):
                 raise ValueError("no choices in response")
         except ValueError as err:
@@ -139,28 +147,21 @@ class OpenAICompatClient:
         """POST with bounded concurrency and retries; raises EndpointError when it gives up."""
         self._ensure_session()
         assert self._semaphore is not None
-        payload = {"model": self.config.model, **self.config.extra_body, **payload}
+        data = orjson.dumps({"model": self.config.model, **self.config.extra_body, **payload})
         async with self._semaphore:
             started = time.perf_counter()
             self.stats.requests += 1
             try:
-                async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type(RetryableError),
-                    stop=stop_after_attempt(self.config.max_retries + 1),
-                    wait=wait_exponential_jitter(
-                        multiplier=self.config.backoff_initial_s, max=self.config.backoff_max_s
-                    ),
-                    reraise=True,
-                ):
-                    with attempt:
-                        if attempt.retry_state.attempt_number > 1:
-                            self.stats.retries += 1
-                        body = await self._post_once(path, payload)
-            except RetryableError as err:
+                try:  # most calls succeed at once: no retry machinery for them (it costs ~70 µs a call)
+                    body = await self._post_once(path, data)
+                except RetryableError as first:
+                    body = await self._retry(path, data, first)
+            except (RetryableError, EndpointError) as err:
                 self.stats.failures += 1
-                raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason) from err
-            except EndpointError:
-                self.stats.failures += 1
+                if isinstance(err, RetryableError):
+                    raise EndpointError(
+                        f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason
+                    ) from err
                 raise
             finally:
                 self.stats.latency_s += time.perf_counter() - started
@@ -168,6 +169,23 @@ class OpenAICompatClient:
         self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
         return body
+
+    async def _retry(self, path: str, data: bytes, first: RetryableError) -> dict[str, Any]:
+        """The attempts after a failed first one, with backoff and jitter; tenacity counts the first as its own."""
+        failed_first = True
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(RetryableError),
+            stop=stop_after_attempt(self.config.max_retries + 1),
+            wait=wait_exponential_jitter(multiplier=self.config.backoff_initial_s, max=self.config.backoff_max_s),
+            reraise=True,
+        ):
+            with attempt:
+                if failed_first:
+                    failed_first = False
+                    raise first
+                self.stats.retries += 1
+                return await self._post_once(path, data)
+        raise AssertionError("unreachable: tenacity returns or re-raises")
 
     async def chat(self, messages: list[dict[str, str]], *, top_logprobs: int = 0, **sampling: Any) -> ChatResult:
         payload: dict[str, Any] = {"messages": messages, **sampling}
@@ -206,12 +224,11 @@ class OpenAICompatClient:
         may be smaller, so `n_ctx` wins where given); llama-cpp-python lists nothing.
         """
         self._ensure_session()
-        assert self._http is not None
-        timeout = aiohttp.ClientTimeout(total=min(self.config.timeout_s, 10.0))
+        timeout = timedelta(seconds=min(self.config.timeout_s, 10.0))
         try:
-            async with self._http.get(self._base_url + "models", headers=self._headers(), timeout=timeout) as resp:
-                entries = json.loads(await resp.read()).get("data") or [] if resp.status == 200 else []
-        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError, EndpointError):
+            resp = await self._request("GET", "models").timeout(timeout).build().send()
+            entries = orjson.loads((await resp.bytes()).to_bytes()).get("data") or [] if resp.status == 200 else []
+        except (RequestError, ValueError, AttributeError, EndpointError):
             return None
         ours = [e for e in entries if isinstance(e, dict) and e.get("id") == self.config.model] or entries[:1]
         for entry in ours:

@@ -70,7 +70,11 @@ class JudgeStats:
 
 
 class Judge(Protocol):
-    """A pairwise judge: an LLM behind an endpoint, or a rule whose truth is known."""
+    """A pairwise judge: an LLM behind an endpoint, or a rule whose truth is known.
+
+    A judge may also have `async prepare(question, answer_a, answer_b, criteria)`: the CPU work of a
+    call done ahead (PairwiseJudge sanitises and fits the prompt), which the reward runs for the next
+    calls while the judge answers the current ones."""
 
     stats: JudgeStats
 

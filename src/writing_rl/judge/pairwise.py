@@ -127,6 +127,12 @@ def probs_at_verdict_position(
     return None if top is None else probs_from_top_logprobs(top, min_mass=min_mass)
 
 
+# A prompt fitted to the judge's context window: (messages, fence id, truncated lengths), or the unknown
+# verdict that says it does not fit.
+Fitted = tuple[list[dict[str, str]], str, tuple[int, int] | None] | Judgement
+PREPARED_MAX = 4096
+
+
 class PairwiseJudge:
     def __init__(
         self,
@@ -147,6 +153,7 @@ class PairwiseJudge:
         self._asked_server = False
         self._window_query: tuple[asyncio.AbstractEventLoop, asyncio.Future[int | None]] | None = None
         self._prompt_token_counts: dict[tuple[str, str | None], int] = {}
+        self._prepared: dict[tuple[str, str, str, str | None], tuple[Fitted, str | None]] = {}  # see prepare()
 
     @property
     def max_concurrency(self) -> int:
@@ -197,26 +204,46 @@ class PairwiseJudge:
         self.stats.count(result, time.perf_counter() - started)
         return result
 
+    async def prepare(self, question: str, answer_a: str, answer_b: str, criteria: str | None = None) -> None:
+        """Sanitise a pair, fit its prompt and render it for `/completions` ahead of its call (the reward's
+        prefetcher calls this while other calls are in flight), so `judge` on the pair only sends."""
+        a, b = sanitize(answer_a), sanitize(answer_b)
+        key = (question, a, b, criteria)
+        if key not in self._prepared:
+            if len(self._prepared) >= PREPARED_MAX:  # prepared pairs that were never judged
+                self._prepared.clear()
+            fitted = await self._fit(question, a, b, criteria)
+            completes = self.config.mode == "soft" and self.config.soft_via == "completions"
+            prefix = self.chat_template.render(fitted[0]) if completes and not isinstance(fitted, Judgement) else None
+            self._prepared[key] = (fitted, prefix)
+
     async def _judge_sanitised(self, question: str, a: str, b: str, criteria: str | None) -> Judgement:
         for attempt in range(2):
-            fitted = await self._fit(question, a, b, criteria)
+            fitted, prefix = (
+                self._prepared.pop((question, a, b, criteria), (None, None)) if attempt == 0 else (None, None)
+            )
+            if fitted is None:
+                fitted = await self._fit(question, a, b, criteria)
             if isinstance(fitted, Judgement):
                 return fitted
             messages, nonce, truncated = fitted
-            key = self._key(messages)
-            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            cache = self.cache
+            key = self._key(messages) if cache is not None else ""  # hashing a prompt costs: only with a cache
+            if cache is not None and (hit := cache.get(key)) is not None:
                 self.stats.cache_hits += 1
                 return Judgement.from_json(hit)
             try:
-                result = await (self._hard(messages, nonce) if self.config.mode == "hard" else self._soft(messages))
+                result = await (
+                    self._hard(messages, nonce) if self.config.mode == "hard" else self._soft(messages, prefix)
+                )
             except EndpointError as err:
                 if attempt == 0 and err.reason is Reason.CONTEXT_OVERFLOW and self._learn_window(str(err)):
                     continue  # the server named its window: fit the answers to it and ask once more
                 self.stats.failed_calls += 1
                 return Judgement(Verdict.UNKNOWN, error=str(err), reason=err.reason, truncated=truncated)
             result.truncated = truncated
-            if self.cache is not None and result.error is None and result.verdict is not Verdict.UNKNOWN:
-                self.cache.put(key, result.to_json())
+            if cache is not None and result.error is None and result.verdict is not Verdict.UNKNOWN:
+                cache.put(key, result.to_json())
             return result
         raise AssertionError("unreachable: the second attempt returns")
 
@@ -259,9 +286,7 @@ class PairwiseJudge:
             return 8
         return c.max_tokens + 8
 
-    async def _fit(
-        self, question: str, a: str, b: str, criteria: str | None
-    ) -> tuple[list[dict[str, str]], str, tuple[int, int] | None] | Judgement:
+    async def _fit(self, question: str, a: str, b: str, criteria: str | None) -> Fitted:
         """The prompt with both answers inside the context window: as they are, cut in the middle, or an
         unknown verdict with reason `context_overflow` (`overflow: unknown`, or no room left at all)."""
         messages, nonce = self.template.render(question, a, b, criteria=criteria, style=self._style)
@@ -293,7 +318,8 @@ class PairwiseJudge:
             return Judgement(verdict, text=res.text, error="no verdict on the judge's last line", reason=Reason.PARSE)
         return Judgement(verdict, text=res.text)
 
-    async def _soft(self, messages: list[dict[str, str]]) -> Judgement:
+    async def _soft(self, messages: list[dict[str, str]], prefix: str | None = None) -> Judgement:
+        """`prefix`: the messages rendered with the chat template, where `prepare` already did it."""
         c = self.config
         k = c.top_logprobs
         if c.soft_via == "chat":
@@ -302,7 +328,7 @@ class PairwiseJudge:
             top = verdict_position_top(res.token_logprobs)
             text = res.text
         else:
-            prefix = self.chat_template.render(messages)
+            prefix = self.chat_template.render(messages) if prefix is None else prefix
             text = ""
             if c.reason_first:
                 reasoning = await self.client.complete(
