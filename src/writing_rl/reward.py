@@ -25,6 +25,7 @@ from .judge.prepare import Preparer
 from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
 from .reasons import Reason
+from .text_metrics import count_length, length_score, repetition_ratio
 
 if TYPE_CHECKING:
     from .data import Sample
@@ -69,6 +70,15 @@ class ExtraRewards(BaseModel):
 
     length_weight: float = Field(0.0, ge=0, description="weight of the LongBench-Write length score (0..1) vs `length`")
     repetition_weight: float = Field(0.0, ge=0, description="weight of the repeated-4-gram share, subtracted")
+
+    def terms(self, sample: Sample, text: str) -> dict[str, float]:
+        """The terms added to the pairwise reward, each signed as it enters the sum; only those that apply."""
+        out = {}
+        if self.length_weight and sample.length:
+            out["length"] = self.length_weight * length_score(sample.length, count_length(text)) / 100.0
+        if self.repetition_weight:
+            out["repetition"] = -self.repetition_weight * repetition_ratio(text)
+        return out
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,8 @@ from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
 from ..reasons import ALL_REASONS
-from ..reward import PairReward, PairwiseReward
+from ..reward import ExtraRewards, PairReward, PairwiseReward
 from ..rollouts import RolloutWriter, capped
-from ..text_metrics import count_length, length_score, repetition_ratio
 from .rank_metrics import gather_judge_metrics, judge_counters
 
 CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
@@ -69,8 +68,7 @@ class WritingReward:
         self.samples = {s.key: s for s in samples}
         self.reward = reward
         self.curriculum = curriculum
-        self.length_weight = length_weight
-        self.repetition_weight = repetition_weight
+        self.extras = ExtraRewards(length_weight=length_weight, repetition_weight=repetition_weight)
         self.max_text_chars = max_text_chars
         self.levels: dict[str, int] = {}  # dynamic schedule: identical on every rank
         self.pending: list[dict[str, Any]] = []
@@ -80,15 +78,6 @@ class WritingReward:
         if self.curriculum.config.schedule == "dynamic":
             return min(self.levels.get(sample.key, 0), len(sample.references) - 1)
         return self.curriculum.level(sample, step)
-
-    def components(self, sample: Sample, text: str) -> dict[str, float]:
-        """The terms added to the pairwise reward, each signed as it enters the sum."""
-        out = {}
-        if self.length_weight and sample.length:
-            out["length"] = self.length_weight * length_score(sample.length, count_length(text)) / 100.0
-        if self.repetition_weight:
-            out["repetition"] = -self.repetition_weight * repetition_ratio(text)
-        return out
 
     def __call__(
         self, prompts: list, completions: list, sample_key: list[str], trainer_state: Any = None, **_: Any
@@ -104,7 +93,7 @@ class WritingReward:
         rewards: list[float | None] = []
         seen: dict[str, int] = defaultdict(int)
         for s, text, lvl, r in zip(samples, texts, levels, results):
-            parts = {"pairwise": r.reward, **self.components(s, text)}
+            parts = {"pairwise": r.reward, **self.extras.terms(s, text)}
             total = None if r.reward is None else sum(v for v in parts.values() if v is not None)
             rewards.append(total)
             self.pending.append(self._record(step + 1, s, seen[s.key], lvl, text, r, parts, total))

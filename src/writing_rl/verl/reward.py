@@ -41,7 +41,6 @@ from ..data import Sample
 from ..judge import JudgeConfig, build_judge
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairReward, PairwiseReward, RewardConfig
-from ..text_metrics import count_length, length_score, repetition_ratio
 from .contract import GroupCurriculum
 from .export import sample_from_extra_info
 
@@ -186,11 +185,8 @@ class VerlScorer:
         return self.as_dict(sample, text, level, result)
 
     def as_dict(self, sample: Sample, text: str, level: int, r: PairReward) -> dict[str, float]:
-        extras = self.settings.extras
-        length = 0.0
-        if extras.length_weight and sample.length:
-            length = extras.length_weight * length_score(sample.length, count_length(text)) / 100.0
-        repetition = -extras.repetition_weight * repetition_ratio(text) if extras.repetition_weight else 0.0
+        terms = self.settings.extras.terms(sample, text)
+        length, repetition = terms.get("length", 0.0), terms.get("repetition", 0.0)
         known = r.reward is not None
         score = r.reward + length + repetition if known else self.settings.fallback  # type: ignore[operator]
         missing = None if r.missing_reason is None else r.missing_reason.value
