@@ -156,12 +156,11 @@ class OpenAICompatClient:
                     body = await self._post_once(path, data)
                 except RetryableError as first:
                     body = await self._retry(path, data, first)
-            except (RetryableError, EndpointError) as err:
+            except RetryableError as err:
                 self.stats.failures += 1
-                if isinstance(err, RetryableError):
-                    raise EndpointError(
-                        f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason
-                    ) from err
+                raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason) from err
+            except EndpointError:
+                self.stats.failures += 1
                 raise
             finally:
                 self.stats.latency_s += time.perf_counter() - started

@@ -218,12 +218,10 @@ class PairwiseJudge:
             self._prepared[key] = (fitted, prefix)
 
     async def _judge_sanitised(self, question: str, a: str, b: str, criteria: str | None) -> Judgement:
+        fitted, prefix = self._prepared.pop((question, a, b, criteria), (None, None))
         for attempt in range(2):
-            fitted, prefix = (
-                self._prepared.pop((question, a, b, criteria), (None, None)) if attempt == 0 else (None, None)
-            )
             if fitted is None:
-                fitted = await self._fit(question, a, b, criteria)
+                fitted, prefix = await self._fit(question, a, b, criteria), None
             if isinstance(fitted, Judgement):
                 return fitted
             messages, nonce, truncated = fitted
@@ -238,6 +236,7 @@ class PairwiseJudge:
                 )
             except EndpointError as err:
                 if attempt == 0 and err.reason is Reason.CONTEXT_OVERFLOW and self._learn_window(str(err)):
+                    fitted = None
                     continue  # the server named its window: fit the answers to it and ask once more
                 self.stats.failed_calls += 1
                 return Judgement(Verdict.UNKNOWN, error=str(err), reason=err.reason, truncated=truncated)

@@ -301,8 +301,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-_PATTERNS = tuple(rule.pattern for rule in RULES)
-
 _KEEP_FORMAT = {"\u200c", "\u200d"}  # joiners shape Persian, Indic and emoji text; the folded view drops them
 _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef\u034f\u115f\u1160\u3164\uffa0\u180e]")
 
@@ -350,7 +348,7 @@ def find_hits(text: str, *, prefilter: bool = True) -> tuple[Hit, ...]:
 
 @cache  # built once per process; `WRITING_RL_PREFILTER` is read then (cache_clear() reads it again)
 def rule_prefilter() -> Prefilter | None:
-    return prefilter_for(_PATTERNS)
+    return prefilter_for([rule.pattern for rule in RULES])
 
 
 @lru_cache(maxsize=4096)  # the screen and the sanitiser read the same answer, a batch apart
