@@ -122,6 +122,25 @@ async def test_real_judges_verdicts_move_the_curriculum(server, tmp_path):
     assert cur.reference(won, 1) == (1, STRONG)
 
 
+async def test_the_audit_reads_the_real_judges_verdicts_and_usage_on_the_demo_data(server, tmp_path):
+    """The audit end to end against llama.cpp: every call answered, the figures, the verdict mass and the
+    token usage read from the real server (what the judge decides is docs/results/demo.md's business)."""
+    from writing_rl.audit import AuditSettings, audit_judge
+    from writing_rl.data import load_samples
+    from writing_rl.train import DEMO_SAMPLES
+
+    judge = PairwiseJudge(config(server, mode="soft"))
+    result = await audit_judge(
+        judge, RewardConfig(position="both_average"), load_samples(str(DEMO_SAMPLES)), AuditSettings(pairs=3), False
+    )
+    await judge.aclose()
+    f, cost = result.figures, result.cost
+    assert f.pairs == 3 and cost.requests == f.calls == 2 * (3 + f.control_pairs) and f.unknown_rate == 0
+    assert 0 <= f.tier_agreement.estimate <= 1 and 0 < f.verdict_mass <= 1
+    assert cost.prompt_tokens_per_call > 200 and cost.completion_tokens_per_call == 1  # the verdict token alone
+    assert result.verdict in ("usable", "weak", "useless") and result.verdict_reasons
+
+
 async def test_answers_too_long_for_the_real_servers_context_are_cut_to_fit():
     """llama-cpp-python reports no context length in /models: its overflow error names it, the judge learns
     it, cuts both answers with the served model's own tokenizer, and the second call fits."""

@@ -55,6 +55,7 @@ def make_config(tmp_path: Path, model: str, base_url: str, dataset: str, **grpo)
             "output_dir": str(tmp_path / "run"),
             "judge": {"mode": "hard", "endpoint": {"base_url": base_url, "timeout_s": 600, "max_retries": 0}},
             "reward": {"position": "reference_first"},
+            "audit": {"pairs": 0},  # these tests count the judge's calls; the audit before training has its own
             "grpo": {
                 "num_generations": 2,
                 "per_device_train_batch_size": 6,
@@ -411,3 +412,47 @@ def test_summary_of_a_run_whose_rewards_were_all_missing(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     summary = summarize_run(tmp_path)
     assert "    1       –" in summary and "metrics:" in summary
+
+
+def test_train_audits_the_judge_first_and_its_calls_stay_out_of_the_training_metrics(tmp_path, tiny_model):
+    from scripted_judges import judge_behaviour, keyword_tiered, more_keywords
+
+    from writing_rl.eval.report import write_report
+
+    dataset = str(keyword_tiered(tmp_path / "k.jsonl", prompts=4, stronger_longer=False))
+    with FakeOpenAIServer(judge_behaviour(more_keywords)) as server:
+        cfg = make_config(tmp_path, tiny_model, server.base_url, dataset, per_device_train_batch_size=4, max_steps=1)
+        cfg.audit.pairs = 4
+        run = train(cfg)
+        calls = server.calls()
+    audit = json.loads((run / "audit" / "audit.json").read_text())
+    audited = 2 * (audit["pairs"]["audited"] + audit["pairs"]["length_controls"])
+    assert audit["verdict"] == "usable" and audit["pairs"]["audited"] == 4 and audit["tier_agreement"] == 1.0
+    step = next(json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "reward" in line)
+    assert step["judge/calls"] == 4 and calls == audited + 4  # 2 prompts x 2 completions, one order each
+    assert "judge audit: usable (tier agreement 1.00" in summarize_run(run)
+    page = write_report([run], tmp_path / "report").read_text()
+    assert 'href="../run/audit/index.html">usable</a>' in page
+
+
+def test_a_useless_judge_stops_training_before_the_model_loads_when_told_to(tmp_path, tiny_model, monkeypatch):
+    from scripted_judges import always_first, judge_behaviour, keyword_tiered
+
+    import writing_rl.engines.trl_grpo as engine
+    from writing_rl.train import JudgeAuditFailed
+
+    def never(*args, **kwargs):
+        raise AssertionError("the trainer (and the model) should not be loaded")
+
+    monkeypatch.setattr(engine.WritingRLGRPOTrainer, "__init__", never)
+    dataset = str(keyword_tiered(tmp_path / "k.jsonl", prompts=4))
+    with FakeOpenAIServer(judge_behaviour(always_first)) as server:
+        cfg = make_config(tmp_path, tiny_model, server.base_url, dataset)
+        cfg.audit.pairs, cfg.audit.on_useless = 6, "stop"
+        with pytest.raises(JudgeAuditFailed, match="judge audit: useless .*reference_first.*stopped before loading"):
+            train(cfg)
+        dead = make_config(tmp_path, tiny_model, f"http://127.0.0.1:{free_port()}/v1", dataset)
+        dead.audit.pairs, dead.output_dir = 2, str(tmp_path / "dead")  # warn only, but a dead judge stops anyway
+        with pytest.raises(JudgeAuditFailed, match="no judge call succeeded .*transport"):
+            train(dead)
+    assert (Path(cfg.output_dir) / "audit" / "index.html").is_file()

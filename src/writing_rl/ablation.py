@@ -95,6 +95,8 @@ def train_schedules(cfg: AblationConfig, out: Path, samples: list[Sample]) -> di
                 **cfg.model_dump(exclude={"ablation"}),
                 "output_dir": str(run_dir),
                 "curriculum": schedule_config(cfg, schedule, n_levels).model_dump(),
+                # every schedule has the same judge and data: the first audits it, the others need not
+                "audit": cfg.audit.model_dump() if i == 1 else {**cfg.audit.model_dump(), "pairs": 0},
             }
         )
         train(run_cfg, resume=resume)

@@ -95,8 +95,12 @@ def check_cmd(
         help="training processes the run will launch (default: $WORLD_SIZE, else 1): each gets a share of "
         "the judge's max_concurrency",
     ),
+    audit: bool = typer.Option(False, help="after the checks, audit the judge on a few reference pairs of the data"),
+    pairs: int = typer.Option(16, min=1, help="--audit: reference pairs to judge in both orders"),
+    strict: bool = typer.Option(False, help="--audit: fail (exit 2) when the judge is useless, instead of warning"),
 ) -> None:
-    """Pre-flight check: config (incl. trl.GRPOConfig), data files, models, endpoints, API-key variables."""
+    """Pre-flight check: config (incl. trl.GRPOConfig), data files, models, endpoints, API-key variables;
+    with --audit, whether the judge can tell the data's references apart (`judge-audit` in small)."""
     import yaml
 
     from .preflight import CHECKS, config_kind, preflight
@@ -118,7 +122,35 @@ def check_cmd(
     typer.echo(f"{config}: {chosen} config")
     for line in lines:
         typer.echo(f"  ok  {line}")
+    if audit and _check_audit(config, cfg, pairs, strict, probe=not skip_endpoints) != "usable":
+        typer.echo("all checks passed; read the judge audit's warning above")
+        return
     typer.echo("all checks passed")
+
+
+def _check_audit(config: Path, cfg: BaseModel, pairs: int, strict: bool, probe: bool) -> str:
+    """`check --audit`: a small audit after the checks; a useless judge warns (or, --strict, fails)."""
+    from .audit import AuditError, AuditSettings
+    from .audit.command import audit_inputs, run_audit
+    from .audit.report import headline, write_audit
+
+    if not probe:
+        _fail("--audit calls the judge: it cannot go with --skip-endpoints", 2)
+    folder = Path("runs") / f"judge-audit-{config.stem}"
+    try:
+        result = run_audit(audit_inputs(cfg), AuditSettings(pairs=pairs), folder)
+    except (ConfigError, AuditError, EndpointError) as err:
+        _fail(f"judge audit: {err}", 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
+    page = write_audit(result, folder)
+    report = result.to_json()
+    typer.echo(f"  {'ok' if result.verdict == 'usable' else 'warn'}  {headline(report)}; details: {page}")
+    for r in result.recommendations:
+        typer.echo(f"        - {r.text}")
+    if result.verdict == "useless" and strict:
+        _fail(f"the judge is useless on this data ({result.verdict_reasons[0]}): --strict stops here", 2)
+    return result.verdict
 
 
 def _config_model(kind: str) -> type[BaseModel]:
@@ -278,6 +310,43 @@ def judge_pair(
                 err=True,
             )
         raise typer.Exit(3)
+
+
+@app.command("judge-audit")
+def judge_audit_cmd(
+    config: Annotated[Path, typer.Argument(help="any config with a judge: train, ablation, eval, verl, or judge-only")],
+    pairs: int | None = typer.Option(
+        None, min=1, help="reference pairs to judge in both orders (default: the config's audit.pairs, else 32)"
+    ),
+    data: str | None = typer.Option(None, help="samples JSONL to draw the pairs from (default: the config's own)"),
+    out: Path | None = typer.Option(None, help="folder for audit.json, pairs.jsonl, index.html (default: runs/judge-audit-CONFIG)"),
+    seed: int = typer.Option(0, help="which pairs are drawn"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
+    cache: bool = typer.Option(True, help="use the judge cache (--no-cache: every call reaches the judge)"),
+    kind: str | None = typer.Option(None, help="train, ablation, eval or verl; default: read from the keys"),
+) -> None:
+    """Can this judge tell your references apart? Tier agreement, position and length bias, unknowns, cost."""
+    from .audit import AuditError, AuditSettings
+    from .audit.command import audit_inputs, load_any, run_audit
+    from .audit.report import table, write_audit
+
+    try:
+        cfg, has_dataset = load_any(config, kind)
+        inputs = audit_inputs(cfg, data, has_dataset)
+        configured = getattr(cfg, "audit", None) or AuditSettings()
+        settings = configured.model_copy(update={"pairs": pairs or configured.pairs or 32, "seed": seed})
+        folder = out or Path("runs") / f"judge-audit-{config.stem}"
+        result = run_audit(inputs, settings, folder, cache=cache, progress=True)
+    except (ConfigError, AuditError, EndpointError) as err:
+        _fail(str(err), 2)
+    except DATA_ERRORS as err:
+        _fail(str(err), 1)
+    page = write_audit(result, folder)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        typer.echo(table(result))
+    typer.echo(f"audit: {page} (pairs.jsonl and audit.json beside it)", err=as_json)
 
 
 def _overridden(cfg: TrainConfigT, output_dir: str | None, max_steps: int | None) -> TrainConfigT:

@@ -207,6 +207,11 @@ class PairwiseReward:
         averaged = _averaged_outcome(judgements, orders)
         return PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders, injection)
 
+    def combine(self, by_order: dict[Order, Judgement]) -> PairReward:
+        """The reward this config gives for judgements already made in (at least) the orders it uses:
+        the judge audit reads the run's reward off the same two calls for either answer as the policy."""
+        return self._combine([by_order[o] for o in self.orders], None)
+
     async def score(
         self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
     ) -> PairReward:

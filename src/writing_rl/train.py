@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from .audit.runner import AuditSettings
 from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, SampleFileError, load_samples
@@ -30,7 +31,9 @@ from .jsonl import JsonlFileError, read_jsonl, trim_steps
 from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .judge.cache import JudgeCache, rank_cache_path
 from .judge.judgement import Judge
+from .judge.rules import RuleJudge
 from .models import EMBEDDED_MODEL, resolve_model
+from .reasons import Reason
 from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
 
@@ -78,6 +81,10 @@ class TrainConfig(BaseModel):
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings,
+        description="the judge audit run before the model is loaded (docs/judge-audit.md); pairs: 0 skips it",
+    )
     max_unknown_steps: int = Field(
         2, ge=0, description="stop after this many steps in a row in which the judge gave no reward at all (0: never)"
     )
@@ -308,6 +315,8 @@ def train(
                 judge.client.check_credentials()
             except EndpointError as err:
                 raise ConfigError(str(err)) from None
+        if checkpoint is None and cfg.audit.pairs:
+            audit_before_training(cfg, judge, run_dir, samples)
         reward = PairwiseReward(judge, cfg.reward)
         writing_reward = WritingReward(
             samples,
@@ -338,6 +347,64 @@ def train(
         finally:
             reward.close()
     return run_dir
+
+
+ENDPOINT_FAILURES = {Reason.TRANSPORT, Reason.TIMEOUT, Reason.HTTP_STATUS, Reason.BAD_RESPONSE, Reason.CREDENTIALS}
+
+
+class JudgeAuditFailed(ConfigError):
+    """The judge audit found the judge useless and the config says `audit.on_useless: stop`."""
+
+
+def audit_before_training(cfg: TrainConfig, judge: Judge, run_dir: Path, samples: list[Sample]) -> None:
+    """The main process audits the judge into `run_dir/audit` before the model is loaded; with
+    `audit.on_useless: stop` a useless judge stops every process here.
+
+    The audit gets a judge of its own on the same endpoint and cache, so the training metrics count
+    none of its calls."""
+    from .aio import run_sync
+    from .audit import AuditError, audit_judge
+    from .audit.report import table, write_audit
+
+    state = process_state()
+    box: list[str | None] = [None]
+    if state.is_main_process:
+        auditor = (
+            PairwiseJudge(judge.config, cache=judge.cache)
+            if isinstance(judge, PairwiseJudge)
+            else RuleJudge(judge.config)
+            if isinstance(judge, RuleJudge)
+            else judge
+        )
+        try:
+            result = run_sync(audit_judge(auditor, cfg.reward, samples, cfg.audit))
+        except AuditError as err:
+            print(f"judge audit skipped: {err}", flush=True)
+            result = None
+        finally:
+            if auditor is not judge:
+                run_sync(auditor.aclose())
+        if result is not None:
+            page = write_audit(result, run_dir / "audit")
+            print(table(result), f"judge audit page: {page}", sep="\n", flush=True)
+            failed = [x.judgement for r in result.results for x in r.readings]
+            if all(j.reason in ENDPOINT_FAILURES for j in failed):  # a dead judge, whatever on_useless says
+                box[0] = (
+                    f"judge audit: no judge call succeeded ({failed[0].reason.value}: "  # type: ignore[union-attr]
+                    f"{' '.join(str(failed[0].error).split())[:200]}); stopped before loading the model. "
+                    "Check the judge with `writing-rl check CONFIG`"
+                )
+            elif result.verdict == "useless" and cfg.audit.on_useless == "stop":
+                box[0] = (
+                    f"judge audit: useless ({result.verdict_reasons[0]}); stopped before loading the model "
+                    f"(audit.on_useless: stop). Details: {page}"
+                )
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(box, from_process=0)
+    if box[0] is not None:
+        raise JudgeAuditFailed(box[0])
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:
@@ -372,8 +439,13 @@ def step_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def summarize_run(run_dir: Path) -> str:
-    """Where the results are, and what each step did."""
+    """Where the results are, what each step did, and what the judge audit said of the judge."""
+    from .audit.report import headline, read_audit
+
     lines = [f"run folder: {run_dir}"]
+    if (audit := read_audit(run_dir)) is not None:  # first: it says how far to trust the wins below
+        lines.append(f"{headline(audit)}: {run_dir / 'audit' / 'index.html'}")
+        lines += [f"  - {r['text']}" for r in audit["recommendations"]]
     ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if ckpts:
         lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; final model: {run_dir / 'final'}")

@@ -8,7 +8,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
-from .report import STYLE, _pyplot, fmt, training_summary
+from .report import STYLE, fmt, pyplot, training_summary
 
 CURVES = (
     ("reward", "reward"),
@@ -42,7 +42,7 @@ bootstrap 95% intervals; Δ is the paired difference from the base model (prompt
 
 
 def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.4))
     for t in training:
         xs = [r["step"] for r in t["rows"]]
@@ -58,7 +58,7 @@ def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
 
 
 def _plot_heldout(results: dict[str, Any], out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     metrics, models = results["metrics"], list(results["models"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics):

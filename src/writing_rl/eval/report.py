@@ -35,10 +35,13 @@ PAGE = """<!doctype html>
 {% if training %}
 <h2>Training</h2>
 {% for img in training_plots %}<img src="{{ img }}" alt="{{ img }}">{% endfor %}
-<table><tr><th>run</th><th>steps</th><th>last reward</th><th>last win rate</th><th>mean level</th><th>step time (s)</th><th>rollouts</th></tr>
+<table><tr><th>run</th><th>steps</th><th>last reward</th><th>last win rate</th><th>mean level</th><th>step time (s)</th><th>rollouts</th><th>judge audit</th></tr>
 {% for t in training %}<tr><td>{{ t.name }}</td><td>{{ t.steps }}</td><td>{{ fmt(t.reward) }}</td><td>{{ fmt(t.win_rate) }}</td><td>{{ fmt(t.level) }}</td><td>{{ fmt(t.step_time) }}</td>
-<td>{% if t.rollouts %}<a href="{{ t.rollouts }}">rollouts.jsonl</a>{% else %}–{% endif %}</td></tr>{% endfor %}
+<td>{% if t.rollouts %}<a href="{{ t.rollouts }}">rollouts.jsonl</a>{% else %}–{% endif %}</td>
+<td{% if t.audit and t.audit.verdict != "usable" %} class="warning"{% endif %}>{% if t.audit %}<a href="{{ t.audit.page }}">{{ t.audit.verdict }}</a>{% else %}–{% endif %}</td></tr>{% endfor %}
 </table>
+{% for t in training if t.audit %}<p{% if t.audit.verdict != "usable" %} class="warning"{% endif %}>{{ t.name }}: {{ t.audit.headline }}.
+{% for r in t.audit.recommendations %}{{ r.text }}. {% endfor %}</p>{% endfor %}
 {% endif %}
 {% if evals %}
 <h2>Evaluation</h2>
@@ -65,7 +68,7 @@ def fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def pyplot():  # type: ignore[no-untyped-def]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,11 +139,23 @@ def training_summary(run: Path, out: Path) -> dict[str, Any]:
         "step_time": last.get("step_time"),
         "promotions": int(sum(r.get("curriculum/promotions") or 0 for r in steps)),
         "rollouts": Path(os.path.relpath(rollouts.resolve(), out.resolve())).as_posix() if rollouts.is_file() else None,
+        "audit": _audit_summary(run, out),
     }
 
 
+def _audit_summary(run: Path, out: Path) -> dict[str, Any] | None:
+    """The run's own judge audit (run/audit/), for the training table: verdict, headline, link."""
+    from ..audit.report import headline, read_audit
+
+    audit = read_audit(run)
+    if audit is None:
+        return None
+    page = Path(os.path.relpath((run / "audit" / "index.html").resolve(), out.resolve())).as_posix()
+    return {"verdict": audit["verdict"], "headline": headline(audit), "recommendations": audit["recommendations"], "page": page}
+
+
 def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) -> list[str]:
-    plt = _pyplot()
+    plt = pyplot()
     names = []
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for t in training:
@@ -245,7 +260,7 @@ def _plot_lengths(evals: list[dict[str, Any]], out: Path) -> list[str]:
     with_points = [e for e in evals if e["lengths"]]
     if not with_points:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.2))
     values = [v for e in with_points for point in e["lengths"] for v in point]
     for e in with_points:

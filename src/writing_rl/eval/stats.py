@@ -1,11 +1,15 @@
-"""Statistics for evaluation: bootstrap confidence intervals, Bradley-Terry ratings, position consistency."""
+"""Statistics for evaluation and the judge audit: bootstrap confidence intervals (plain and over groups),
+rank correlation, Bradley-Terry ratings, position consistency."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,66 @@ def position_consistency(pairs: Sequence[tuple[str, str]]) -> float:
     if not pairs:
         raise ValueError("no pairs")
     return sum(1 for first, second in pairs if first == second) / len(pairs)
+
+
+def cluster_bootstrap(
+    groups: Sequence[Sequence[T]],
+    statistic: Callable[[list[T]], float | None],
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Interval | None:
+    """Percentile bootstrap of `statistic` over the items of whole groups drawn with replacement.
+
+    Items of one group (the tier pairs of one prompt) are not independent: drawing groups, not items,
+    keeps the interval honest when a few prompts contribute many pairs. A draw on which the statistic is
+    undefined (None) is skipped; None when the statistic is undefined on the data itself.
+    """
+    groups = [list(g) for g in groups if g]
+    estimate = statistic([item for g in groups for item in g])
+    if estimate is None:
+        return None
+    rng = random.Random(seed)
+    draws = []
+    for _ in range(resamples):
+        value = statistic([item for _ in groups for item in groups[rng.randrange(len(groups))]])
+        if value is not None:
+            draws.append(value)
+    if not draws:
+        return Interval(estimate, estimate, estimate)
+    draws.sort()
+    alpha = (1 - level) / 2
+    low = draws[max(0, math.floor(alpha * len(draws)))]
+    high = draws[min(len(draws) - 1, math.ceil((1 - alpha) * len(draws)) - 1)]
+    return Interval(estimate, low, high)
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties given their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (Pearson's on average ranks); None when either side is constant."""
+    if len(xs) != len(ys):
+        raise ValueError("xs and ys differ in length")
+    if len(xs) < 3:
+        return None
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)

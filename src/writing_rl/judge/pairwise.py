@@ -268,7 +268,7 @@ class PairwiseJudge:
         self._server_window = window
         return True
 
-    def _prompt_tokens(self, question: str, criteria: str | None) -> int:
+    def prompt_tokens(self, question: str, criteria: str | None) -> int:
         """Tokens of the prompt without the answers; every completion of a group shares it, so counted once."""
         key = (question, criteria)
         if key not in self._prompt_token_counts:
@@ -293,7 +293,7 @@ class PairwiseJudge:
         if window is None:
             return messages, nonce, None
         counter = self.counter
-        room = window - self._prompt_tokens(question, criteria) - self._generation_budget()
+        room = window - self.prompt_tokens(question, criteria) - self._generation_budget()
         need = counter.count(a) + counter.count(b)
         if need <= room:
             return messages, nonce, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -58,11 +58,16 @@ def parse_verdict(text: str | None, nonce: str | None = None) -> Verdict:
 
 @dataclass(frozen=True)
 class VerdictProbs:
-    """Judge's probabilities for A, B and tie, renormalised over those three."""
+    """Judge's probabilities for A, B and tie, renormalised over those three.
+
+    `mass` is what A, B and tie held together before renormalising: a judge that puts little of its
+    probability on the verdict letters (a wrong chat template, a judge not answering the question) shows
+    it there. Not part of equality: it describes the reading, not the verdict."""
 
     a: float
     b: float
     tie: float
+    mass: float | None = field(default=None, compare=False)
 
     @property
     def argmax(self) -> Verdict:
@@ -100,4 +105,4 @@ def probs_from_top_logprobs(
     total = sum(mass.values())
     if total < min_mass:
         return None
-    return VerdictProbs(a=mass["A"] / total, b=mass["B"] / total, tie=mass["C"] / total)
+    return VerdictProbs(a=mass["A"] / total, b=mass["B"] / total, tie=mass["C"] / total, mass=min(total, 1.0))
