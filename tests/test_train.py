@@ -239,6 +239,7 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
             save_steps=10,
         )
         cfg.judge.endpoint.max_concurrency = 2  # in all: one request in flight per rank
+        cfg.audit.pairs = 2  # the main rank audits (4 calls) while the other waits for its word
         cfg_path = tmp_path / "train.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
         run_two_ranks(probe, str(cfg_path), str(tmp_path))
@@ -246,7 +247,8 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
     run = Path(cfg.output_dir)
     # the judge metrics of each step are totals over both ranks
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r.get("judge/calls", 0) for r in logged) == server.calls("chat/completions") == 16
+    assert sum(r.get("judge/calls", 0) for r in logged) == server.calls("chat/completions") - 4 == 16
+    assert json.loads((run / "audit" / "audit.json").read_text())["calls"]["requests"] == 4
     # one judge cache file per rank; the curriculum store opened by the main process only
     assert sorted(p.name for p in run.glob("judge_cache*")) == ["judge_cache.rank0.sqlite", "judge_cache.rank1.sqlite"]
     assert (tmp_path / "store-opened-rank0").exists() and not (tmp_path / "store-opened-rank1").exists()
@@ -439,7 +441,7 @@ def test_a_useless_judge_stops_training_before_the_model_loads_when_told_to(tmp_
     from scripted_judges import always_first, judge_behaviour, keyword_tiered
 
     import writing_rl.engines.trl_grpo as engine
-    from writing_rl.train import JudgeAuditFailed
+    from writing_rl.audit.gate import JudgeAuditFailed
 
     def never(*args, **kwargs):
         raise AssertionError("the trainer (and the model) should not be loaded")

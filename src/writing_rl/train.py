@@ -31,9 +31,7 @@ from .jsonl import JsonlFileError, read_jsonl, trim_steps
 from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .judge.cache import JudgeCache, rank_cache_path
 from .judge.judgement import Judge
-from .judge.rules import RuleJudge
 from .models import EMBEDDED_MODEL, resolve_model
-from .reasons import Reason
 from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
 
@@ -316,7 +314,9 @@ def train(
             except EndpointError as err:
                 raise ConfigError(str(err)) from None
         if checkpoint is None and cfg.audit.pairs:
-            audit_before_training(cfg, judge, run_dir, samples)
+            from .audit.gate import audit_before_training
+
+            audit_before_training(cfg.audit, cfg.reward, judge, run_dir / "audit", samples, process_state())
         reward = PairwiseReward(judge, cfg.reward)
         writing_reward = WritingReward(
             samples,
@@ -347,64 +347,6 @@ def train(
         finally:
             reward.close()
     return run_dir
-
-
-ENDPOINT_FAILURES = {Reason.TRANSPORT, Reason.TIMEOUT, Reason.HTTP_STATUS, Reason.BAD_RESPONSE, Reason.CREDENTIALS}
-
-
-class JudgeAuditFailed(ConfigError):
-    """The judge audit found the judge useless and the config says `audit.on_useless: stop`."""
-
-
-def audit_before_training(cfg: TrainConfig, judge: Judge, run_dir: Path, samples: list[Sample]) -> None:
-    """The main process audits the judge into `run_dir/audit` before the model is loaded; with
-    `audit.on_useless: stop` a useless judge stops every process here.
-
-    The audit gets a judge of its own on the same endpoint and cache, so the training metrics count
-    none of its calls."""
-    from .aio import run_sync
-    from .audit import AuditError, audit_judge
-    from .audit.report import table, write_audit
-
-    state = process_state()
-    box: list[str | None] = [None]
-    if state.is_main_process:
-        auditor = (
-            PairwiseJudge(judge.config, cache=judge.cache)
-            if isinstance(judge, PairwiseJudge)
-            else RuleJudge(judge.config)
-            if isinstance(judge, RuleJudge)
-            else judge
-        )
-        try:
-            result = run_sync(audit_judge(auditor, cfg.reward, samples, cfg.audit))
-        except AuditError as err:
-            print(f"judge audit skipped: {err}", flush=True)
-            result = None
-        finally:
-            if auditor is not judge:
-                run_sync(auditor.aclose())
-        if result is not None:
-            page = write_audit(result, run_dir / "audit")
-            print(table(result), f"judge audit page: {page}", sep="\n", flush=True)
-            failed = [x.judgement for r in result.results for x in r.readings]
-            if all(j.reason in ENDPOINT_FAILURES for j in failed):  # a dead judge, whatever on_useless says
-                box[0] = (
-                    f"judge audit: no judge call succeeded ({failed[0].reason.value}: "  # type: ignore[union-attr]
-                    f"{' '.join(str(failed[0].error).split())[:200]}); stopped before loading the model. "
-                    "Check the judge with `writing-rl check CONFIG`"
-                )
-            elif result.verdict == "useless" and cfg.audit.on_useless == "stop":
-                box[0] = (
-                    f"judge audit: useless ({result.verdict_reasons[0]}); stopped before loading the model "
-                    f"(audit.on_useless: stop). Details: {page}"
-                )
-    if state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
-        broadcast_object_list(box, from_process=0)
-    if box[0] is not None:
-        raise JudgeAuditFailed(box[0])
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:
