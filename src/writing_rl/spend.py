@@ -109,17 +109,7 @@ def budget_problem(spend: JudgeSpend, budget: JudgeBudget, price: JudgePrice | N
     reached = spend.reached(budget, price)
     if not reached:
         return None
-    limits = budget.limits
-    said = ", ".join(
-        f"{format_limit(k, limits[k], price)} reached ({_spent_of(k, spend, price)} spent)" for k in reached
-    )
-    return f"judge budget {said}"
-
-
-def _spent_of(kind: str, spend: JudgeSpend, price: JudgePrice | None) -> str:
-    if kind == "money":
-        return format_money(spend.money(price) or 0.0, price.currency if price else "")
-    return f"{int(spend.value(kind, price)):,}"
+    return f"judge budget {', '.join(format_limit(k, budget.limits[k], price) for k in reached)} reached"
 
 
 def continue_hint(run_dir: Path, spend: JudgeSpend, budget: JudgeBudget, price: JudgePrice | None) -> str:
