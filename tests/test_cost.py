@@ -182,7 +182,12 @@ def test_budget_specs_from_the_command_line():
     current = JudgeBudget(calls=10, tokens=500)
     assert parse_budget_specs(["calls=20", "money=1.5"], current) == JudgeBudget(calls=20, tokens=500, money=1.5)
     assert parse_budget_specs(["tokens=none"], current) == JudgeBudget(calls=10)
-    for bad, said in [("calls", "KIND=VALUE"), ("dollars=3", "KIND=VALUE"), ("calls=1.5", "whole number"), ("calls=0", "above 0")]:
+    for bad, said in [
+        ("calls", "KIND=VALUE"),
+        ("dollars=3", "KIND=VALUE"),
+        ("calls=1.5", "whole number"),
+        ("calls=0", "above 0"),
+    ]:
         with pytest.raises(BudgetSpecError, match=said):
             parse_budget_specs([bad], current)
 
