@@ -90,6 +90,7 @@ def test_calls_budget_stops_with_a_checkpoint_and_a_raised_budget_continues_exac
         assert sent_first == 5
         assert "judge calls: 2 a step (2 completions x 1 order) x 4 steps = 8 calls" in first.output  # the estimate
         assert "judge spend: 5 calls (retries included), 60 tokens (40 prompt + 20 completion)" in first.output
+        assert "checkpoints: checkpoint-2; no final model (stopped early" in first.output
         assert first.output.strip().splitlines()[-1] == (
             "stopped after step 2: judge budget calls=5 reached; spent 5 calls (retries included), 60 tokens "
             f"(40 prompt + 20 completion); saved {run / 'checkpoint-2'}; continue with "

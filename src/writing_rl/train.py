@@ -412,7 +412,9 @@ def summarize_run(run_dir: Path) -> str:
     lines = [f"run folder: {run_dir}"]
     ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if ckpts:
-        lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; final model: {run_dir / 'final'}")
+        final = run_dir / "final"
+        last = f"final model: {final}" if final.is_dir() else "no final model (stopped early: resume it with --resume)"
+        lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; {last}")
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         steps = [r for r in read_jsonl(metrics) if "reward" in r]
