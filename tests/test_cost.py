@@ -219,3 +219,24 @@ def test_check_prints_the_estimate_for_the_processes_it_is_told(tmp_path):
     assert "  ok  judge budget: calls=500, money=2.50 USD" in one.output
     two = runner.invoke(app, ["check", str(path), "--skip-endpoints", "--num-processes", "2"])
     assert "judge calls: 4 a step (4 completions x 1 order, over 2 processes) x 7 steps = 28 calls" in two.output
+
+
+def test_spend_against_a_budget_and_the_command_that_continues():
+    from writing_rl.judge.budget import JudgePrice
+    from writing_rl.spend import JudgeSpend, budget_problem, continue_hint
+
+    price = JudgePrice(input_per_million=1.0, output_per_million=3.0)
+    spend = JudgeSpend(calls=3, prompt_tokens=500, completion_tokens=100)
+    assert budget_problem(spend, JudgeBudget(calls=4, tokens=601), price) is None
+    both = JudgeBudget(calls=3, tokens=600, money=1.0)
+    assert budget_problem(spend, both, price) == "judge budget calls=3, tokens=600 reached"
+    assert (
+        continue_hint(Path("r"), spend, both, price)
+        == "writing-rl train --resume r --budget calls=6 --budget tokens=1200"
+    )
+    tiny = JudgeBudget(money=0.0005)  # 500 x 1 + 100 x 3 per million = 0.0008
+    assert budget_problem(spend, tiny, price) == "judge budget money=0.0005 USD reached"
+    assert continue_hint(Path("r"), spend, tiny, price).endswith("--budget money=0.0016")  # a valid, larger budget
+    unreported = JudgeSpend(calls=3, no_usage=3)
+    assert budget_problem(unreported, JudgeBudget(calls=100), None) is None  # calls are counted all the same
+    assert "cannot be counted" in budget_problem(unreported, JudgeBudget(tokens=100), None)

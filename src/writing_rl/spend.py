@@ -121,7 +121,7 @@ def continue_hint(run_dir: Path, spend: JudgeSpend, budget: JudgeBudget, price: 
     shown = []
     for k in kinds:
         more = 2 * spend.value(k, price)
-        shown.append(f"--budget {k}={more:.2f}" if k == "money" else f"--budget {k}={int(more)}")
+        shown.append(f"--budget {k}={more:.4g}" if k == "money" else f"--budget {k}={int(more)}")
     return f"writing-rl train --resume {run_dir} {' '.join(shown)}"
 
 
