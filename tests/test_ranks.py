@@ -58,12 +58,19 @@ def test_mean_latency_is_total_latency_over_total_calls_not_a_mean_of_means():
         {"judge/calls": 1, "judge/cache_hits": 0, "judge/retries": 1, "judge/failed_calls": 0, "judge/latency_s": 1.0},
         {"judge/calls": 3, "judge/cache_hits": 5, "judge/retries": 0, "judge/failed_calls": 2, "judge/latency_s": 0.3},
     ]
-    combined = combine_ranks([r | {"time/judge_s": t} for r, t in zip(ranks, (1.5, 4.0))])
+    tokens = [
+        {"judge/prompt_tokens": 100, "judge/completion_tokens": 10, "judge/no_usage": 0},
+        {"judge/prompt_tokens": 250, "judge/completion_tokens": 20, "judge/no_usage": 1},
+    ]
+    combined = combine_ranks([r | n | {"time/judge_s": t} for r, n, t in zip(ranks, tokens, (1.5, 4.0))])
     assert combined == {
         "judge/calls": 4,
         "judge/cache_hits": 5,
         "judge/retries": 1,
         "judge/failed_calls": 2,
+        "judge/prompt_tokens": 350,  # what the judge billed, over all ranks (the budget counts these)
+        "judge/completion_tokens": 30,
+        "judge/no_usage": 1,
         "judge/mean_latency_s": pytest.approx(1.3 / 4),  # a mean of the ranks' means would be 0.55
         "time/judge_s": 4.0,  # the ranks judge side by side: the batch waits for the slowest
     }

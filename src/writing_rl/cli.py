@@ -359,6 +359,54 @@ def _overridden(cfg: TrainConfigT, output_dir: str | None, max_steps: int | None
     return cfg.model_copy(update=updates)
 
 
+def _with_budget(cfg: TrainConfigT, specs: list[str]) -> TrainConfigT:
+    """A training config with the command line's `--budget KIND=VALUE` limits in `judge.budget`."""
+    if not specs:
+        return cfg
+    from pydantic import ValidationError
+
+    from .spend import BudgetSpecError, parse_budget_specs
+
+    judge = cfg.judge  # type: ignore[attr-defined]
+    try:
+        budget = parse_budget_specs(specs, judge.budget)
+        judge = type(judge).model_validate({**judge.model_dump(), "budget": budget.model_dump()})
+    except BudgetSpecError as err:
+        raise ConfigError(str(err)) from None
+    except ValidationError as err:
+        raise ConfigError(f"--budget {' '.join(specs)}: {err.errors()[0]['msg']}") from None
+    return cfg.model_copy(update={"judge": judge})
+
+
+def _budget_start_lines(cfg: BaseModel, resume: bool, skip_check: bool) -> list[str]:
+    """What `train` prints before it starts: the cost estimate where the check (which shows it) was skipped,
+    and on a resume what the run has spent so far against its budget."""
+    from .preflight import cost_lines, launched_processes
+    from .spend import checkpoint_spend
+    from .train import last_checkpoint
+
+    lines = []
+    if skip_check:
+        try:
+            lines += cost_lines(cfg, None, launched_processes())
+        except Exception as err:  # an estimate never stops a start the check was skipped for (air-gapped)
+            lines.append(f"judge cost: not estimated ({type(err).__name__}: {' '.join(str(err).split())[:160]})")
+    if resume:
+        judge = cfg.judge  # type: ignore[attr-defined]
+        spent = checkpoint_spend(last_checkpoint(Path(cfg.output_dir))).describe(judge.price)  # type: ignore[attr-defined]
+        lines.append(f"judge spend so far: {spent}")
+    return lines
+
+
+BUDGET = typer.Option(
+    [],
+    "--budget",
+    metavar="KIND=VALUE",
+    help="judge budget for the whole run: calls=N, tokens=N or money=X (needs judge.price), KIND=none lifts it; "
+    "repeat for several; replaces judge.budget's limit of that kind (with --resume: raises it and keeps it)",
+)
+
+
 @app.command("train")
 def train_cmd(
     config: Annotated[Path | None, typer.Argument(help="YAML config; default: the embedded demo")] = None,
@@ -366,10 +414,14 @@ def train_cmd(
     output_dir: str | None = typer.Option(None, help="override output_dir"),
     max_steps: int | None = typer.Option(None, help="override grpo.max_steps"),
     overwrite: bool = typer.Option(False, help="delete an earlier run in output_dir and start over"),
+    budget: list[str] = BUDGET,
     skip_check: bool = SKIP_CHECK,
 ) -> None:
-    """Train a writer with TRL GRPO, the pairwise judge reward and the reference curriculum."""
+    """Train a writer with TRL GRPO, the pairwise judge reward and the reference curriculum.
+
+    Stopped by judge.budget (or --budget): exit status 3, with a checkpoint of the last step and no final/."""
     from .engines.trl_grpo import JudgeUnavailable
+    from .spend import JudgeBudgetReached
     from .train import load_train_config, resume_config, run_folder_problem, summarize_run, train
 
     if resume and config:
@@ -378,12 +430,15 @@ def train_cmd(
         _fail("--overwrite starts over, --resume continues: give one of them", 2)
     try:
         cfg = _overridden(resume_config(resume) if resume else load_train_config(config), output_dir, max_steps)
+        cfg = _with_budget(cfg, budget)
         run_dir = Path(cfg.output_dir)
         again = resume / "config.yaml" if resume else config
         start_over = f"writing-rl train {f'{again} ' if again else ''}--output-dir {run_dir} --overwrite"
         if problem := run_folder_problem(run_dir, resume is not None, overwrite, start_over):
             _fail(problem, 2)
         _preflight("train", cfg, skip_check)
+        for line in _budget_start_lines(cfg, resume is not None, skip_check):
+            typer.echo(f"  {line}")
         run_dir = train(cfg, resume=resume is not None, overwrite=overwrite)
     except ConfigError as err:
         _fail(str(err), 2)
@@ -392,6 +447,9 @@ def train_cmd(
     except JudgeUnavailable as err:
         typer.echo(summarize_run(run_dir), err=True)
         _fail(str(err), 1)
+    except JudgeBudgetReached as err:
+        typer.echo(summarize_run(run_dir))
+        _fail(str(err), 3)
     typer.echo(summarize_run(run_dir))
 
 

@@ -276,6 +276,23 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
             check_concurrency_share("judge.endpoint", cfg.judge.endpoint, num_processes or launched_processes())
         )
     lines.append(check_judge("judge", cfg.judge, cfg.local_judge, probe))
+    return lines + cost_lines(cfg, samples, num_processes or launched_processes())
+
+
+def cost_lines(cfg: Any, samples: Any = None, num_processes: int = 1, settings: Any = None) -> list[str]:
+    """The judge cost estimate (`writing_rl.cost`) and the budget, if one is set: what the run will spend, before
+    it spends it."""
+    from .cost import estimate_cost, estimate_verl_cost
+
+    if settings is not None:
+        lines = estimate_verl_cost(cfg, samples, settings=settings).lines()
+    else:
+        lines = estimate_cost(cfg, samples, num_processes).lines()
+    if limits := cfg.judge.budget.limits:
+        from .spend import format_limit
+
+        shown = ", ".join(format_limit(k, v, cfg.judge.price) for k, v in limits.items())
+        lines.append(f"judge budget: {shown} (training stops with a checkpoint at the step that reaches it)")
     return lines
 
 
@@ -371,7 +388,12 @@ def check_verl(cfg: Any, probe: bool = True) -> list[str]:
     lines.append(f"verl.actor_rollout_ref.model.path: {config.actor_rollout_ref.model.path}")
     key_variables(cfg)
     lines.append(check_judge("judge", cfg.judge, LocalJudgeSettings(), probe))
-    return lines
+    from omegaconf import OmegaConf
+
+    from .cost import VERL_DEFAULTS
+
+    settings = {key: OmegaConf.select(config, key, default=None) for key in VERL_DEFAULTS}
+    return lines + cost_lines(cfg, settings=settings)
 
 
 CHECKS = {

@@ -3,8 +3,9 @@
 Run folder (`output_dir`): `config.yaml` (as given; API keys are only ever named, never stored),
 `checkpoint-N/` (TRL's, plus `curriculum_snapshot.json`), `curriculum.sqlite` (written by the main process
 only), `judge_cache.sqlite` (with several processes one file per rank: `judge_cache.rank{R}.sqlite`),
-`metrics.jsonl`, `rollouts.jsonl` (what the judge said about each completion), and `judge_server.log`
-when the embedded judge is used.
+`metrics.jsonl`, `rollouts.jsonl` (what the judge said about each completion), `judge_spend.json` (what the
+judge cost so far, also in each checkpoint: `writing_rl.spend`), and `judge_server.log` when the embedded
+judge is used.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from .endpoint import EndpointError
 from .endpoint.config import check_concurrency
 from .jsonl import JsonlFileError, read_jsonl, trim_steps
 from .judge import JudgeConfig, PairwiseJudge, build_judge
+from .judge.budget import JudgeBudget
 from .judge.cache import JudgeCache, rank_cache_path
 from .judge.judgement import Judge
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
+from .spend import SPEND_FILE, JudgeBudgetReached, budget_problem, checkpoint_spend, saved_spend_line
+from .spend import continue_hint as budget_hint
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -214,6 +218,18 @@ def restore_from_checkpoint(run_dir: Path, checkpoint: Path) -> None:
         store.load_snapshot(snapshot)
     for name in ("metrics.jsonl", ROLLOUTS_FILE):
         trim_steps(run_dir / name, int(checkpoint.name.split("-")[1]))
+    if (checkpoint / SPEND_FILE).is_file():
+        shutil.copyfile(checkpoint / SPEND_FILE, run_dir / SPEND_FILE)
+
+
+def record_budget(run_dir: Path, budget: JudgeBudget) -> None:
+    """Write the budget a resume was given into the run's config.yaml, so a later resume keeps it."""
+    path = run_dir / "config.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    judge = data.setdefault("judge", {})
+    if judge.get("budget") != budget.model_dump(mode="json"):
+        judge["budget"] = budget.model_dump(mode="json")
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 def is_run_folder(run_dir: Path) -> bool:
@@ -266,12 +282,15 @@ def train(
     """Run (or resume) training; returns the run folder. `overwrite` deletes an earlier run in the folder first.
 
     `callbacks` are extra `transformers.TrainerCallback`s, run after ours (e.g. the step timer of
-    `benchmarks/step_overhead.py`); the CLI passes none."""
+    `benchmarks/step_overhead.py`); the CLI passes none. Raises `JudgeBudgetReached` when the judge spend
+    (of the whole run, earlier launches included) reaches `judge.budget`: the run then has a checkpoint of
+    that step and no `final/`."""
     from .engines.trl_version import check_trl
 
     check_trl()  # before anything is written: an untested TRL could train unknown verdicts as losses
     from .engines.trl_grpo import (
         CurriculumCheckpointCallback,
+        JudgeSpendCallback,
         MetricsJsonlCallback,
         UnknownRewardGuard,
         WritingReward,
@@ -285,6 +304,13 @@ def train(
     if problem := run_folder_problem(run_dir, resume, overwrite):
         raise ConfigError(problem)
     checkpoint = last_checkpoint(run_dir) if resume else None
+    budget, price = cfg.judge.budget, cfg.judge.price
+    spend = checkpoint_spend(checkpoint)  # the budget counts the whole run, not this launch
+    if problem := budget_problem(spend, budget, price):
+        raise ConfigError(
+            f"cannot resume {checkpoint}: {problem}; spent {spend.describe(price)}; continue with "
+            f"`{budget_hint(run_dir, spend, budget, price)}`"
+        )
     samples = load_train_samples(cfg)  # a bad dataset fails here, before the run folder exists
     state.wait_for_everyone()  # every rank has looked at the folder before rank 0 changes it
     if state.is_main_process:
@@ -293,6 +319,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is not None:
             restore_from_checkpoint(run_dir, checkpoint)
+            record_budget(run_dir, budget)  # a budget raised for this resume holds for the next one too
         else:
             (run_dir / "config.yaml").write_text(
                 yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
@@ -327,12 +354,14 @@ def train(
             cfg.rollouts.max_text_chars,
         )
         where = judge_cfg.endpoint.base_url if judge_cfg.backend == "llm" else "the rule judge"
+        keeper = JudgeSpendCallback(spend, budget, price)
         trainer = WritingRLGRPOTrainer(
             model=model_path,
             reward_funcs=[writing_reward],
             args=grpo_args(cfg, run_dir),
             train_dataset=to_trl_dataset(samples),
             callbacks=[
+                keeper,  # before the curriculum snapshot, which marks a checkpoint complete
                 CurriculumCheckpointCallback(curriculum),
                 MetricsJsonlCallback(run_dir / "metrics.jsonl"),
                 *callbacks,
@@ -340,9 +369,16 @@ def train(
             writing_reward=writing_reward,
             rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
             unknown_guard=UnknownRewardGuard(cfg.max_unknown_steps, where),
+            judge_spend=spend,
         )
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            if keeper.stopped is not None:  # not finished: no final model, the checkpoint continues it
+                step = trainer.state.global_step
+                raise JudgeBudgetReached(
+                    f"stopped after step {step}: {keeper.stopped}; spent {spend.describe(price)}; saved "
+                    f"{run_dir / f'checkpoint-{step}'}; continue with `{budget_hint(run_dir, spend, budget, price)}`"
+                )
             trainer.save_model(str(run_dir / "final"))
         finally:
             reward.close()
@@ -390,7 +426,9 @@ def summarize_run(run_dir: Path) -> str:
         lines += [f"  - {r['text']}" for r in audit["recommendations"]]
     ckpts = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if ckpts:
-        lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; final model: {run_dir / 'final'}")
+        final = run_dir / "final"
+        last = f"final model: {final}" if final.is_dir() else "no final model (stopped early: resume it with --resume)"
+        lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; {last}")
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         steps = [r for r in read_jsonl(metrics) if "reward" in r]
@@ -402,5 +440,7 @@ def summarize_run(run_dir: Path) -> str:
         lines.append(f"metrics: {metrics} (TensorBoard logs under {run_dir / 'runs'} when report_to includes it)")
     if (run_dir / ROLLOUTS_FILE).is_file():
         lines.append(f"rollouts: {run_dir / ROLLOUTS_FILE} (writing-rl rollouts {run_dir} --step N)")
+    if (run_dir / SPEND_FILE).is_file():
+        lines.append(f"judge spend: {saved_spend_line(run_dir / SPEND_FILE)}")
     lines.append(f"curriculum: writing-rl curriculum show {run_dir}")
     return "\n".join(lines)

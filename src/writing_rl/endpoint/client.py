@@ -54,6 +54,7 @@ class ClientStats:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    no_usage: int = 0  # answers without `usage`: their tokens are unknown, not zero
     latency_s: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
@@ -165,6 +166,7 @@ class OpenAICompatClient:
             finally:
                 self.stats.latency_s += time.perf_counter() - started
         usage = body.get("usage") or {}
+        self.stats.no_usage += not usage
         self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
         return body

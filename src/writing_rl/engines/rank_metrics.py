@@ -10,18 +10,30 @@ from collections.abc import Sequence
 
 from ..judge.judgement import Judge
 
-COUNTS = ("judge/calls", "judge/cache_hits", "judge/retries", "judge/failed_calls")
+COUNTS = (
+    "judge/calls",
+    "judge/cache_hits",
+    "judge/retries",
+    "judge/failed_calls",
+    "judge/prompt_tokens",
+    "judge/completion_tokens",
+    "judge/no_usage",
+)
 SUMMED = (*COUNTS, "judge/latency_s")
 
 
 def judge_counters(judge: Judge) -> dict[str, float]:
-    """This process's totals since the start (calls spent, cache hits, retries, failures, summed latency)."""
+    """This process's totals since the start (calls spent, cache hits, retries, failures, the tokens the
+    server reported and the answers that reported none, summed latency). A rule judge reports no tokens."""
     calls = judge.call_stats()
     return {
         "judge/calls": calls["calls"],
         "judge/cache_hits": judge.stats.cache_hits,
         "judge/retries": calls["retries"],
         "judge/failed_calls": judge.stats.failed_calls,
+        "judge/prompt_tokens": calls.get("prompt_tokens", 0),
+        "judge/completion_tokens": calls.get("completion_tokens", 0),
+        "judge/no_usage": calls.get("no_usage", 0),
         "judge/latency_s": calls["latency_s"],
     }
 

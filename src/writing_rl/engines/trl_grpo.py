@@ -15,6 +15,9 @@ How the pieces meet:
   resume restores exactly the state that checkpoint saw.
 - `UnknownRewardGuard` stops training when the judge has given no reward for several generation
   rounds in a row (a dead judge), naming its URL and last error.
+- `JudgeSpendCallback` keeps what the judge cost (`writing_rl.spend`, counted over all ranks in
+  `_calculate_rewards`) in every checkpoint, and stops training with a checkpoint at the end of the step
+  in which the spend reaches `judge.budget`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ..judge.judgement import Judge
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairReward, PairwiseReward
 from ..rollouts import RolloutWriter, capped
+from ..spend import SPEND_FILE, JudgeSpend, budget_problem
 from .rank_metrics import gather_judge_metrics, judge_counters
 
 CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
@@ -190,11 +194,13 @@ class WritingRLGRPOTrainer(GRPOTrainer):
         writing_reward: WritingReward,
         rollout_writer: RolloutWriter | None = None,
         unknown_guard: UnknownRewardGuard | None = None,
+        judge_spend: JudgeSpend | None = None,
         **kwargs: Any,
     ):
         self.writing_reward = writing_reward
         self.rollout_writer = rollout_writer
         self.unknown_guard = unknown_guard
+        self.judge_spend = judge_spend if judge_spend is not None else JudgeSpend()
         super().__init__(*args, **kwargs)
         self._sync_levels(self._initial_levels())
 
@@ -260,8 +266,10 @@ class WritingRLGRPOTrainer(GRPOTrainer):
         local = {name: totals[name] - previous[name] for name in totals} | {"time/judge_s": wr.last_judge_s}
         metrics = self._metrics["train" if self.model.training else "eval"]
         # per generation batch, over all ranks (each judged its own slice)
-        for name, value in gather_judge_metrics(local, self.accelerator.num_processes).items():
+        batch = gather_judge_metrics(local, self.accelerator.num_processes)
+        for name, value in batch.items():
             metrics[name].append(value)
+        self.judge_spend.add_batch(batch)  # the same totals on every rank: every rank keeps the budget alike
         if self.model.training:
             self._update_curriculum()
         else:
@@ -275,6 +283,40 @@ class WritingRLGRPOTrainer(GRPOTrainer):
             time.perf_counter() - started
         )
         return out
+
+
+class JudgeSpendCallback(TrainerCallback):
+    """Writes the judge spend into every checkpoint folder and the run folder (main process), and stops
+    training when it reaches `judge.budget`: at the end of that optimizer step, with a checkpoint of it.
+
+    Listed before `CurriculumCheckpointCallback`: the curriculum snapshot marks a checkpoint complete
+    (`train.last_checkpoint`), so a checkpoint that has one also has its spend."""
+
+    def __init__(self, spend: JudgeSpend, budget: Any, price: Any = None):
+        self.spend = spend
+        self.budget = budget
+        self.price = price
+        self.stopped: str | None = None  # why the budget stopped training, when it did
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if self.stopped is None and state.global_step < state.max_steps:  # the last step ends the run anyway
+            self.stopped = budget_problem(self.spend, self.budget, self.price)
+            if self.stopped is not None:
+                control.should_save = control.should_training_stop = control.should_log = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.is_world_process_zero:
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                self.spend.save(ckpt / SPEND_FILE, self.price)
+            self.spend.save(Path(args.output_dir) / SPEND_FILE, self.price)
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.is_world_process_zero:
+            self.spend.save(Path(args.output_dir) / SPEND_FILE, self.price)
+        return control
 
 
 class CurriculumCheckpointCallback(TrainerCallback):

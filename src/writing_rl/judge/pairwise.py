@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..endpoint import EndpointConfig, EndpointError, OpenAICompatClient
 from ..reasons import Reason, window_from_message
+from .budget import JudgeBudget, JudgePrice
 from .cache import JudgeCache, cache_key
 from .chat_template import ChatTemplate
 from .context import TokenCounter, fit_pair, load_counter
@@ -75,6 +76,12 @@ class JudgeConfig(BaseModel):
     )
     prompt_overhead_tokens: int = Field(32, ge=0, description="tokens the server's chat template adds to the prompt")
     cache_path: str | None = Field(None, description="SQLite file for cached judgements; None disables the cache")
+    price: JudgePrice | None = Field(
+        None, description="the judge API's prices per million tokens: cost estimates and money budgets (not cached on)"
+    )
+    budget: JudgeBudget = Field(
+        default_factory=JudgeBudget, description="what a training run may spend on the judge (not cached on)"
+    )
 
     @field_validator("rule", mode="before")
     @classmethod
@@ -87,6 +94,10 @@ class JudgeConfig(BaseModel):
             raise ValueError("backend 'rule' needs `rule` (e.g. rule: length_fit)")
         if self.backend == "llm" and self.rule is not None:
             raise ValueError("`rule` is set but backend is 'llm': set backend: rule to use the rule judge")
+        if self.budget.money is not None and self.price is None:
+            raise ValueError(
+                "budget.money needs `price` (input_per_million, output_per_million) to turn tokens into money"
+            )
         return self
 
 
@@ -355,7 +366,14 @@ class PairwiseJudge:
 
     def call_stats(self) -> dict[str, float]:
         s = self.client.stats
-        return {"calls": s.requests, "retries": s.retries, "latency_s": s.latency_s}
+        return {
+            "calls": s.requests,
+            "retries": s.retries,
+            "latency_s": s.latency_s,
+            "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": s.completion_tokens,
+            "no_usage": s.no_usage,
+        }
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..config import ConfigError
 from ..curriculum import CurriculumConfig
@@ -79,6 +79,16 @@ class VerlRecipe(BaseModel):
         default_factory=list, description="hydra overrides applied while composing (config-group choices)"
     )
     verl: dict[str, Any] = Field(default_factory=dict, description="verl 0.9.1 settings, nested as in ppo_trainer.yaml")
+
+    @field_validator("judge")
+    @classmethod
+    def _no_budget(cls, judge: JudgeConfig) -> JudgeConfig:
+        if judge.budget.limits:  # a budget nobody keeps would be worse than none
+            raise ValueError(
+                "budget: only `writing-rl train` keeps a judge budget, train-verl does not: remove it "
+                "(`writing-rl check` shows the run's estimated cost)"
+            )
+        return judge
 
 
 # -- composing verl's config ------------------------------------------------------------------------------
