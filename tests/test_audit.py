@@ -198,17 +198,21 @@ def test_judge_audit_command_prints_json_and_writes_the_page(tmp_path):
             )
         )
         out = tmp_path / "audit-out"
-        run = CliRunner().invoke(app, ["judge-audit", str(config), "--pairs", "8", "--json", "--out", str(out)])
+        run = CliRunner().invoke(app, ["judge-audit", str(config), "--pairs", "8", "--out", str(out)])
         assert run.exit_code == 0, run.output
         first = server.calls()
-        again = CliRunner().invoke(app, ["judge-audit", str(config), "--pairs", "8", "--out", str(out)])
+        again = CliRunner().invoke(app, ["judge-audit", str(config), "--pairs", "8", "--json", "--out", str(out)])
         assert again.exit_code == 0 and server.calls() == first  # the second audit is answered by the cache
-    report = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("{")))
+    report = json.loads(next(line for line in again.stdout.splitlines() if line.startswith("{")))
     for key in ("tier_agreement", "adjacent_tier_agreement", "first_position_rate", "swap_consistency", "length_bias",
                 "unknown_rate", "verdict"):  # fmt: skip
         assert key in report, key
     assert report["verdict"] == "usable" and report["ci95"]["tier_agreement"] == [1.0, 1.0]
-    assert "verdict: USABLE" in again.stdout and "tier agreement" in again.stdout
+    assert report["calls"]["cached"] == report["calls"]["calls"] and report["calls"]["requests"] == 0
+    assert "verdict: USABLE" in run.stdout and "tier agreement" in run.stdout
+    # the run's judge cost with the tokens the audit measured (the cached second audit measured none)
+    measured = next(line for line in run.stdout.splitlines() if line.startswith("judge tokens:"))
+    assert "+ 12 out a call (measured)" in measured and "judge calls: 8 a step (8 completions x 1 order)" in run.stdout
     for name in ("audit.json", "pairs.jsonl", "index.html", "audit.png"):
         assert (out / name).is_file(), name
     assert (

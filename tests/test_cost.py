@@ -71,7 +71,7 @@ def test_tokens_per_call_are_prompt_reference_and_completion_and_the_reply_budge
     cfg = train_config()
     est = estimate_cost(cfg, SAMPLES)
     judge = PairwiseJudge(cfg.judge)
-    prompt = sum(judge._prompt_tokens(s.prompt_text, s.criteria_text) for s in SAMPLES) / 2
+    prompt = sum(judge.prompt_tokens(s.prompt_text, s.criteria_text) for s in SAMPLES) / 2
     refs = [estimate_tokens(r) for s in SAMPLES for r in s.references]  # the judge's counter: the estimate here
     assert est.input_per_call == pytest.approx(prompt + sum(refs) / 3 + 300)
     assert prompt > cfg.judge.prompt_overhead_tokens + 100  # the template, questions and criteria are counted

@@ -138,7 +138,8 @@ def _check_audit(config: Path, cfg: BaseModel, pairs: int, strict: bool, probe: 
         _fail("--audit calls the judge: it cannot go with --skip-endpoints", 2)
     folder = Path("runs") / f"judge-audit-{config.stem}"
     try:
-        result = run_audit(audit_inputs(cfg), AuditSettings(pairs=pairs), folder)
+        inputs = audit_inputs(cfg)
+        result = run_audit(inputs, AuditSettings(pairs=pairs), folder)
     except (ConfigError, AuditError, EndpointError) as err:
         _fail(f"judge audit: {err}", 2)
     except DATA_ERRORS as err:
@@ -148,6 +149,8 @@ def _check_audit(config: Path, cfg: BaseModel, pairs: int, strict: bool, probe: 
     typer.echo(f"  {'ok' if result.verdict == 'usable' else 'warn'}  {headline(report)}; details: {page}")
     for r in result.recommendations:
         typer.echo(f"        - {r.text}")
+    for line in _measured_cost_lines(cfg, inputs.samples, result):
+        typer.echo(f"  ok  {line}")
     if result.verdict == "useless" and strict:
         _fail(f"the judge is useless on this data ({result.verdict_reasons[0]}): --strict stops here", 2)
     return result.verdict
@@ -346,7 +349,22 @@ def judge_audit_cmd(
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
     else:
         typer.echo(table(result))
+        for line in _measured_cost_lines(cfg, inputs.samples, result):
+            typer.echo(line)
     typer.echo(f"audit: {page} (pairs.jsonl and audit.json beside it)", err=as_json)
+
+
+def _measured_cost_lines(cfg: BaseModel, samples: list, result: object) -> list[str]:
+    """The run's judge cost with the tokens the audit measured (train, ablation and verl configs)."""
+    from .preflight import cost_lines, launched_processes
+
+    if not (hasattr(cfg, "grpo") or hasattr(cfg, "verl")):
+        return []
+    measured = result.measured_tokens()  # type: ignore[attr-defined]
+    try:
+        return cost_lines(cfg, samples, launched_processes(), measured=measured)
+    except Exception as err:  # the estimate is a convenience here: the audit itself is done
+        return [f"judge cost: not estimated ({type(err).__name__}: {' '.join(str(err).split())[:160]})"]
 
 
 def _overridden(cfg: TrainConfigT, output_dir: str | None, max_steps: int | None) -> TrainConfigT:

@@ -10,7 +10,7 @@ both_agree), and a soft judge that reasons first through `/completions` makes tw
 (the reasoning, then the verdict token). A rule judge calls nothing.
 
 Tokens per call: the judge prompt without the answers (counted with the judge's own counter as
-`PairwiseJudge._prompt_tokens` counts it, averaged over the dataset, plus `prompt_overhead_tokens`) +
+`PairwiseJudge.prompt_tokens` counts it, averaged over the dataset, plus `prompt_overhead_tokens`) +
 the mean reference + a full-length completion; out: the judge's whole reply budget (`max_tokens`; 1 for
 a soft verdict read directly). Both are upper bounds: completions and replies are usually shorter, cache
 hits and answers the injection screen decides cost nothing. Measured figures (`MeasuredTokens`, e.g.
@@ -166,8 +166,8 @@ def prompt_tokens(judge_cfg: JudgeConfig, samples: Sequence[Sample]) -> float:
     from .judge import PairwiseJudge
 
     judge = PairwiseJudge(judge_cfg.model_copy(update={"cache_path": None}))  # no cache file: nothing is judged
-    counted = [judge._prompt_tokens(s.prompt_text, s.criteria_text) for s in _spread(samples)]
-    return sum(counted) / len(counted) if counted else float(judge._prompt_tokens("", None))
+    counted = [judge.prompt_tokens(s.prompt_text, s.criteria_text) for s in _spread(samples)]
+    return sum(counted) / len(counted) if counted else float(judge.prompt_tokens("", None))
 
 
 def reference_tokens(judge_cfg: JudgeConfig, samples: Sequence[Sample]) -> float:

@@ -279,15 +279,17 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
     return lines + cost_lines(cfg, samples, num_processes or launched_processes())
 
 
-def cost_lines(cfg: Any, samples: Any = None, num_processes: int = 1, settings: Any = None) -> list[str]:
+def cost_lines(
+    cfg: Any, samples: Any = None, num_processes: int = 1, settings: Any = None, measured: Any = None
+) -> list[str]:
     """The judge cost estimate (`writing_rl.cost`) and the budget, if one is set: what the run will spend, before
-    it spends it."""
+    it spends it. `measured`: tokens per call a judge audit measured (`MeasuredTokens`)."""
     from .cost import estimate_cost, estimate_verl_cost
 
     if settings is not None:
-        lines = estimate_verl_cost(cfg, samples, settings=settings).lines()
+        lines = estimate_verl_cost(cfg, samples, measured, settings=settings).lines()
     else:
-        lines = estimate_cost(cfg, samples, num_processes).lines()
+        lines = estimate_cost(cfg, samples, num_processes, measured).lines()
     if limits := cfg.judge.budget.limits:
         from .spend import format_limit
 

@@ -343,7 +343,12 @@ def train(
         if checkpoint is None and cfg.audit.pairs:
             from .audit.gate import audit_before_training
 
-            audit_before_training(cfg.audit, cfg.reward, judge, run_dir / "audit", samples, process_state())
+            audited = audit_before_training(cfg.audit, cfg.reward, judge, run_dir / "audit", samples, state)
+            if audited is not None and (measured := audited.measured_tokens()) is not None:
+                from .preflight import cost_lines
+
+                lines = cost_lines(cfg, samples, state.num_processes, measured=measured)
+                print("with the tokens the audit measured:", *lines, sep="\n  ", flush=True)
         reward = PairwiseReward(judge, cfg.reward)
         writing_reward = WritingReward(
             samples,

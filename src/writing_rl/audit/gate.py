@@ -58,17 +58,17 @@ def stop_reason(result: AuditResult, settings: AuditSettings, page: Path) -> str
 
 def audit_before_training(
     settings: AuditSettings, reward: RewardConfig, judge: Judge, out: Path, samples: list[Sample], state: Any
-) -> None:
+) -> AuditResult | None:
     """Audit into `out` on the main process (`state`: accelerate's), print the table, and raise
-    `JudgeAuditFailed` on every process when the run must stop."""
+    `JudgeAuditFailed` on every process when the run must stop; the result on the main process."""
     box: list[str | None] = [None]
+    result = None
     if state.is_main_process:
         auditor = _own_judge(judge)
         try:
             result = run_sync(audit_judge(auditor, reward, samples, settings))
         except AuditError as err:
             print(f"judge audit skipped: {err}", flush=True)
-            result = None
         finally:
             if auditor is not judge:
                 run_sync(auditor.aclose())
@@ -82,3 +82,4 @@ def audit_before_training(
         broadcast_object_list(box, from_process=0)
     if box[0] is not None:
         raise JudgeAuditFailed(box[0])
+    return result

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..cost import MeasuredTokens
 from ..data import Sample
 from ..eval.stats import Interval
 from ..judge.judgement import Judge
@@ -130,6 +131,19 @@ class AuditResult:
             "thresholds": THRESHOLDS,
             "points": f.points,
         }
+
+
+    def measured_tokens(self) -> MeasuredTokens | None:
+        """The judge's tokens per call as its server reported them, for the cost estimate: the prompt without
+        the two answers (reported prompt tokens less the answers counted with the judge's tokenizer) and
+        the reply. None when the server reports no usage (or every call was a cache hit)."""
+        c = self.cost
+        if c.prompt_tokens_per_call is None or c.completion_tokens_per_call is None:
+            return None
+        overhead = c.prompt_overhead_per_call or 0.0  # counted: where the answers outweigh what was reported
+        if c.answer_tokens_per_call is not None and c.prompt_tokens_per_call >= c.answer_tokens_per_call:
+            overhead = c.prompt_tokens_per_call - c.answer_tokens_per_call
+        return MeasuredTokens(prompt_overhead=overhead, completion=c.completion_tokens_per_call)
 
 
 def describe_judge(judge: Judge, reward: RewardConfig) -> dict[str, Any]:
