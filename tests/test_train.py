@@ -432,6 +432,7 @@ def test_train_audits_the_judge_first_and_its_calls_stay_out_of_the_training_met
     assert audit["verdict"] == "usable" and audit["pairs"]["audited"] == 4 and audit["tier_agreement"] == 1.0
     step = next(json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "reward" in line)
     assert step["judge/calls"] == 4 and calls == audited + 4  # 2 prompts x 2 completions, one order each
+    assert json.loads((run / "judge_spend.json").read_text())["calls"] == calls  # the audit's calls are spent too
     assert "judge audit: usable (tier agreement 1.00" in summarize_run(run)
     page = write_report([run], tmp_path / "report").read_text()
     assert 'href="../run/audit/index.html">usable</a>' in page
@@ -458,3 +459,22 @@ def test_a_useless_judge_stops_training_before_the_model_loads_when_told_to(tmp_
         with pytest.raises(JudgeAuditFailed, match="no judge call succeeded .*transport"):
             train(dead)
     assert (Path(cfg.output_dir) / "audit" / "index.html").is_file()
+
+
+def test_the_audits_calls_count_toward_the_judge_budget(tmp_path, tiny_model, monkeypatch):
+    from scripted_judges import judge_behaviour, keyword_tiered, more_keywords
+
+    import writing_rl.engines.trl_grpo as engine
+    from writing_rl.spend import JudgeBudgetReached
+
+    def never(*args, **kwargs):
+        raise AssertionError("the trainer (and the model) should not be loaded")
+
+    monkeypatch.setattr(engine.WritingRLGRPOTrainer, "__init__", never)
+    dataset = str(keyword_tiered(tmp_path / "k.jsonl", prompts=4, stronger_longer=False))
+    with FakeOpenAIServer(judge_behaviour(more_keywords)) as server:
+        cfg = make_config(tmp_path, tiny_model, server.base_url, dataset)
+        cfg.audit.pairs, cfg.judge.budget.calls = 4, 5
+        with pytest.raises(JudgeBudgetReached, match=r"the judge audit alone spent \d+ calls .*calls=5 reached"):
+            train(cfg)
+        assert server.calls() >= 8  # 4 pairs in both orders, and the length controls

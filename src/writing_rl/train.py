@@ -343,7 +343,13 @@ def train(
         if checkpoint is None and cfg.audit.pairs:
             from .audit.gate import audit_before_training
 
-            audited = audit_before_training(cfg.audit, cfg.reward, judge, run_dir / "audit", samples, state)
+            audited, audit_spend = audit_before_training(cfg.audit, cfg.reward, judge, run_dir / "audit", samples, state)
+            spend.add_batch(audit_spend)  # the audit's calls count toward judge.budget
+            if problem := budget_problem(spend, budget, price):
+                raise JudgeBudgetReached(
+                    f"the judge audit alone spent {spend.describe(price)}: {problem}; raise judge.budget or lower "
+                    "audit.pairs"
+                )
             if audited is not None and (measured := audited.measured_tokens()) is not None:
                 from .preflight import cost_lines
 

@@ -14,6 +14,7 @@ from typing import Any
 from ..aio import run_sync
 from ..config import ConfigError
 from ..data import Sample
+from ..engines.rank_metrics import judge_counters
 from ..judge.judgement import Judge
 from ..judge.pairwise import PairwiseJudge
 from ..judge.rules import RuleJudge
@@ -58,10 +59,12 @@ def stop_reason(result: AuditResult, settings: AuditSettings, page: Path) -> str
 
 def audit_before_training(
     settings: AuditSettings, reward: RewardConfig, judge: Judge, out: Path, samples: list[Sample], state: Any
-) -> AuditResult | None:
+) -> tuple[AuditResult | None, dict[str, float]]:
     """Audit into `out` on the main process (`state`: accelerate's), print the table, and raise
-    `JudgeAuditFailed` on every process when the run must stop; the result on the main process."""
-    box: list[str | None] = [None]
+    `JudgeAuditFailed` on every process when the run must stop. Returns the result (on the main process)
+    and what the audit's calls spent (`rank_metrics.judge_counters`, the same on every process), which
+    counts toward `judge.budget`."""
+    box: list[Any] = [None, {}]
     result = None
     if state.is_main_process:
         auditor = _own_judge(judge)
@@ -70,6 +73,7 @@ def audit_before_training(
         except AuditError as err:
             print(f"judge audit skipped: {err}", flush=True)
         finally:
+            box[1] = judge_counters(auditor) if auditor is not judge else {}
             if auditor is not judge:
                 run_sync(auditor.aclose())
         if result is not None:
@@ -82,4 +86,4 @@ def audit_before_training(
         broadcast_object_list(box, from_process=0)
     if box[0] is not None:
         raise JudgeAuditFailed(box[0])
-    return result
+    return result, box[1]
