@@ -103,7 +103,7 @@ def check_cmd(
     with --audit, whether the judge can tell the data's references apart (`judge-audit` in small)."""
     import yaml
 
-    from .preflight import CHECKS, config_kind, preflight
+    from .preflight import CHECKS, config_kind, config_model, preflight
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
@@ -113,7 +113,7 @@ def check_cmd(
     if chosen not in CHECKS:
         _fail(f"--kind must be one of {', '.join(CHECKS)}, got {chosen!r}", 2)
     try:
-        cfg = load_config(config, _config_model(chosen))
+        cfg = load_config(config, config_model(chosen))
         lines = preflight(chosen, cfg, probe=not skip_endpoints, num_processes=num_processes)  # type: ignore[arg-type]
     except ConfigError as err:
         _fail(str(err), 2)
@@ -154,17 +154,6 @@ def _check_audit(config: Path, cfg: BaseModel, pairs: int, strict: bool, probe: 
     if result.verdict == "useless" and strict:
         _fail(f"the judge is useless on this data ({result.verdict_reasons[0]}): --strict stops here", 2)
     return result.verdict
-
-
-def _config_model(kind: str) -> type[BaseModel]:
-    from .ablation import AblationConfig
-    from .eval.runner import EvalConfig
-    from .selection import BuildRefsConfig, SelectConfig
-    from .train import TrainConfig
-    from .verl.launch import VerlRecipe
-
-    models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}
-    return {**models, "select": SelectConfig, "eval": EvalConfig, "verl": VerlRecipe}[kind]
 
 
 @app.command("serve-judge")

@@ -48,6 +48,18 @@ def config_kind(data: dict[str, Any]) -> ConfigKind:
     return "ablation" if "ablation" in data else "train"
 
 
+def config_model(kind: str) -> type[BaseModel]:
+    """The schema of a config for `kind` (what `config_kind` returns)."""
+    from .ablation import AblationConfig
+    from .eval.runner import EvalConfig
+    from .selection import BuildRefsConfig, SelectConfig
+    from .train import TrainConfig
+    from .verl.launch import VerlRecipe
+
+    models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}
+    return {**models, "select": SelectConfig, "eval": EvalConfig, "verl": VerlRecipe}[kind]
+
+
 # -- models ------------------------------------------------------------------------------------------
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or name.endswith("/")

@@ -76,8 +76,7 @@ def load_any(path: Path, kind: str | None = None) -> tuple[BaseModel, bool]:
     """The config in `path` as the command it is for would read it, and whether it names a dataset."""
     import yaml
 
-    from ..cli import _config_model
-    from ..preflight import config_kind
+    from ..preflight import config_kind, config_model
 
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -87,7 +86,7 @@ def load_any(path: Path, kind: str | None = None) -> tuple[BaseModel, bool]:
     chosen = kind or config_kind(raw)
     if chosen == "train" and not set(raw) - set(CoreConfig.model_fields):
         return load_config(path, CoreConfig), False  # judge, reward, curriculum only
-    return load_config(path, _config_model(chosen)), "dataset" in raw or chosen != "train"
+    return load_config(path, config_model(chosen)), "dataset" in raw or chosen != "train"
 
 
 def run_audit(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..eval.stats import Interval, cluster_bootstrap, spearman
-from ..reward import PositionMode
+from ..reward import PairReward, PositionMode
 from .measure import PairResult, Reading
 
 AuditVerdict = Literal["usable", "weak", "useless"]
@@ -142,7 +142,7 @@ def _longer_preferred(r: PairResult) -> float | None:
     return r.agreement if strong > weak else 1.0 - r.agreement
 
 
-def _won(reward: Any) -> float | None:
+def _won(reward: PairReward) -> float | None:
     return None if reward.outcome is None else float(reward.outcome == "win")
 
 

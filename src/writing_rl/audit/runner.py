@@ -132,7 +132,6 @@ class AuditResult:
             "points": f.points,
         }
 
-
     def measured_tokens(self) -> MeasuredTokens | None:
         """The judge's tokens per call as its server reported them, for the cost estimate: the prompt without
         the two answers (reported prompt tokens less the answers counted with the judge's tokenizer) and
