@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -17,6 +17,9 @@ from .data import SampleFileError
 from .endpoint import EndpointError
 from .jsonl import JsonlFileError
 from .reasons import Reason
+
+if TYPE_CHECKING:
+    from .audit import AuditResult
 
 # no locals in tracebacks (--debug): a request's headers may hold an API key
 app = typer.Typer(
@@ -343,15 +346,14 @@ def judge_audit_cmd(
     typer.echo(f"audit: {page} (pairs.jsonl and audit.json beside it)", err=as_json)
 
 
-def _measured_cost_lines(cfg: BaseModel, samples: list, result: object) -> list[str]:
+def _measured_cost_lines(cfg: BaseModel, samples: list, result: AuditResult) -> list[str]:
     """The run's judge cost with the tokens the audit measured (train, ablation and verl configs)."""
     from .preflight import cost_lines, launched_processes
 
     if not (hasattr(cfg, "grpo") or hasattr(cfg, "verl")):
         return []
-    measured = result.measured_tokens()  # type: ignore[attr-defined]
     try:
-        return cost_lines(cfg, samples, launched_processes(), measured=measured)
+        return cost_lines(cfg, samples, launched_processes(), measured=result.measured_tokens())
     except Exception as err:  # the estimate is a convenience here: the audit itself is done
         return [f"judge cost: not estimated ({type(err).__name__}: {' '.join(str(err).split())[:160]})"]
 
