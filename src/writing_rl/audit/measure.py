@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from ..aio import gather_with_progress
@@ -117,7 +118,7 @@ class PairResult:
             return None
         return 1.0 if high > low else 0.5 if high == low else 0.0
 
-    @property
+    @cached_property  # counted once: the texts are long and the figures read it several times
     def lengths(self) -> tuple[int, int]:
         """(stronger, weaker) in words and CJK characters, as LongBench-Write counts them."""
         return count_length(self.pair.stronger_text), count_length(self.pair.weaker_text)

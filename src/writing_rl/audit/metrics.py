@@ -112,17 +112,15 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def interval(
     results: Sequence[PairResult], value: Callable[[PairResult], float | None], seed: int = 0
 ) -> Interval | None:
-    """The mean of `value` over the pairs where it is known, with a bootstrap interval over prompts."""
-    return cluster_bootstrap(
-        _by_sample(results), lambda rs: _mean([value(r) for r in rs]), resamples=RESAMPLES, seed=seed
-    )
+    """The mean of `value` over the pairs where it is known, with a bootstrap interval over prompts.
+    Each pair's value is computed once: the bootstrap only redraws them (a length counts whole texts)."""
+    groups = [[value(r) for r in g] for g in _by_sample(results)]
+    return cluster_bootstrap(groups, _mean, resamples=RESAMPLES, seed=seed)
 
 
 def _call_mean(results: Sequence[PairResult], value: Callable[[Reading], float], seed: int = 0) -> Interval | None:
-    def stat(rs: list[PairResult]) -> float | None:
-        return _mean([value(x) for r in rs for x in r.readings if x.known])
-
-    return cluster_bootstrap(_by_sample(results), stat, resamples=RESAMPLES, seed=seed)
+    groups = [[value(x) if x.known else None for r in g for x in r.readings] for g in _by_sample(results)]
+    return cluster_bootstrap(groups, _mean, resamples=RESAMPLES, seed=seed)
 
 
 def _log_ratio(r: PairResult) -> float:
@@ -130,9 +128,10 @@ def _log_ratio(r: PairResult) -> float:
     return math.log2((strong + 1) / (weak + 1))
 
 
-def _length_rho(rs: list[PairResult]) -> float | None:
-    known = [r for r in rs if r.net is not None]
-    return spearman([_log_ratio(r) for r in known], [r.net for r in known])  # type: ignore[misc]
+def _length_rho(points: list[tuple[float, float | None]]) -> float | None:
+    """Spearman's correlation of (length ratio, net preference) over the pairs whose preference is known."""
+    known = [(x, y) for x, y in points if y is not None]
+    return spearman([x for x, _ in known], [y for _, y in known])  # type: ignore[misc]
 
 
 def _longer_preferred(r: PairResult) -> float | None:
@@ -187,7 +186,9 @@ def figures(results: Sequence[PairResult], position: PositionMode, seed: int = 0
         swap_consistency=interval(
             main, lambda r: None if r.swap_consistent is None else float(r.swap_consistent), seed
         ),
-        length_bias=cluster_bootstrap(_by_sample(main), _length_rho, resamples=RESAMPLES, seed=seed),
+        length_bias=cluster_bootstrap(
+            [[(_log_ratio(r), r.net) for r in g] for g in _by_sample(main)], _length_rho, resamples=RESAMPLES, seed=seed
+        ),
         longer_preferred_rate=interval(main, _longer_preferred, seed),
         length_control_agreement=interval(controls, agreement, seed),
         length_control_original=interval(controlled, agreement, seed),
