@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .judge.budget import JudgePrice
@@ -250,19 +249,21 @@ def verl_setting(recipe: Any, key: str, settings: Mapping[str, Any] | None = Non
 def verl_samples(recipe: Any, settings: Mapping[str, Any] | None = None) -> list[Sample] | None:
     """The training samples in the recipe's `data.train_files` parquet (as `writing-rl export-verl` wrote
     them), or None where they cannot be read here (no file, no pyarrow)."""
-    from .verl.export import ExportError, sample_from_extra_info
+    from .verl.export import ExportError, read_exported
 
-    files = verl_setting(recipe, "data.train_files", settings)
-    paths = [files] if isinstance(files, str) else list(files or [])
+    paths = verl_train_files(recipe, settings)
     if not paths:
         return None
     try:
-        import pyarrow.parquet as pq
-
-        rows = [row for p in paths for row in pq.read_table(Path(p).expanduser(), columns=["extra_info"]).to_pylist()]
-        return [sample_from_extra_info(r["extra_info"]) for r in rows]
+        return read_exported(paths)
     except (ImportError, OSError, ValueError, KeyError, TypeError, ExportError):
         return None
+
+
+def verl_train_files(recipe: Any, settings: Mapping[str, Any] | None = None) -> list[str]:
+    """`data.train_files` as a list (verl takes one path or several)."""
+    files = verl_setting(recipe, "data.train_files", settings)
+    return [files] if isinstance(files, str) else list(files or [])
 
 
 def estimate_verl_cost(

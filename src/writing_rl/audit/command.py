@@ -30,21 +30,17 @@ class AuditInputs:
 
 
 def _verl_samples(recipe: BaseModel) -> list[Sample]:
-    """The samples `export-verl` stored in the recipe's training parquet (each row's extra_info)."""
-    import pyarrow.parquet as pq
+    """The samples `export-verl` stored in the recipe's training parquet."""
+    from ..cost import verl_train_files
+    from ..verl.export import read_exported
 
-    from ..verl.export import sample_from_extra_info
-
-    files = ((getattr(recipe, "verl", None) or {}).get("data") or {}).get("train_files")
-    if not files:
+    paths = verl_train_files(recipe)
+    if not paths:
         raise ConfigError("verl.data.train_files: not set; give --data SAMPLES.jsonl")
-    samples = []
-    for path in [files] if isinstance(files, str) else files:
-        if not Path(path).is_file():
+    for path in paths:
+        if not Path(path).expanduser().is_file():
             raise ConfigError(f"verl.data.train_files: {path}: no such file (or give --data SAMPLES.jsonl)")
-        for row in pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist():
-            samples.append(sample_from_extra_info(row))
-    return samples
+    return read_exported(paths)
 
 
 def audit_inputs(cfg: BaseModel, data: str | None = None, has_dataset: bool = True) -> AuditInputs:

@@ -95,6 +95,18 @@ def sample_from_extra_info(extra_info: dict[str, Any]) -> Sample:
         ) from None
 
 
+def read_exported(paths: Sequence[str | Path]) -> list[Sample]:
+    """The samples `export_verl` stored in these parquet files, in row order (the cost estimate and the
+    judge audit of a verl recipe read its training data so)."""
+    import pyarrow.parquet as pq
+
+    return [
+        sample_from_extra_info(row)
+        for path in paths
+        for row in pq.read_table(Path(path).expanduser(), columns=["extra_info"]).column("extra_info").to_pylist()
+    ]
+
+
 def write_parquet(rows: Sequence[dict[str, Any]], path: Path) -> None:
     """Write to a temporary file, then move it in place: a reader never sees half a file."""
     import pyarrow as pa
