@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..cost import MeasuredTokens
 from ..data import Sample
+from ..engines.rank_metrics import judge_counters
 from ..eval.stats import Interval
 from ..judge.judgement import Judge
 from ..judge.pairwise import PairwiseJudge
@@ -164,32 +165,25 @@ def describe_judge(judge: Judge, reward: RewardConfig) -> dict[str, Any]:
     return out
 
 
-def _client_totals(judge: Judge) -> dict[str, float]:
-    stats = judge.call_stats()
-    totals = {"requests": stats["calls"], "retries": stats["retries"], "latency_s": stats["latency_s"]}
-    if isinstance(judge, PairwiseJudge):
-        s = judge.client.stats
-        totals.update(prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, failures=s.failures)
-    return totals
-
-
 def _cost(judge: Judge, results: list[PairResult], before: dict[str, float], seconds: float) -> CallCost:
-    after = _client_totals(judge)
-    spent = {k: after[k] - before.get(k, 0) for k in after}
+    after = judge_counters(judge)
+    spent = {k.removeprefix("judge/"): after[k] - before[k] for k in after}
     readings = [x for r in results for x in r.readings]
-    requests = int(spent["requests"])
+    requests = int(spent["calls"])
     cached = sum(x.judgement.cached for x in readings)
     answers = overhead = None
     if isinstance(judge, PairwiseJudge):
-        counter = judge.counter
-        fresh = [r for r in results for x in r.readings if not x.judgement.cached]
-        if fresh:
-            answers = sum(counter.count(r.pair.stronger_text) + counter.count(r.pair.weaker_text) for r in fresh) / len(
-                fresh
+        fresh = [(r, sum(not x.judgement.cached for x in r.readings)) for r in results]  # calls that reached it
+        n = sum(k for _, k in fresh)
+        if n:
+            counter = judge.counter
+            answers = sum(
+                k * (counter.count(r.pair.stronger_text) + counter.count(r.pair.weaker_text)) for r, k in fresh if k
             )
             overhead = sum(
-                judge.prompt_tokens(r.pair.sample.prompt_text, r.pair.sample.criteria_text) for r in fresh
-            ) / len(fresh)
+                k * judge.prompt_tokens(r.pair.sample.prompt_text, r.pair.sample.criteria_text) for r, k in fresh if k
+            )
+            answers, overhead = answers / n, overhead / n
 
     def per_call(key: str) -> float | None:
         total = spent.get(key)
@@ -200,7 +194,7 @@ def _cost(judge: Judge, results: list[PairResult], before: dict[str, float], sec
         requests=requests,
         cached=cached,
         retries=int(spent["retries"]),
-        failed=int(spent.get("failures", 0)),
+        failed=int(spent["failed_calls"]),
         seconds=round(seconds, 3),
         latency_s_per_call=per_call("latency_s"),
         prompt_tokens_per_call=per_call("prompt_tokens"),
@@ -224,7 +218,7 @@ async def audit_judge(
     )
     controls = control_pairs(pairs, n_controls)
     scorer = PairwiseReward(judge, reward.model_copy(update={"prepare_workers": 0}))
-    before = _client_totals(judge)
+    before = judge_counters(judge)
     started = time.perf_counter()
     results = await judge_pairs(judge, scorer, pairs + controls, progress)
     seconds = time.perf_counter() - started
