@@ -134,12 +134,12 @@ def check_cmd(
 def _check_audit(config: Path, cfg: BaseModel, pairs: int, strict: bool, probe: bool) -> str:
     """`check --audit`: a small audit after the checks; a useless judge warns (or, --strict, fails)."""
     from .audit import AuditError, AuditSettings
-    from .audit.command import audit_inputs, run_audit
+    from .audit.command import audit_inputs, default_folder, run_audit
     from .audit.report import headline, write_audit
 
     if not probe:
         _fail("--audit calls the judge: it cannot go with --skip-endpoints", 2)
-    folder = Path("runs") / f"judge-audit-{config.stem}"
+    folder = default_folder(config)
     try:
         inputs = audit_inputs(cfg)
         result = run_audit(inputs, AuditSettings(pairs=pairs), folder)
@@ -322,7 +322,7 @@ def judge_audit_cmd(
 ) -> None:
     """Can this judge tell your references apart? Tier agreement, position and length bias, unknowns, cost."""
     from .audit import AuditError, AuditSettings
-    from .audit.command import audit_inputs, load_any, run_audit
+    from .audit.command import audit_inputs, default_folder, load_any, run_audit
     from .audit.report import table, write_audit
 
     try:
@@ -330,7 +330,7 @@ def judge_audit_cmd(
         inputs = audit_inputs(cfg, data, has_dataset)
         configured = getattr(cfg, "audit", None) or AuditSettings()
         settings = configured.model_copy(update={"pairs": pairs or configured.pairs or 32, "seed": seed})
-        folder = out or Path("runs") / f"judge-audit-{config.stem}"
+        folder = out or default_folder(config)
         result = run_audit(inputs, settings, folder, cache=cache, progress=True)
     except (ConfigError, AuditError, EndpointError) as err:
         _fail(str(err), 2)
@@ -348,13 +348,18 @@ def judge_audit_cmd(
 
 def _measured_cost_lines(cfg: BaseModel, samples: list, result: AuditResult) -> list[str]:
     """The run's judge cost with the tokens the audit measured (train, ablation and verl configs)."""
-    from .preflight import cost_lines, launched_processes
-
     if not (hasattr(cfg, "grpo") or hasattr(cfg, "verl")):
         return []
+    return _cost_lines_or_note(cfg, samples, result.measured_tokens())
+
+
+def _cost_lines_or_note(cfg: BaseModel, samples: list | None = None, measured: object = None) -> list[str]:
+    """The cost estimate, or one line saying why there is none: an estimate never stops the command."""
+    from .preflight import cost_lines, launched_processes
+
     try:
-        return cost_lines(cfg, samples, launched_processes(), measured=result.measured_tokens())
-    except Exception as err:  # the estimate is a convenience here: the audit itself is done
+        return cost_lines(cfg, samples, launched_processes(), measured=measured)
+    except Exception as err:
         return [f"judge cost: not estimated ({type(err).__name__}: {' '.join(str(err).split())[:160]})"]
 
 
@@ -390,16 +395,10 @@ def _with_budget(cfg: TrainConfigT, specs: list[str]) -> TrainConfigT:
 def _budget_start_lines(cfg: BaseModel, resume: bool, skip_check: bool) -> list[str]:
     """What `train` prints before it starts: the cost estimate where the check (which shows it) was skipped,
     and on a resume what the run has spent so far against its budget."""
-    from .preflight import cost_lines, launched_processes
     from .spend import checkpoint_spend
     from .train import last_checkpoint
 
-    lines = []
-    if skip_check:
-        try:
-            lines += cost_lines(cfg, None, launched_processes())
-        except Exception as err:  # an estimate never stops a start the check was skipped for (air-gapped)
-            lines.append(f"judge cost: not estimated ({type(err).__name__}: {' '.join(str(err).split())[:160]})")
+    lines = _cost_lines_or_note(cfg) if skip_check else []  # the check, which shows it, was skipped
     if resume:
         judge = cfg.judge  # type: ignore[attr-defined]
         spent = checkpoint_spend(last_checkpoint(Path(cfg.output_dir))).describe(judge.price)  # type: ignore[attr-defined]

@@ -85,6 +85,11 @@ def load_any(path: Path, kind: str | None = None) -> tuple[BaseModel, bool]:
     return load_config(path, config_model(chosen)), "dataset" in raw or chosen != "train"
 
 
+def default_folder(config: Path) -> Path:
+    """Where `judge-audit` and `check --audit` write an audit of `config` (and keep its judge cache)."""
+    return Path("runs") / f"judge-audit-{config.stem}"
+
+
 def run_audit(
     inputs: AuditInputs, settings: AuditSettings, work_dir: Path, cache: bool = True, progress: bool = True
 ) -> AuditResult:
