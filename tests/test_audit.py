@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import yaml
@@ -184,19 +185,19 @@ def test_spearman_and_the_cluster_bootstrap_by_hand():
 
 
 # -- the command --------------------------------------------------------------------------------------------------
+def train_config(tmp_path, base_url: str, data, **more) -> Path:  # type: ignore[no-untyped-def]
+    """A train config file judging in one order (reference_first) with a hard judge at `base_url`."""
+    config = tmp_path / "train.yaml"
+    judge = {"mode": "hard", "endpoint": {"base_url": base_url, "max_retries": 0}}
+    body = {"dataset": str(data), "judge": judge, "reward": {"position": "reference_first"}, **more}
+    config.write_text(yaml.safe_dump(body))
+    return config
+
+
 def test_judge_audit_command_prints_json_and_writes_the_page(tmp_path):
     data = keyword_tiered(tmp_path / "k.jsonl", stronger_longer=False)
     with FakeOpenAIServer(judge_behaviour(more_keywords)) as server:
-        config = tmp_path / "train.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "dataset": str(data),
-                    "judge": {"mode": "hard", "endpoint": {"base_url": server.base_url, "max_retries": 0}},
-                    "reward": {"position": "reference_first"},
-                }
-            )
-        )
+        config = train_config(tmp_path, server.base_url, data)
         out = tmp_path / "audit-out"
         run = CliRunner().invoke(app, ["judge-audit", str(config), "--pairs", "8", "--out", str(out)])
         assert run.exit_code == 0, run.output
@@ -232,16 +233,8 @@ def test_check_audit_warns_on_a_useless_judge_and_strict_fails(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # check --audit writes its page under runs/
     data = keyword_tiered(tmp_path / "k.jsonl")
     with FakeOpenAIServer(judge_behaviour(always_first)) as server:
-        config = tmp_path / "train.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "dataset": str(data),
-                    "judge": {"mode": "hard", "endpoint": {"base_url": server.base_url, "max_retries": 0}},
-                    "reward": {"position": "reference_first"},
-                    "grpo": {"per_device_train_batch_size": 4, "num_generations": 2},
-                }
-            )
+        config = train_config(
+            tmp_path, server.base_url, data, grpo={"per_device_train_batch_size": 4, "num_generations": 2}
         )
         warned = CliRunner().invoke(app, ["check", str(config), "--audit", "--pairs", "6"])
         assert warned.exit_code == 0, warned.output

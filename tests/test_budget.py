@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from fake_openai import FakeOpenAIServer, chat_reply  # noqa: E402
-from test_train import make_config, scripted_judge, write_samples  # noqa: E402
+from test_train import make_config, scripted_judge, two_rank_config, write_samples  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from writing_rl.cli import app  # noqa: E402
@@ -183,20 +183,10 @@ def test_spend_is_counted_over_both_processes(tmp_path, tiny_model):
     script = tmp_path / "train_cli.py"
     script.write_text(TRAIN, encoding="utf-8")
     with FakeOpenAIServer(lambda p, b, n: chat_reply("[[A]]")) as server:
-        cfg = make_config(
-            tmp_path,
-            tiny_model,
-            server.base_url,
-            dataset,
-            num_generations=4,
-            per_device_train_batch_size=2,
-            max_steps=4,
-            save_steps=10,
-        )  # 2 processes x 2 completions: one group of 4 a step, split across the ranks
-        judge = {**cfg.judge.model_dump(), "budget": {"calls": 8}}
-        judge["endpoint"]["max_concurrency"] = 2
+        cfg = two_rank_config(tmp_path, tiny_model, server.base_url, dataset)
+        cfg.judge.budget.calls = 8
         cfg_path = tmp_path / "train.yaml"
-        cfg_path.write_text(yaml.safe_dump({**cfg.model_dump(mode="json"), "judge": judge}), encoding="utf-8")
+        cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
         result = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
             + [str(script), str(cfg_path)],

@@ -118,6 +118,16 @@ def test_grpo_steps_reward_reaches_trainer_unknowns_excluded_promotions_follow_j
             assert secret.encode() not in path.read_bytes(), path
 
 
+def two_rank_config(tmp_path: Path, model: str, base_url: str, dataset: str) -> TrainConfig:
+    """For 2 processes x 2 completions: one group of 4 a step, split across the ranks, 4 steps; the judge's
+    max_concurrency 2 in all, one request in flight per rank."""
+    cfg = make_config(
+        tmp_path, model, base_url, dataset, num_generations=4, per_device_train_batch_size=2, max_steps=4, save_steps=10
+    )
+    cfg.judge.endpoint.max_concurrency = 2
+    return cfg
+
+
 def test_fresh_run_refuses_an_existing_run_folder(tmp_path, tiny_model):
     from writing_rl.config import ConfigError
 
@@ -227,18 +237,7 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
     probe = tmp_path / "probe.py"
     probe.write_text(LEVEL_PROBE, encoding="utf-8")
     with FakeOpenAIServer(behaviour) as server:
-        # 2 processes x 2 completions = one group of 4 per step, split across the ranks
-        cfg = make_config(
-            tmp_path,
-            tiny_model,
-            server.base_url,
-            dataset,
-            num_generations=4,
-            per_device_train_batch_size=2,
-            max_steps=4,
-            save_steps=10,
-        )
-        cfg.judge.endpoint.max_concurrency = 2  # in all: one request in flight per rank
+        cfg = two_rank_config(tmp_path, tiny_model, server.base_url, dataset)
         cfg.audit.pairs = 2  # the main rank audits (4 calls) while the other waits for its word
         cfg_path = tmp_path / "train.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
