@@ -73,7 +73,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeOpenAIServer:
-    def __init__(self, behaviour: Behaviour, models: dict[str, Any] | None = None, keep_alive: bool = False):
+    def __init__(
+        self, behaviour: Behaviour, models: dict[str, Any] | None = None, keep_alive: bool = False, port: int = 0
+    ):
         self.behaviour = behaviour
         models_body = json.dumps(models or {"data": [{"id": "fake"}]}).encode()
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
@@ -128,7 +130,7 @@ class FakeOpenAIServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", port), Handler)  # a given port: a server restarted where it was
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -137,6 +137,22 @@ def test_fresh_run_refuses_an_existing_run_folder(tmp_path, tiny_model):
         train(make_config(tmp_path, tiny_model, "http://127.0.0.1:9/v1", "demo"))
 
 
+def test_a_folder_of_other_files_is_never_trained_into(tmp_path, tiny_model):
+    """`--output-dir .` in a project folder: checkpoints would mix with the user's files, and --overwrite of such a
+    folder would delete them; both are refused before anything is written."""
+    from writing_rl.config import ConfigError
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.md").write_text("mine", encoding="utf-8")
+    cfg = make_config(tmp_path, tiny_model, "http://127.0.0.1:9/v1", "demo")
+    cfg.output_dir = str(project)
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=f"{project} holds files but no run.*choose a new or empty output_dir"):
+            train(cfg, overwrite=overwrite)
+    assert sorted(p.name for p in project.iterdir()) == ["notes.md"]
+
+
 def test_killed_run_resumes_with_the_checkpoints_curriculum(tmp_path, tiny_model):
     dataset = write_samples(tmp_path / "s.jsonl", {"Write PROMOTE text.": 20})
     release = threading.Event()
@@ -388,6 +404,7 @@ def test_a_judge_that_dies_stops_training_in_one_line_naming_it(tmp_path, tiny_m
     url = f"http://127.0.0.1:{free_port()}/v1"
     dataset = write_samples(tmp_path / "s.jsonl", {"Write plain text.": 2, "Write more text.": 2})
     cfg = make_config(tmp_path, tiny_model, url, dataset, per_device_train_batch_size=2, max_steps=6, save_steps=1)
+    cfg.outage_wait_s = 1
     cfg_path = tmp_path / "train.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
     run = Path(cfg.output_dir)
@@ -398,6 +415,9 @@ def test_a_judge_that_dies_stops_training_in_one_line_naming_it(tmp_path, tiny_m
     result = CliRunner().invoke(app, ["train", str(cfg_path), "--skip-check", "--overwrite"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
+    # one wait for a judge that might be restarting (judge/outage.py), not one per step
+    assert result.output.count("waiting up to 1s for it to come back") == 1, result.output
+    assert "still unreachable after 1s" in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith(f"stopped after 2 step(s) in a row without a single reward from the judge at {url}")
     assert (

@@ -427,7 +427,9 @@ def train_cmd(
 ) -> None:
     """Train a writer with TRL GRPO, the pairwise judge reward and the reference curriculum.
 
-    Stopped by judge.budget (or --budget): exit status 3, with a checkpoint of the last step and no final/."""
+    Stopped by judge.budget (or --budget): exit status 3, with a checkpoint of the last step and no final/.
+    Stopped by SIGTERM or SIGUSR1 (preemption): exit status 75, after the current step, with its checkpoint."""
+    from .engines.preemption import EXIT_PREEMPTED, Preempted
     from .engines.trl_grpo import JudgeUnavailable
     from .spend import JudgeBudgetReached
     from .train import load_train_config, resume_config, run_folder_problem, summarize_run, train
@@ -458,6 +460,9 @@ def train_cmd(
     except JudgeBudgetReached as err:
         typer.echo(summarize_run(run_dir))
         _fail(str(err), 3)
+    except Preempted as err:
+        typer.echo(summarize_run(run_dir))
+        _fail(str(err), EXIT_PREEMPTED)
     typer.echo(summarize_run(run_dir))
 
 

@@ -107,6 +107,8 @@ class LocalJudgeServer:
         return [
             sys.executable,
             "-m",
+            "writing_rl.orphan_guard",  # stops the server when this process dies without stopping it
+            str(os.getpid()),
             "llama_cpp.server",
             "--model",
             str(self.model_path),

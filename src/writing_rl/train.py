@@ -33,6 +33,7 @@ from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .judge.budget import JudgeBudget
 from .judge.cache import JudgeCache, rank_cache_path
 from .judge.judgement import Judge
+from .judge.outage import OutageWait
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
@@ -41,6 +42,8 @@ from .spend import continue_hint as budget_hint
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
+
+    from .engines.preemption import PreemptionCallback
 
 DEMO_DATASET = "demo"
 DEMO_SAMPLES = files("writing_rl") / "assets" / "demo_samples.jsonl"
@@ -89,6 +92,12 @@ class TrainConfig(BaseModel):
     )
     max_unknown_steps: int = Field(
         2, ge=0, description="stop after this many steps in a row in which the judge gave no reward at all (0: never)"
+    )
+    outage_wait_s: float = Field(
+        300,
+        ge=0,
+        description="when every judge call of a step fails and the judge's address stops answering, wait this long "
+        "for it to come back and judge the step again, before the step counts toward max_unknown_steps (0: never)",
     )
 
 
@@ -256,10 +265,12 @@ def run_folder_problem(
         )
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return None
-    if not is_run_folder(run_dir):
-        if overwrite:
-            return f"{run_dir} holds files but no run: --overwrite deletes only run folders; choose another output_dir"
-        return None
+    if not is_run_folder(run_dir):  # e.g. `--output-dir .`: checkpoints would mix with the user's files
+        also = " (--overwrite deletes only run folders)" if overwrite else ""
+        return (
+            f"{run_dir} holds files but no run{also}: choose a new or empty output_dir, "
+            f"e.g. --output-dir {run_dir / ('run-' + time.strftime('%Y%m%d-%H%M%S'))}"
+        )
     if overwrite:
         return None
     fresh = f"--output-dir {run_dir}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -284,10 +295,37 @@ def train(
     `callbacks` are extra `transformers.TrainerCallback`s, run after ours (e.g. the step timer of
     `benchmarks/step_overhead.py`); the CLI passes none. Raises `JudgeBudgetReached` when the judge spend
     (of the whole run, earlier launches included) reaches `judge.budget`: the run then has a checkpoint of
-    that step and no `final/`."""
+    that step and no `final/`. Raises `Preempted` on SIGTERM or SIGUSR1 (`engines/preemption.py`): after the
+    current step, with its checkpoint."""
     from .engines.trl_version import check_trl
 
     check_trl()  # before anything is written: an untested TRL could train unknown verdicts as losses
+    from .engines.preemption import Preempted, PreemptionCallback, stop_signals
+
+    preemption = PreemptionCallback(process_state().num_processes)
+    with stop_signals(preemption):
+        try:
+            return _train(cfg, resume, overwrite, callbacks, preemption)
+        except Preempted as err:
+            if err.checkpoint is not None:
+                raise
+            raise Preempted(f"stopped: {err}; {resume_hint(Path(cfg.output_dir))}") from None
+
+
+def resume_hint(run_dir: Path) -> str:
+    if (checkpoint := last_checkpoint(run_dir)) is None:
+        return "no checkpoint to resume from: start the run again"
+    return f"the last checkpoint is {checkpoint}: continue with `writing-rl train --resume {run_dir}`"
+
+
+def _train(
+    cfg: TrainConfig,
+    resume: bool,
+    overwrite: bool,
+    callbacks: Sequence[TrainerCallback],
+    preemption: PreemptionCallback,
+) -> Path:
+    from .engines.preemption import Preempted
     from .engines.trl_grpo import (
         CurriculumCheckpointCallback,
         JudgeSpendCallback,
@@ -301,6 +339,12 @@ def train(
     state = process_state()
     if cfg.judge.backend == "llm":  # before anything is written: every rank needs a share of the judge
         check_concurrency(cfg.judge.endpoint, state.num_processes, "judge.endpoint")
+    ddp_timeout = int(getattr(cfg.grpo, "ddp_timeout", 1800))
+    if state.num_processes > 1 and cfg.outage_wait_s >= ddp_timeout:
+        raise ConfigError(
+            f"outage_wait_s ({cfg.outage_wait_s:g}) must be below grpo.ddp_timeout ({ddp_timeout}): the other ranks "
+            "wait for a rank that waits for its judge"
+        )
     if problem := run_folder_problem(run_dir, resume, overwrite):
         raise ConfigError(problem)
     checkpoint = last_checkpoint(run_dir) if resume else None
@@ -363,6 +407,7 @@ def train(
             cfg.extras.length_weight,
             cfg.extras.repetition_weight,
             cfg.rollouts.max_text_chars,
+            OutageWait(judge_cfg.endpoint.base_url, cfg.outage_wait_s) if isinstance(judge, PairwiseJudge) else None,
         )
         where = judge_cfg.endpoint.base_url if judge_cfg.backend == "llm" else "the rule judge"
         keeper = JudgeSpendCallback(spend, budget, price)
@@ -375,6 +420,7 @@ def train(
                 keeper,  # before the curriculum snapshot, which marks a checkpoint complete
                 CurriculumCheckpointCallback(curriculum),
                 MetricsJsonlCallback(run_dir / "metrics.jsonl"),
+                preemption,
                 *callbacks,
             ],
             writing_reward=writing_reward,
@@ -389,6 +435,13 @@ def train(
                 raise JudgeBudgetReached(
                     f"stopped after step {step}: {keeper.stopped}; spent {spend.describe(price)}; saved "
                     f"{run_dir / f'checkpoint-{step}'}; continue with `{budget_hint(run_dir, spend, budget, price)}`"
+                )
+            if (step := preemption.stopped_at) is not None:
+                checkpoint_dir = run_dir / f"checkpoint-{step}"
+                raise Preempted(
+                    f"stopped by {preemption.stopped_by} after step {step}; saved {checkpoint_dir}; continue with "
+                    f"`writing-rl train --resume {run_dir}`",
+                    str(checkpoint_dir),
                 )
             trainer.save_model(str(run_dir / "final"))
         finally:

@@ -14,7 +14,9 @@ How the pieces meet:
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
 - `UnknownRewardGuard` stops training when the judge has given no reward for several generation
-  rounds in a row (a dead judge), naming its URL and last error.
+  rounds in a row (a dead judge), naming its URL and last error; before a step counts, `OutageWait`
+  (`judge/outage.py`) waits for a judge that stopped answering and judges the step again if it comes back.
+- `PreemptionCallback` (`preemption.py`) ends the run at the end of a step, with a checkpoint, on SIGTERM/SIGUSR1.
 - `JudgeSpendCallback` keeps what the judge cost (`writing_rl.spend`, counted over all ranks in
   `_calculate_rewards`) in every checkpoint, and stops training with a checkpoint at the end of the step
   in which the spend reaches `judge.budget`.
@@ -36,6 +38,7 @@ from trl import GRPOTrainer
 from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
+from ..judge.outage import OutageWait
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairReward, PairwiseReward
 from ..rollouts import RolloutWriter, capped
@@ -67,6 +70,7 @@ class WritingReward:
         length_weight: float = 0.0,
         repetition_weight: float = 0.0,
         max_text_chars: int = 20_000,
+        outage: OutageWait | None = None,
     ):
         self.__name__ = "writing_rl"
         self.samples = {s.key: s for s in samples}
@@ -74,6 +78,7 @@ class WritingReward:
         self.curriculum = curriculum
         self.extras = ExtraRewards(length_weight=length_weight, repetition_weight=repetition_weight)
         self.max_text_chars = max_text_chars
+        self.outage = outage  # waits out a judge that is restarting, then judges the batch again
         self.levels: dict[str, int] = {}  # dynamic schedule: identical on every rank
         self.pending: list[dict[str, Any]] = []
         self.last_judge_s = 0.0
@@ -93,6 +98,8 @@ class WritingReward:
         items = [(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)]
         started = time.perf_counter()
         results = self.reward.score_batch_sync(items)
+        if self.outage is not None:
+            results = self.outage.after(results, lambda: self.reward.score_batch_sync(items))
         self.last_judge_s = time.perf_counter() - started
         rewards: list[float | None] = []
         seen: dict[str, int] = defaultdict(int)
