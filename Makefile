@@ -9,7 +9,7 @@ VERL_VENV := .venv-verl
 VERL_BIN := $(VERL_VENV)/bin
 VERL_STAMP := $(VERL_VENV)/.installed
 
-.PHONY: setup verl-env demo chain eval ablation test test-main test-verl lint clean
+.PHONY: setup verl-env demo chain eval ablation gpu-smoke test test-main test-verl lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -57,6 +57,12 @@ eval: $(STAMP)
 	$(BIN)/writing-rl eval configs/eval/embedded.yaml --name smollm2-base --output-dir evals/base && \
 	$(BIN)/writing-rl eval configs/eval/embedded.yaml --name smollm2-demo-trained --model-path $$run --output-dir evals/trained && \
 	$(BIN)/writing-rl report $$(dirname $$run) evals/base evals/trained --out report
+
+# The GPU smoke kit (docs/scale-out.md, "GPU smoke kit"): bf16 GRPO on a tiny model against the embedded judge,
+# checkpoint, resume, final/ loaded back, eval; one PASS/FAIL line per stage, logs in work/gpu-smoke-<time>.
+# Needs a CUDA build of PyTorch in .venv; SMOKE_ARGS=--device=cpu runs the same stages on the CPU.
+gpu-smoke: $(STAMP)
+	$(BIN)/python -m writing_rl.smoke $(SMOKE_ARGS)
 
 test: test-main test-verl
 
