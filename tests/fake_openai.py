@@ -4,10 +4,12 @@ A real HTTP server in a thread: the client under test goes through its whole net
 request is handed to `behaviour(path, body, n)` (n = 1-based request count), which returns one of:
 - ("json", dict)            a normal response
 - ("status", code[, text])  an HTTP error (with `text` as its error message)
-- ("garbage", text)         a 200 with a non-JSON body
+- ("garbage", text)         a 200 with a non-JSON body (text, or bytes as they are)
+- ("cut", text)             a 200 that promises more bytes than `text` and closes the connection after it
 - ("sleep", seconds, reply) wait (to trip client timeouts), then send `reply`
 
-`GET /models` answers `models` (by default one model and no context length, like llama-cpp-python).
+`GET /models` answers `models` (by default one model and no context length, like llama-cpp-python), after
+`models_delay_s`.
 With `keep_alive=True` connections are kept alive (HTTP/1.1), as real servers do; `client_ports`
 holds every client port seen, so a test can count the connections a client opened. `peak_in_flight`
 is the most POSTs it was answering at once (all clients together).
@@ -74,7 +76,12 @@ class _Server(ThreadingHTTPServer):
 
 class FakeOpenAIServer:
     def __init__(
-        self, behaviour: Behaviour, models: dict[str, Any] | None = None, keep_alive: bool = False, port: int = 0
+        self,
+        behaviour: Behaviour,
+        models: dict[str, Any] | None = None,
+        keep_alive: bool = False,
+        port: int = 0,
+        models_delay_s: float = 0.0,
     ):
         self.behaviour = behaviour
         models_body = json.dumps(models or {"data": [{"id": "fake"}]}).encode()
@@ -116,17 +123,21 @@ class FakeOpenAIServer:
                         message = action[2] if len(action) > 2 else "scripted failure"
                         self._send(action[1], json.dumps({"error": message}).encode())
                     elif action[0] == "garbage":
-                        self._send(200, action[1].encode())
+                        self._send(200, action[1] if isinstance(action[1], bytes) else action[1].encode())
+                    elif action[0] == "cut":
+                        self._send(200, action[1].encode(), length=len(action[1].encode()) + 100)
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
             def do_GET(self) -> None:
+                time.sleep(models_delay_s)
                 self._send(200, models_body)
 
-            def _send(self, code: int, payload: bytes) -> None:
+            def _send(self, code: int, payload: bytes, length: int | None = None) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(payload) if length is None else length))
                 self.end_headers()
                 self.wfile.write(payload)
 

@@ -1,14 +1,16 @@
 """Async client for any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp, DashScope, OpenAI).
 
 Bounded concurrency, per-request timeouts, retries with exponential backoff and jitter on
-transport errors, timeouts, 408/409/429/5xx and malformed bodies. Other 4xx are not retried: a bad
-request will not get better. The API key is read from an environment variable at call time and is
+transport errors, timeouts, 408/409/429/5xx and malformed bodies (a 200 whose body is not the reply
+asked for: `replies.py` checks every body against its shape). Other 4xx are not retried: a bad request
+will not get better. The API key is read from an environment variable at call time and is
 kept out of reprs, logs and configs.
 
 The HTTP stack is pyreqwest (Rust's reqwest and hyper on a Tokio thread), chosen by measurement
 (`benchmarks/http_stacks.py`, docs/performance.md): at 256 requests in flight httpx took 19x and httpx2
 4.6x the judge-bound time; aiohttp spent twice pyreqwest's CPU per request, and that CPU is taken from
-the event loop that also prepares the judge prompts. Bodies are encoded and decoded with orjson. The
+the event loop that also prepares the judge prompts. Request bodies are encoded with orjson; replies are
+parsed and checked against their shape in one pass by pydantic-core (`replies.py`). The
 connections of one endpoint are kept alive between waves; the semaphore bounds the requests in flight.
 """
 
@@ -28,7 +30,9 @@ from pyreqwest.request import RequestBuilder
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from ..reasons import Reason, is_context_overflow
+from . import replies
 from .config import EndpointConfig
+from .replies import MalformedReply, Shape, read_reply
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -120,7 +124,7 @@ class OpenAICompatClient:
             self._http = None
             self._loop = None
 
-    async def _post_once(self, path: str, data: bytes) -> dict[str, Any]:
+    async def _post_once(self, path: str, data: bytes, shape: Shape) -> dict[str, Any]:
         request = self._request("POST", path).body_bytes(data).build()
         try:
             resp = await request.send()
@@ -129,23 +133,21 @@ class OpenAICompatClient:
             raise RetryableError(f"no answer within {self.config.timeout_s:g}s", Reason.TIMEOUT) from err
         except RequestError as err:
             raise RetryableError(f"{type(err).__name__}: {err}", Reason.TRANSPORT) from err
-        text = raw.decode("utf-8", errors="replace")
         if status in RETRYABLE_STATUS:
-            raise RetryableError(f"HTTP {status}: {text[:200]}", Reason.HTTP_STATUS)
+            raise RetryableError(f"HTTP {status}: {_text(raw, 200)}", Reason.HTTP_STATUS)
         if status >= 400:
+            text = raw.decode("utf-8", errors="replace")
             # vLLM and llama.cpp answer an over-long prompt with a 400 that names the context length
             reason = Reason.CONTEXT_OVERFLOW if is_context_overflow(text) else Reason.HTTP_STATUS
             raise EndpointError(f"HTTP {status} from {path}: {text[:500]}", reason)
         try:
-            body = orjson.loads(raw)
-            if not isinstance(body, dict) or not body.get("choices"):
-                raise ValueError("no choices in response")
-        except ValueError as err:
-            raise RetryableError(f"malformed response: {err}: {text[:200]!r}", Reason.BAD_RESPONSE) from err
-        return body
+            return read_reply(raw, shape)
+        except MalformedReply as err:
+            raise RetryableError(f"malformed response: {err}", Reason.BAD_RESPONSE) from err
 
-    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST with bounded concurrency and retries; raises EndpointError when it gives up."""
+    async def post(self, path: str, payload: dict[str, Any], shape: Shape = replies.ANY_REPLY) -> dict[str, Any]:
+        """POST with bounded concurrency and retries; the body as `shape` reads it (a body of another shape is
+        retried like a 5xx, then `Reason.BAD_RESPONSE`); raises EndpointError when it gives up."""
         self._ensure_session()
         assert self._semaphore is not None
         data = orjson.dumps({"model": self.config.model, **self.config.extra_body, **payload})
@@ -154,9 +156,9 @@ class OpenAICompatClient:
             self.stats.requests += 1
             try:
                 try:  # most calls succeed at once: no retry machinery for them (it costs ~70 µs a call)
-                    body = await self._post_once(path, data)
+                    body = await self._post_once(path, data, shape)
                 except RetryableError as first:
-                    body = await self._retry(path, data, first)
+                    body = await self._retry(path, data, shape, first)
             except RetryableError as err:
                 self.stats.failures += 1
                 raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason) from err
@@ -165,13 +167,13 @@ class OpenAICompatClient:
                 raise
             finally:
                 self.stats.latency_s += time.perf_counter() - started
-        usage = body.get("usage") or {}
+        usage = body.get("usage") or {}  # checked by `shape`: an object of counts, or none
         self.stats.no_usage += not usage
-        self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.stats.prompt_tokens += usage.get("prompt_tokens") or 0
+        self.stats.completion_tokens += usage.get("completion_tokens") or 0
         return body
 
-    async def _retry(self, path: str, data: bytes, first: RetryableError) -> dict[str, Any]:
+    async def _retry(self, path: str, data: bytes, shape: Shape, first: RetryableError) -> dict[str, Any]:
         """The attempts after a failed first one, with backoff and jitter; tenacity counts the first as its own."""
         failed_first = True
         async for attempt in AsyncRetrying(
@@ -185,38 +187,31 @@ class OpenAICompatClient:
                     failed_first = False
                     raise first
                 self.stats.retries += 1
-                return await self._post_once(path, data)
+                return await self._post_once(path, data, shape)
         raise AssertionError("unreachable: tenacity returns or re-raises")
 
     async def chat(self, messages: list[dict[str, str]], *, top_logprobs: int = 0, **sampling: Any) -> ChatResult:
         payload: dict[str, Any] = {"messages": messages, **sampling}
         if top_logprobs:
             payload.update(logprobs=True, top_logprobs=top_logprobs)
-        body = await self.post("chat/completions", payload)
-        choice = body["choices"][0]
-        text = (choice.get("message") or {}).get("content")
-        if not isinstance(text, str):
-            raise EndpointError(f"chat response has no text content: {str(choice)[:200]}", Reason.BAD_RESPONSE)
-        tokens: list[tuple[str, dict[str, float]]] = []
-        for item in (choice.get("logprobs") or {}).get("content") or []:
-            top = {t["token"]: t["logprob"] for t in item.get("top_logprobs") or []}
-            tokens.append((item.get("token", ""), top))
-        return ChatResult(text=text, token_logprobs=tokens)
+        body = await self.post("chat/completions", payload, replies.CHAT_LOGPROBS if top_logprobs else replies.CHAT)
+        choice = body["choices"][0]  # the shape guarantees every read below
+        tokens = [
+            (item.get("token", ""), {t["token"]: t["logprob"] for t in item.get("top_logprobs") or ()})
+            for item in (choice.get("logprobs") or {}).get("content") or ()
+        ]
+        return ChatResult(text=choice["message"]["content"], token_logprobs=tokens)
 
     async def complete(self, prompt: str, *, top_logprobs: int = 0, **sampling: Any) -> ChatResult:
         """Raw completion; `top_logprobs` uses the legacy integer `logprobs` field."""
         payload: dict[str, Any] = {"prompt": prompt, **sampling}
         if top_logprobs:
             payload["logprobs"] = top_logprobs
-        body = await self.post("completions", payload)
-        choice = body["choices"][0]
-        text = choice.get("text")
-        if not isinstance(text, str):
-            raise EndpointError(f"completion response has no text: {str(choice)[:200]}", Reason.BAD_RESPONSE)
+        shape = replies.COMPLETION_LOGPROBS if top_logprobs else replies.COMPLETION
+        choice = (await self.post("completions", payload, shape))["choices"][0]
         lp = choice.get("logprobs") or {}
-        toks = lp.get("tokens") or []
-        tops = lp.get("top_logprobs") or []
-        return ChatResult(text=text, token_logprobs=[(t, dict(top or {})) for t, top in zip(toks, tops)])
+        tops = zip(lp.get("tokens") or (), lp.get("top_logprobs") or ())
+        return ChatResult(text=choice["text"], token_logprobs=[(t, top or {}) for t, top in tops])
 
     async def context_window(self) -> int | None:
         """The model's context length as the server reports it in `/models`, or None if it does not.
@@ -228,13 +223,22 @@ class OpenAICompatClient:
         timeout = timedelta(seconds=min(self.config.timeout_s, 10.0))
         try:
             resp = await self._request("GET", "models").timeout(timeout).build().send()
-            entries = orjson.loads((await resp.bytes()).to_bytes()).get("data") or [] if resp.status == 200 else []
-        except (RequestError, ValueError, AttributeError, EndpointError):
+            body = orjson.loads((await resp.bytes()).to_bytes()) if resp.status == 200 else None
+        except (RequestError, ValueError, EndpointError):
             return None
-        ours = [e for e in entries if isinstance(e, dict) and e.get("id") == self.config.model] or entries[:1]
+        entries = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(entries, list):  # any other body says nothing about the window
+            return None
+        entries = [e for e in entries if isinstance(e, dict)]
+        ours = [e for e in entries if e.get("id") == self.config.model] or entries[:1]
         for entry in ours:
             meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
             for value in (entry.get("max_model_len"), entry.get("n_ctx"), meta.get("n_ctx"), meta.get("n_ctx_train")):
-                if isinstance(value, int) and value > 0:
+                if type(value) is int and value > 0:  # not a bool
                     return value
         return None
+
+
+def _text(raw: bytes, chars: int) -> str:
+    """The start of an error body, as text (decoded only on the way to an error)."""
+    return raw[: chars * 4].decode("utf-8", errors="replace")[:chars]
