@@ -34,7 +34,27 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _LOOP
 
 
+async def _awaited(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """Their results in order, run concurrently in one `asyncio.TaskGroup`: when one raises, the others are
+    cancelled instead of left running, and its exception is raised (alone, not in an ExceptionGroup, when it
+    is the only one). Per-item failures are for the items to turn into results (a judge's unknown verdict):
+    what escapes one is a crash of the batch."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(aw if asyncio.iscoroutine(aw) else _awaited(aw)) for aw in aws]
+    except BaseExceptionGroup as failed:
+        if len(failed.exceptions) == 1:
+            raise failed.exceptions[0] from None
+        raise
+    return [t.result() for t in tasks]
+
+
 async def gather_with_progress(tasks: Iterable[Awaitable[T]], desc: str) -> list[T]:
+    """`gather_all` with a progress bar."""
     tasks = list(tasks)
     bar = tqdm(total=len(tasks), desc=desc, unit="call")
 
@@ -45,6 +65,6 @@ async def gather_with_progress(tasks: Iterable[Awaitable[T]], desc: str) -> list
             bar.update(1)
 
     try:
-        return list(await asyncio.gather(*(one(t) for t in tasks)))
+        return await gather_all(one(t) for t in tasks)
     finally:
         bar.close()

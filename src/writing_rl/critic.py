@@ -5,12 +5,13 @@ sampling, acceptance rule, 15 tries). A sample without criteria gets a generic r
 each documented where it is defined: `parsing: lenient` (read a score out of prose), `mode: soft` (the
 expected score from log-probabilities, for tiny critics) and the cache. One deliberate difference: a
 criterion still unreadable after the last try is *missing* (the official script stops with an error);
-never a zero.
+never a zero. `score_criterion` is the boundary where any unexpected exception of one criterion's calls
+becomes a missing score with reason `internal` (its traceback logged at debug level), never a crash.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import math
 import re
 from collections import defaultdict
@@ -20,12 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import writingbench
+from .aio import gather_all
 from .data import Criterion
 from .endpoint import EndpointConfig, EndpointError, OpenAICompatClient
 from .judge.cache import JudgeCache, cache_key
 from .judge.chat_template import ChatTemplate
 from .judge.sanitize import sanitize
-from .reasons import Reason
+from .reasons import Reason, unexpected_failure
 
 GENERIC_RUBRIC = [
     Criterion.model_validate(
@@ -41,6 +43,8 @@ GENERIC_RUBRIC = [
         }
     )
 ]
+
+logger = logging.getLogger(__name__)
 
 SYSTEM = writingbench.SYSTEM
 # soft mode leads the critic to where its reply, in the format the prompt asks for, holds the score
@@ -92,12 +96,13 @@ def score_distribution(
     mass: dict[int, float] = defaultdict(float)
     for token, lp in first.items():
         digits = re.match(r"[0-9]*", token.lstrip()).group(0)  # type: ignore[union-attr]
-        if not digits or not math.isfinite(lp) or not 1 <= int(digits) <= 10:
+        value = digits.lstrip("0")  # at most two digits left, or int() of a long run would fail (or take long)
+        if not digits or len(value) > 2 or not math.isfinite(lp) or not 1 <= int(value or 0) <= 10:
             continue
         p = math.exp(lp)
         after = (continuations or {}).get(token) if token.lstrip() == "1" else None
         if after is None:
-            mass[int(digits)] += p
+            mass[int(value)] += p
             continue
         probs = {t: math.exp(q) for t, q in after.items() if math.isfinite(q)}
         seen = sum(probs.values())
@@ -151,7 +156,18 @@ class PointwiseCritic:
     async def score_criterion(
         self, question: str, response: str, criterion: Criterion
     ) -> tuple[float | None, str, Reason | None]:
-        """(score, the critic's reason or why there is none, a reason code when the score is missing)."""
+        """(score, the critic's reason or why there is none, a reason code when the score is missing). Never
+        raises for this criterion's failure (cancellation, KeyboardInterrupt, SystemExit and MemoryError pass)."""
+        try:
+            return await self._score_criterion(question, response, criterion)
+        except MemoryError:
+            raise
+        except Exception as err:  # the boundary: this score is missing, the others are kept
+            return None, unexpected_failure(err, logger, "the critic call"), Reason.INTERNAL
+
+    async def _score_criterion(
+        self, question: str, response: str, criterion: Criterion
+    ) -> tuple[float | None, str, Reason | None]:
         messages = self.messages(question, response, criterion)
         c = self.config
         for attempt in range(c.parse_retries + 1):
@@ -192,14 +208,14 @@ class PointwiseCritic:
         prompt = self._template.render(messages) + SOFT_PREFILL
         first = await self._top_after(prompt)
         ones = [t for t in first if t.lstrip() == "1"]  # may go on to "10": ask what follows each
-        after = await asyncio.gather(*(self._top_after(prompt + t) for t in ones))
+        after = await gather_all(self._top_after(prompt + t) for t in ones)
         distribution = score_distribution(first, dict(zip(ones, after)))
         shown = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(distribution.items()))
         return expected_score(distribution), f"soft score from P(score) = {{{shown}}}"
 
     async def score(self, question: str, response: str, criteria: list[Criterion] | None) -> ScoreResult:
         rubric = criteria or GENERIC_RUBRIC
-        results = await asyncio.gather(*(self.score_criterion(question, response, c) for c in rubric))
+        results = await gather_all(self.score_criterion(question, response, c) for c in rubric)
         scores = [s for s, _, _ in results]
         known = [s for s in scores if s is not None]
         self.stats.scored += 1

@@ -7,6 +7,7 @@ verdict and missing score carries one of these codes (the text next to it says t
 
 from __future__ import annotations
 
+import logging
 import re
 from enum import Enum
 
@@ -23,6 +24,7 @@ class Reason(str, Enum):
     INJECTION = "injection"  # the screen caught an answer addressing the judge (policy `unknown`)
     NOT_APPLICABLE = "not_applicable"  # a rule judge cannot measure this sample (no target length ...)
     NO_OUTPUT = "no_output"  # evaluation: the model produced no answer to score
+    INTERNAL = "internal"  # an unexpected error in this framework on one call (its traceback is logged at debug)
 
 
 ALL_REASONS = tuple(r.value for r in Reason)
@@ -47,3 +49,13 @@ def window_from_message(message: str) -> int | None:
     """The context window a server names in its overflow error ("maximum context length is 4096 tokens")."""
     m = _WINDOW.search(message)
     return int(m.group(1)) if m else None
+
+
+def unexpected_failure(err: Exception, logger: logging.Logger, what: str) -> str:
+    """The details of an exception nobody expected in one call (`what`), which a boundary turns into an unknown
+    with reason `internal` instead of a crash of the batch; logged once, with its traceback, at debug level.
+
+    Boundaries catch `Exception` only, so cancellation, KeyboardInterrupt and SystemExit pass, and let a
+    MemoryError pass too: then the process, not one call, is in trouble."""
+    logger.debug("%s failed unexpectedly; its result is unknown (reason internal)", what, exc_info=err)
+    return f"{what} failed unexpectedly: {type(err).__name__}: {str(err)[:300]}"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
-from .aio import run_sync
+from .aio import gather_all, run_sync
 from .judge.judgement import Judge, Judgement
 from .judge.prepare import Preparer
 from .judge.screen import Injection, InjectionPolicy, screen
@@ -274,7 +274,9 @@ class PairwiseReward:
 
         ahead = asyncio.ensure_future(prefetch()) if self._preparer is None and len(calls) > window else None
         try:
-            await asyncio.gather(*(worker() for _ in range(min(window, len(calls)))))
+            # one TaskGroup: a judge turns a failed call into an unknown verdict, so what escapes a worker is a
+            # crash, and the other workers are cancelled rather than left calling the judge
+            await gather_all(worker() for _ in range(min(window, len(calls))))
         finally:
             bar.close()
             if ahead is not None:
@@ -282,7 +284,7 @@ class PairwiseReward:
                 await asyncio.gather(ahead, return_exceptions=True)  # a worker redoes whatever it failed at
         for r in results:
             self.stats.add(r)  # type: ignore[arg-type]
-        return results  # type: ignore[return-value]  # every slot is filled once gather returns
+        return results  # type: ignore[return-value]  # every slot is filled once the workers return
 
     def score_batch_sync(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
         return run_sync(self.score_batch(items, progress=progress))

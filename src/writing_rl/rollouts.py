@@ -6,7 +6,7 @@ order's verdict, probabilities and judge text (and how many tokens of each answe
 judge's context), the reward with its components kept apart, what the injection screen found
 (`injection`), and, when the reward is missing, its reason code (`missing_reason`: transport,
 timeout, http_status, bad_response, credentials, parse, no_verdict_mass, context_overflow, injection,
-not_applicable) with the details in words (`missing_detail`). Texts longer than `max_text_chars` are kept as a hash and a length;
+not_applicable, internal) with the details in words (`missing_detail`). Texts longer than `max_text_chars` are kept as a hash and a length;
 the file stops growing at `max_mb` (one warning says so).
 """
 

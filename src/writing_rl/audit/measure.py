@@ -8,12 +8,11 @@ measure is read from exactly what training would see, in every position mode, at
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from ..aio import gather_with_progress
+from ..aio import gather_all, gather_with_progress
 from ..judge.judgement import Judge, Judgement
 from ..judge.verdict import Verdict
 from ..reward import PairReward, PairwiseReward
@@ -133,7 +132,7 @@ async def judge_pairs(
         question, criteria, sample = p.sample.prompt_text, p.sample.criteria_text, p.sample
         calls.append(judge.judge(question, p.stronger_text, p.weaker_text, criteria, sample))
         calls.append(judge.judge(question, p.weaker_text, p.stronger_text, criteria, sample))
-    judgements = await gather_with_progress(calls, "judge audit") if progress else await asyncio.gather(*calls)
+    judgements = await gather_with_progress(calls, "judge audit") if progress else await gather_all(calls)
     results = []
     for k, p in enumerate(pairs):
         stronger_first, weaker_first = judgements[2 * k], judgements[2 * k + 1]

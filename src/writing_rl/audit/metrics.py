@@ -374,4 +374,5 @@ UNKNOWN_HINTS = {
     "http_status": "the endpoint answered errors: writing-rl check CONFIG",
     "bad_response": "the endpoint's replies are not completions: writing-rl check CONFIG",
     "not_applicable": "the rule judge cannot measure these samples (a target length or keywords missing)",
+    "internal": "writing-rl failed on these calls (a bug): log at debug level for the tracebacks, and report it",
 }

@@ -11,6 +11,7 @@ by the injection screen before any call (`arena.injection`, as in training).
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -30,12 +31,14 @@ from ..judge.cache import cache_key
 from ..judge.sanitize import sanitize
 from ..judge.screen import InjectionPolicy, screen
 from ..prompts import load_prompts
-from ..reasons import Reason
+from ..reasons import Reason, unexpected_failure
 from ..server import local_judge_limits, point_local_endpoints, with_local_server
 from ..text_metrics import count_length, length_score
 from . import longbench_write as lbw
 from . import longctx
 from .stats import bootstrap_ci, bradley_terry, position_consistency
+
+logger = logging.getLogger(__name__)
 
 
 class TaskSlice(BaseModel):
@@ -170,7 +173,17 @@ class EvalRun:
 
     async def _quality(self, request: str, output: str | None) -> tuple[dict[str, float] | None, str | None]:
         """The judge's six LongBench-Write ratings for one response, asked as the official script asks, and a
-        reason code when there are none."""
+        reason code when there are none; an unexpected exception is none with reason `internal`, not the end of
+        the task (cancellation, KeyboardInterrupt, SystemExit and MemoryError pass)."""
+        try:
+            return await self._rate_quality(request, output)
+        except MemoryError:
+            raise
+        except Exception as err:
+            unexpected_failure(err, logger, "the LongBench-Write quality call")
+            return None, Reason.INTERNAL.value
+
+    async def _rate_quality(self, request: str, output: str | None) -> tuple[dict[str, float] | None, str | None]:
         if output is None:
             return None, Reason.NO_OUTPUT.value
         messages = [{"role": "user", "content": lbw.quality_prompt(request, sanitize(output))}]

@@ -9,20 +9,23 @@ Two verdict modes:
   a tiny judge usable and lowers reward variance with a strong one.
 
 A failed call or unreadable verdict is a `Judgement` with `Verdict.UNKNOWN`, never an exception and
-never a loss.
+never a loss: `judge` is the boundary where any unexpected exception of one call becomes an unknown
+verdict with reason `internal` (its traceback logged at debug level), so one call never ends a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..aio import gather_all
 from ..endpoint import EndpointConfig, EndpointError, OpenAICompatClient
-from ..reasons import Reason, window_from_message
+from ..reasons import Reason, unexpected_failure, window_from_message
 from .budget import JudgeBudget, JudgePrice
 from .cache import JudgeCache, cache_key
 from .chat_template import ChatTemplate
@@ -35,6 +38,8 @@ from .verdict import Verdict, VerdictProbs, parse_verdict, probs_from_top_logpro
 
 if TYPE_CHECKING:
     from ..data import Sample
+
+logger = logging.getLogger(__name__)
 
 
 class JudgeConfig(BaseModel):
@@ -116,16 +121,16 @@ def verdict_position_top(
     The greedy token does not matter: a judge whose likeliest next token is "The" may still give
     A, B and tie most of the rest of its probability; `min_verdict_mass` decides if that is enough.
     """
-    text, found = already, None
+    tail, found = already[-2:], None  # the text so far matters only by its last two characters
     for token, top in token_logprobs:
         stripped = token.lstrip()
-        if text.endswith("[["):
+        if tail.endswith("[["):
             found = list(top.items())
-        elif text.endswith("[") and stripped.startswith("["):
+        elif tail.endswith("[") and stripped.startswith("["):
             found = _after(top, "[")
         elif stripped.startswith("[[") and stripped != "[[":
             found = _after(top, "[[")
-        text += token
+        tail = (tail + token)[-2:]
     return found
 
 
@@ -208,10 +213,19 @@ class PairwiseJudge:
         """Judge one pair; A and B are positions, the caller decides which is the policy.
 
         `sample` is accepted for the `Judge` interface (rule judges read its target); an LLM judge
-        sees only the question, the sanitised answers and the criteria."""
+        sees only the question, the sanitised answers and the criteria. Never raises for one call's failure
+        (cancellation, KeyboardInterrupt, SystemExit and MemoryError pass)."""
         started = time.perf_counter()
-        a, b = sanitize(answer_a), sanitize(answer_b)
-        result = await self._judge_sanitised(question, a, b, criteria)
+        try:
+            a, b = sanitize(answer_a), sanitize(answer_b)
+            result = await self._judge_sanitised(question, a, b, criteria)
+        except MemoryError:
+            raise
+        except Exception as err:  # the boundary: this call is unknown, the batch goes on
+            self.stats.failed_calls += 1
+            result = Judgement(
+                Verdict.UNKNOWN, error=unexpected_failure(err, logger, "the judge call"), reason=Reason.INTERNAL
+            )
         self.stats.count(result, time.perf_counter() - started)
         return result
 
@@ -265,9 +279,10 @@ class PairwiseJudge:
             return self.config.context_window
         if not self._asked_server:
             loop = asyncio.get_running_loop()
-            if self._window_query is None or self._window_query[0] is not loop:
-                self._window_query = (loop, asyncio.ensure_future(self.client.context_window()))
-            reported = await self._window_query[1]
+            query = self._window_query
+            if query is None or query[0] is not loop or query[1].cancelled():  # cancelled: with the batch that asked
+                self._window_query = query = (loop, asyncio.ensure_future(self.client.context_window()))
+            reported = await asyncio.shield(query[1])  # a cancelled caller leaves it to the others
             self._server_window = self._server_window or reported
             self._asked_server = True
         return self._server_window
@@ -362,7 +377,7 @@ class PairwiseJudge:
 
     async def judge_many(self, items: Sequence[tuple[str, str, str, str | None]]) -> list[Judgement]:
         """Judge (question, answer A, answer B, criteria) tuples concurrently, in order."""
-        return list(await asyncio.gather(*(self.judge(*item) for item in items)))
+        return await gather_all(self.judge(*item) for item in items)
 
     def call_stats(self) -> dict[str, float]:
         s = self.client.stats
