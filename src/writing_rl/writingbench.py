@@ -103,7 +103,7 @@ def parse_score(text: str | None) -> float | None:
         return None
     try:
         obj = json.loads(text.strip("json|`"))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, an int past the digit limit, nesting too deep
         return None
     if not isinstance(obj, dict) or "score" not in obj or "reason" not in obj:
         return None
@@ -120,8 +120,8 @@ def parse_score_lenient(text: str | None) -> float | None:
         return official
     for match in reversed(list(re.finditer(r"\{[^{}]*\}", text, re.DOTALL))):
         try:
-            obj = json.loads(match.group(0))
-        except json.JSONDecodeError:
+            obj = json.loads(match.group(0))  # no nesting: `{[^{}]*}` holds no brace
+        except ValueError:  # JSONDecodeError, or an int past the digit limit
             continue
         score = obj.get("score") if isinstance(obj, dict) else None
         if isinstance(score, str) and score.strip().isdigit():

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import re
 import statistics
 
 SCORER_VERSION = "longbench-write-official-1"
@@ -63,24 +62,39 @@ def quality_prompt(request: str, response: str) -> str:
 
 
 def parse_quality(text: str | None) -> dict[str, float] | None:
-    """The six ratings as the official script reads them, or None (it would ask again)."""
+    """The six ratings as the official script reads them, or None (it would ask again).
+
+    Bounded on any input: the block is found in one forward scan (the official `re.search(r"```json\\n(.*?)\\n```",
+    text, re.DOTALL)` finds the same, but rescans the rest of the text for every unclosed opening), and JSON nested
+    past the interpreter's depth (100,000 `[`), numbers too long for `int` and numbers too large for `float` are
+    no score, as any other unreadable reply."""
     if text is None:
         return None
     if "```json" in text:
-        block = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
+        block = _json_block(text)
         if block is None:
             return None
-        text = block.group(1)
+        text = block
     try:
         scores = json.loads(text.replace("\n", ""))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, an int past the digit limit, nesting too deep
         return None
     if not isinstance(scores, dict) or any(d not in scores for d in DIMENSIONS):
         return None
     try:  # the official aggregation takes float(); a value it could not read would stop it
         return {d: float(scores[d]) for d in DIMENSIONS}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _json_block(text: str) -> str | None:
+    """What the official pattern `` ```json\\n(.*?)\\n``` `` (DOTALL) captures, or None. Its leftmost match starts at
+    the first opening, if any start does: a later opening has less text after it to hold a closing."""
+    start = text.find("```json\n")
+    if start == -1:
+        return None
+    end = text.find("\n```", start + len("```json\n"))
+    return None if end == -1 else text[start + len("```json\n") : end]
 
 
 def quality_score(rated: list[dict[str, float]]) -> float | None:

@@ -37,6 +37,36 @@ def fence_pattern(nonce: str) -> re.Pattern[str]:
     return re.compile(rf"<<<ANSWER [AB] {n}>>>.*?<<<END ANSWER [AB] {n}>>>|<<<(?:END )?ANSWER [AB] {n}>>>", re.DOTALL)
 
 
+def _marker_pattern(nonce: str) -> re.Pattern[str]:
+    n = rf"(?:{re.escape(nonce)}|(?<=A )[0-9a-f]{{16}})"
+    return re.compile(rf"<<<(END )?ANSWER [AB] {n}>>>")
+
+
+def cut_fences(text: str, nonce: str) -> str:
+    """`fence_pattern(nonce).sub(" ", text)`, in one pass over the markers.
+
+    The pattern's lazy `.*?` scans the rest of the text for a closing marker from every opening that has
+    none, so a reply of many unclosed openings took quadratic time (20,000 of them: two minutes). The
+    first closing marker after an opening ends its block; markers never overlap (a fence id holds no `<`),
+    so walking them in order gives the same cut."""
+    markers = list(_marker_pattern(nonce).finditer(text))
+    if not markers:
+        return text
+    next_end: list[int | None] = [None] * (len(markers) + 1)  # the first closing marker at or after each one
+    for k in range(len(markers) - 1, -1, -1):
+        next_end[k] = k if markers[k].group(1) else next_end[k + 1]
+    out, at, k = [], 0, 0
+    while k < len(markers):
+        marker, closing = markers[k], next_end[k + 1]
+        out += (text[at : marker.start()], " ")
+        if not marker.group(1) and closing is not None:  # an opening with a closing after it: the whole block
+            at, k = markers[closing].end(), closing + 1
+        else:  # a lone marker
+            at, k = marker.end(), k + 1
+    out.append(text[at:])
+    return "".join(out)
+
+
 def parse_verdict(text: str | None, nonce: str | None = None) -> Verdict:
     """Return the judge's final verdict: `[[A]]`, `[[B]]` or `[[C]]` (tie) on its last non-empty line.
 
@@ -46,7 +76,7 @@ def parse_verdict(text: str | None, nonce: str | None = None) -> Verdict:
     if not text:
         return Verdict.UNKNOWN
     if nonce and "<<<" in text:  # every fence marker starts so: none, nothing to cut (and nothing to compile)
-        text = fence_pattern(nonce).sub(" ", text)
+        text = cut_fences(text, nonce)
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return Verdict.UNKNOWN
