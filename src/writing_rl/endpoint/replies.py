@@ -8,10 +8,9 @@ checked, only when log-probabilities were asked for. A server that ignores the r
 log-probabilities (no `logprobs`, or null) is not malformed: it gives no tokens, as before. `usage` is
 optional; where given it is an object with counts (numbers of tokens, or null).
 
-Measured against the unchecked reads they replace (orjson and `dict.get`, `tests/test_malformed.py`
-documents the bodies): +0.5 µs for a chat reply without log-probabilities, +1.6 µs for a one-token
-completion with 20 alternatives (the soft judge and critic), +30 µs for a chat reply of 8 tokens x 20
-alternatives; see docs/performance.md.
+Measured against the unchecked read it replaced (orjson and `dict.get`; `benchmarks/reply_parse.py`,
+docs/performance.md): about +1 µs a reply for a hard verdict or a soft one via /completions, +27 µs for a
+chat reply of 8 tokens x 20 alternatives.
 """
 
 from __future__ import annotations
