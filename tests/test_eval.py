@@ -363,6 +363,14 @@ def test_level_shares_replay_the_promotion_log(tmp_path):
     assert shares[0] == [1.0, 0.5, 0.0] and shares[1] == [0.0, 0.5, 0.5] and shares[2] == [0.0, 0.0, 0.5]
 
 
+def test_report_only_reads_the_run(tmp_path):
+    run = fake_training_run(tmp_path / "run")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
+    write_report([run], tmp_path / "report")
+    # the curriculum store is opened read-only: no -wal/-shm left beside it, nothing rewritten
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()} == before
+
+
 def test_report_renders_in_a_real_browser(tmp_path):
     run = fake_training_run(tmp_path / "train-a")
     ev = tmp_path / "eval-a"

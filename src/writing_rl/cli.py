@@ -212,15 +212,24 @@ def curriculum_show(
     events: int = typer.Option(10, help="how many recent level changes (promotions) to list"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Levels per sample, the level histogram and recent level changes (promotions under `dynamic`)."""
+    """Levels per sample, the level histogram and recent level changes (promotions under `dynamic`).
+
+    Reads the store only (it is never changed); a file that is not a curriculum store is refused (exit 2)."""
+    import sqlite3
     from collections import Counter
 
-    from .curriculum import CurriculumStore
+    from .curriculum import CurriculumStore, NotACurriculumStore
 
-    with CurriculumStore(_store_path(run)) as store:
-        states = store.states()
-        recent = store.events(limit=events)
-        consistent = store.integrity_ok()
+    path = _store_path(run)
+    try:
+        with CurriculumStore(path, read_only=True) as store:
+            states = store.states()
+            recent = store.events(limit=events)
+            consistent = store.integrity_ok()
+    except NotACurriculumStore as err:
+        _fail(str(err), 2)
+    except sqlite3.DatabaseError as err:
+        _fail(f"{path}: cannot read it as a curriculum store: {err}", 2)
     if as_json:
         typer.echo(json.dumps({"samples": [s.__dict__ for s in states], "events": recent, "consistent": consistent}))
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from ..jsonl import read_jsonl
+from ..sqlite_store import open_read_only
 
 # One stylesheet for every writing-rl page.
 STYLE = """<style>
@@ -82,10 +82,12 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
 
     `last_step` extends the picture to the end of training when the last steps promoted nobody.
     """
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    keys = [k for (k,) in conn.execute("SELECT key FROM samples")]
-    events = list(conn.execute("SELECT key, step, to_level FROM events ORDER BY id"))
-    conn.close()
+    conn = open_read_only(store)  # the run's store is read, never changed, and no -wal/-shm is left beside it
+    try:
+        keys = [k for (k,) in conn.execute("SELECT key FROM samples")]
+        events = list(conn.execute("SELECT key, step, to_level FROM events ORDER BY id"))
+    finally:
+        conn.close()
     if not keys:
         return [], {}
     last_step = max([s + 1 for _, s, _ in events] + [last_step])
