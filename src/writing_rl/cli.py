@@ -620,7 +620,10 @@ def export_verl_cmd(
     seed: int = typer.Option(0, help="seed of the --val-fraction draw"),
     data_source: str = typer.Option("writing_rl", help="the rows' data_source (verl groups its metrics by it)"),
 ) -> None:
-    """Write samples as verl's RL parquet (docs/scale-out.md): chat prompt, references and criteria in extra_info."""
+    """Write samples as verl's RL parquet (docs/scale-out.md): chat prompt, references and criteria in extra_info.
+
+    OUT is left holding this export only: an earlier export's val.parquet that this one does not write is
+    removed; other files are never touched (the command lists them)."""
     from .data import load_jsonl
     from .verl.export import ExportError, export_verl
 
@@ -637,6 +640,11 @@ def export_verl_cmd(
         typer.echo(f"{result.val_count} validation samples -> {result.val_path}")
     else:
         typer.echo("no validation split (give --val FILE or --val-fraction F to write val.parquet)")
+    for path in result.removed:
+        typer.echo(f"removed {path}: an earlier export's file that this export does not write")
+    if result.others:
+        shown = ", ".join(p.name for p in result.others[:5]) + (" ..." if len(result.others) > 5 else "")
+        typer.echo(f"note: {out} also holds {len(result.others)} file(s) export-verl did not write ({shown}): left as they are")
 
 
 @app.command("report")
