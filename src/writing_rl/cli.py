@@ -649,10 +649,13 @@ def export_verl_cmd(
 
 @app.command("report")
 def report_cmd(
-    runs: Annotated[list[Path], typer.Argument(help="training run folders and/or eval folders")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="training run folders and/or eval folders, or one ablation folder")
+    ],
     out: Path = typer.Option(Path("report"), help="folder for index.html and its PNGs"),
 ) -> None:
-    """One HTML page: reward and win-rate curves, the curriculum picture, eval tables side by side."""
+    """One HTML page: reward and win-rate curves, the curriculum picture, eval tables side by side; for an
+    ablation folder, the ablation's page. A folder it cannot read is named, and nothing is written (exit 2)."""
     from .eval.report import write_report
 
     try:
