@@ -644,7 +644,9 @@ def export_verl_cmd(
         typer.echo(f"removed {path}: an earlier export's file that this export does not write")
     if result.others:
         shown = ", ".join(p.name for p in result.others[:5]) + (" ..." if len(result.others) > 5 else "")
-        typer.echo(f"note: {out} also holds {len(result.others)} file(s) export-verl did not write ({shown}): left as they are")
+        typer.echo(
+            f"note: {out} also holds {len(result.others)} file(s) export-verl did not write ({shown}): left as they are"
+        )
 
 
 @app.command("report")
