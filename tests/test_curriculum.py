@@ -311,3 +311,15 @@ def test_cli_curriculum_show_reads_a_running_store_through_its_wal(tmp_path):
         second = runner.invoke(app, ["curriculum", "show", str(tmp_path), "--json"])
         assert sorted(p.name for p in tmp_path.iterdir()) == names
     assert [len(json.loads(r.output)["samples"]) for r in (first, second)] == [1, 2]
+
+
+def test_cli_curriculum_show_on_a_file_another_process_holds_locked_fails_soon(tmp_path):
+    from writing_rl.judge.cache import JudgeCache
+
+    cache = JudgeCache(tmp_path / "judge_cache.rank0.sqlite", exclusive=True)  # as a training rank holds it
+    cache.put("k", {"verdict": "A"})
+    started = time.monotonic()
+    result = runner.invoke(app, ["curriculum", "show", str(tmp_path / "judge_cache.rank0.sqlite")])
+    cache.close()
+    assert result.exit_code == 2 and "another process holds it locked" in result.output
+    assert time.monotonic() - started < 30  # not the writers' 120 s lock timeout

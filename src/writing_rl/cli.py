@@ -229,7 +229,9 @@ def curriculum_show(
     except NotACurriculumStore as err:
         _fail(str(err), 2)
     except sqlite3.DatabaseError as err:
-        _fail(f"{path}: cannot read it as a curriculum store: {err}", 2)
+        locked = "locked" in str(err)
+        why = "another process holds it locked (a running training run holds its judge caches so)" if locked else err
+        _fail(f"{path}: cannot read it: {why}", 2)
     if as_json:
         typer.echo(json.dumps({"samples": [s.__dict__ for s in states], "events": recent, "consistent": consistent}))
         return

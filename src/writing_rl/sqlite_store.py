@@ -65,7 +65,9 @@ def open_read_only(path: str | Path) -> sqlite3.Connection:
         raise FileNotFoundError(f"{path}: no such file")
     live = path.with_name(path.name + "-wal").exists()
     uri = path.resolve().as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
-    return sqlite3.connect(uri, uri=True, timeout=120, check_same_thread=False, isolation_level=None)
+    # a reader of a WAL store never waits for its writers; only a file another process holds locked
+    # (a training rank's exclusive judge cache) makes it wait, and then not for long
+    return sqlite3.connect(uri, uri=True, timeout=5, check_same_thread=False, isolation_level=None)
 
 
 # The table each writing-rl store has, and what to call a file that has it.
@@ -81,6 +83,8 @@ def describe(conn: sqlite3.Connection) -> tuple[set[str], str]:
     SQLite database, another SQLite database (its tables named), or no SQLite database at all."""
     try:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.OperationalError:  # locked by another process, unreadable: not about what the file is
+        raise
     except sqlite3.DatabaseError as err:  # "file is not a database"
         return set(), f"not an SQLite database ({err})"
     for table, kind in STORE_KINDS.items():
