@@ -222,6 +222,19 @@ def test_judge_audit_command_prints_json_and_writes_the_page(tmp_path):
     )
 
 
+def test_judge_audit_against_a_dead_server_fails_and_writes_nothing(tmp_path, monkeypatch):
+    from writing_rl.server import free_port
+
+    monkeypatch.chdir(tmp_path)  # the default folder is runs/judge-audit-train
+    data = keyword_tiered(tmp_path / "k.jsonl")
+    config = train_config(tmp_path, f"http://127.0.0.1:{free_port()}/v1", data)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    run = CliRunner().invoke(app, ["judge-audit", str(config), "--pairs", "4"])
+    assert run.exit_code == 2, run.output
+    assert "no judge call succeeded at http://127.0.0.1:" in run.output and "(transport: " in run.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no runs/, no page, no cache file
+
+
 def test_judge_audit_needs_samples_for_a_judge_only_config(tmp_path):
     config = tmp_path / "core.yaml"
     config.write_text(yaml.safe_dump({"judge": {"mode": "hard"}}))

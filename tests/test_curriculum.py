@@ -256,3 +256,70 @@ def test_cli_curriculum_show(store, tmp_path):
 
 def test_cli_curriculum_show_missing(tmp_path):
     assert runner.invoke(app, ["curriculum", "show", str(tmp_path)]).exit_code == 2
+
+
+def folder_state(folder):
+    """Every file in `folder` with its bytes and mtime: what a read-only command must leave as it was."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_cli_curriculum_show_refuses_a_judge_cache_and_leaves_it_unchanged(tmp_path):
+    from writing_rl.judge.cache import JudgeCache
+
+    cache = JudgeCache(tmp_path / "judge_cache.sqlite")
+    cache.put("k", {"verdict": "A"})
+    cache.close()
+    before = folder_state(tmp_path)
+    result = runner.invoke(app, ["curriculum", "show", str(tmp_path / "judge_cache.sqlite")])
+    assert result.exit_code == 2, result.output
+    assert "is a judge or critic cache" in result.output and "not a curriculum store" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert folder_state(tmp_path) == before  # no curriculum tables written into it, no -wal/-shm left
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [(b"", "an empty SQLite database"), (b"not a database at all, just text\n" * 40, "not an SQLite database")],
+)
+def test_cli_curriculum_show_refuses_other_files(tmp_path, content, said):
+    (tmp_path / "curriculum.sqlite").write_bytes(content)  # a run folder whose store is something else
+    before = folder_state(tmp_path)
+    result = runner.invoke(app, ["curriculum", "show", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "not a curriculum store" in result.output
+    assert folder_state(tmp_path) == before
+
+
+def test_cli_curriculum_show_only_reads_the_store(store, tmp_path):
+    Curriculum(CurriculumConfig(), store).record(sample(1), 0, ["win"], 0)
+    store.close()  # a finished run: everything is in curriculum.sqlite, no -wal beside it
+    before = folder_state(tmp_path)
+    assert list(before) == ["curriculum.sqlite"]
+    result = runner.invoke(app, ["curriculum", "show", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "1 samples, mean level 1.00, store consistent: True" in result.output
+    assert folder_state(tmp_path) == before
+
+
+def test_cli_curriculum_show_reads_a_running_store_through_its_wal(tmp_path):
+    with CurriculumStore(tmp_path / "curriculum.sqlite") as writer:  # a training run still writing
+        cur = Curriculum(CurriculumConfig(), writer)
+        cur.record(sample(1), 0, ["win"], 0)
+        names = sorted(p.name for p in tmp_path.iterdir())
+        first = runner.invoke(app, ["curriculum", "show", str(tmp_path), "--json"])
+        cur.record(sample(2), 0, ["win"], 1)  # committed after the first look: the second sees it
+        second = runner.invoke(app, ["curriculum", "show", str(tmp_path), "--json"])
+        assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert [len(json.loads(r.output)["samples"]) for r in (first, second)] == [1, 2]
+
+
+def test_cli_curriculum_show_on_a_file_another_process_holds_locked_fails_soon(tmp_path):
+    from writing_rl.judge.cache import JudgeCache
+
+    cache = JudgeCache(tmp_path / "judge_cache.rank0.sqlite", exclusive=True)  # as a training rank holds it
+    cache.put("k", {"verdict": "A"})
+    started = time.monotonic()
+    result = runner.invoke(app, ["curriculum", "show", str(tmp_path / "judge_cache.rank0.sqlite")])
+    cache.close()
+    assert result.exit_code == 2 and "another process holds it locked" in result.output
+    assert time.monotonic() - started < 30  # not the writers' 120 s lock timeout

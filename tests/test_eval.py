@@ -363,6 +363,14 @@ def test_level_shares_replay_the_promotion_log(tmp_path):
     assert shares[0] == [1.0, 0.5, 0.0] and shares[1] == [0.0, 0.5, 0.5] and shares[2] == [0.0, 0.0, 0.5]
 
 
+def test_report_only_reads_the_run(tmp_path):
+    run = fake_training_run(tmp_path / "run")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
+    write_report([run], tmp_path / "report")
+    # the curriculum store is opened read-only: no -wal/-shm left beside it, nothing rewritten
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()} == before
+
+
 def test_report_renders_in_a_real_browser(tmp_path):
     run = fake_training_run(tmp_path / "train-a")
     ev = tmp_path / "eval-a"
@@ -453,6 +461,93 @@ def test_report_says_when_results_come_from_different_scorers(tmp_path):
     page = write_report([a, old], tmp_path / "r3").read_text()
     assert "WritingBench was scored differently (no scorer record); LongBench v2 was scored differently" in page
     assert "unknown (results.json has no scorer record)" in page
+
+
+def fake_ablation(path: Path) -> Path:
+    """What `writing-rl ablation` leaves: a run per schedule, ablation.json, results.json (its paths from
+    the machine it ran on), its own report/."""
+    path.mkdir()
+    for schedule in ("dynamic", "strongest"):
+        fake_training_run(path / schedule)
+    (path / "ablation.json").write_text(json.dumps({"ablation": {"schedules": ["dynamic", "strongest"]}}))
+    row = {"length_fit": {"mean": 60.0, "ci95": [50.0, 70.0], "diff_vs_base": {"mean": 5.0, "ci95": [1.0, 9.0]}}}
+    results = {
+        "models": {"base": {"length_fit": {"mean": 55.0, "ci95": [45.0, 65.0]}}, "dynamic": row, "strongest": row},
+        "metrics": ["length_fit"],
+        "schedules": ["dynamic", "strongest"],
+        "heldout_prompts": 4,
+        "samples_per_prompt": 2,
+        "runs": {s: f"/elsewhere/{path.name}/{s}" for s in ("dynamic", "strongest")},
+    }
+    (path / "results.json").write_text(json.dumps(results))
+    return path
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_report_renders_an_ablation_folder_as_the_ablations_page(tmp_path):
+    from typer.testing import CliRunner
+
+    from writing_rl.cli import app
+
+    ablation = fake_ablation(tmp_path / "ablation")
+    before = tree(ablation)
+    result = CliRunner().invoke(app, ["report", str(ablation), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Scheduling ablation" in page and "+5.0 [+1.0, +9.0]" in page  # the held-out table
+    assert "<td>dynamic</td><td>3</td>" in page  # each schedule's run, found where the folder is now
+    assert (tmp_path / "r" / "ablation_curves.png").stat().st_size > 1000
+    assert tree(ablation) == before  # the ablation folder is only read
+    mixed = CliRunner().invoke(app, ["report", str(ablation), str(ablation / "dynamic"), "--out", str(tmp_path / "m")])
+    assert mixed.exit_code == 2 and "is an ablation folder: report it on its own" in mixed.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_report_names_every_folder_it_cannot_read_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from writing_rl.cli import app
+
+    run = fake_training_run(tmp_path / "run")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({"accuracy": 0.5}))
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "ablation.json").write_text("{}")
+    fake_training_run(unfinished / "dynamic")
+    copied = tmp_path / "copied"  # an ablation's results.json copied away from its runs (as docs/results/)
+    copied.mkdir()
+    shutil.copy(fake_ablation(tmp_path / "ablation") / "results.json", copied)
+    given = [run, empty, other, unfinished, copied, tmp_path / "nope"]
+    result = CliRunner().invoke(app, ["report", *map(str, given), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert f"{empty} (neither metrics.jsonl nor results.json)" in line
+    assert f"{other} (its results.json holds no eval results" in line
+    assert f"{unfinished} (an ablation folder without its results.json" in line and str(unfinished / "dynamic") in line
+    assert f"{copied} (an ablation's results.json without its schedules' runs dynamic/, strongest/" in line
+    assert f"{tmp_path / 'nope'} (no such folder)" in line and "report reads a training run (metrics.jsonl)" in line
+    assert f"{run} (" not in line  # the readable one is not named
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_with_nothing_to_show_fails(tmp_path):
+    from typer.testing import CliRunner
+
+    from writing_rl.cli import app
+
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / "metrics.jsonl").write_text(json.dumps({"step": 0, "train/loss": 0.0}) + "\n")  # no reward logged yet
+    result = CliRunner().invoke(app, ["report", str(started), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "nothing to report" in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_bradley_terry_without_prior_refuses_an_unbeaten_model():

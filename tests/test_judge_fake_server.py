@@ -156,6 +156,27 @@ async def test_failures_are_not_cached(tmp_path):
         await judge.aclose()
 
 
+async def test_the_cache_file_appears_with_the_first_judgement_stored(tmp_path):
+    from writing_rl.judge.cache import JudgeCache
+
+    state = {"fail": True}
+
+    def behaviour(path, body, n):
+        return ("status", 500) if state["fail"] else chat_reply("[[A]]")
+
+    path = tmp_path / "runs" / "judge_cache.sqlite"
+    other = JudgeCache(path)  # another process's cache on the same file, opened before it exists
+    with FakeOpenAIServer(behaviour) as server:
+        judge = PairwiseJudge(JudgeConfig(endpoint=endpoint(server, max_retries=0), cache_path=str(path)))
+        assert (await judge.judge("q", "a", "b")).verdict is Verdict.UNKNOWN
+        assert not (tmp_path / "runs").exists() and len(other) == 0  # a failure stores nothing, creates nothing
+        state["fail"] = False
+        assert (await judge.judge("q", "a", "b")).verdict is Verdict.A
+        await judge.aclose()
+    assert path.is_file() and len(other) == 1  # the other cache opens the file once it is there
+    other.close()
+
+
 async def test_api_key_from_environment_only(monkeypatch):
     secret = "sk-test-not-a-real-key-123456"
     monkeypatch.setenv("JUDGE_KEY_FOR_TEST", secret)

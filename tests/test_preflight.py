@@ -290,6 +290,15 @@ def test_judge_pair_against_a_dead_server_names_the_url_and_the_way_out(tmp_path
     assert f"judge endpoint {url} failed" in last and "serve-judge" in last and "--local" in last
 
 
+def test_judge_pair_against_a_dead_server_leaves_no_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    judge = {"endpoint": {"base_url": dead_url(), "max_retries": 0}, "cache_path": "runs/judge_cache.sqlite"}
+    Path("c.yaml").write_text(yaml.safe_dump({"judge": judge}), encoding="utf-8")
+    result = runner.invoke(app, ["judge-pair", "--question", "q", "--a", "x", "--b", "y", "--config", "c.yaml"])
+    assert result.exit_code == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no runs/judge_cache.sqlite
+
+
 def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, monkeypatch, capsys):
     import writing_rl.rollouts as rollouts
 

@@ -203,6 +203,33 @@ def test_killed_run_resumes_with_the_checkpoints_curriculum(tmp_path, tiny_model
     assert rollout_steps == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # step 3 of the killed run was dropped on resume
 
 
+DEMO_CHECKPOINTING = ("max_steps", "save_steps", "save_total_limit", "save_only_model")
+
+
+def test_the_demos_checkpointing_keeps_one_resumable_checkpoint(tmp_path, tiny_model):
+    """The demo's checkpoint settings (configs/demo.yaml), on the tiny model: TRL's rotation leaves one
+    checkpoint, the newest, with its curriculum snapshot and optimizer, and extending the run from it works."""
+    from writing_rl.train import last_checkpoint, load_train_config
+
+    demo = load_train_config(None).grpo.model_dump()
+    settings = {k: demo[k] for k in DEMO_CHECKPOINTING if k in demo}
+    dataset = write_samples(tmp_path / "s.jsonl", {"Write PROMOTE text.": 9})
+    with FakeOpenAIServer(lambda p, b, n: scripted_judge(b)) as server:
+        cfg = make_config(tmp_path, tiny_model, server.base_url, dataset, per_device_train_batch_size=2, **settings)
+        run = train(cfg)
+        steps = cfg.grpo.max_steps
+        assert sorted(p.name for p in run.glob("checkpoint-*")) == [f"checkpoint-{steps}"]
+        newest = run / f"checkpoint-{steps}"
+        assert last_checkpoint(run) == newest and (newest / "optimizer.pt").is_file()  # resumable as saved
+        assert json.loads((newest / "curriculum_snapshot.json").read_text())["samples"][0][1] == steps
+        longer = cfg.model_copy(update={"grpo": cfg.grpo.model_copy(update={"max_steps": steps + 2})})
+        train(longer, resume=True)  # `train --resume RUN --max-steps N` continues from the one kept
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == [f"checkpoint-{steps + 2}"]
+    assert (run / f"checkpoint-{steps + 2}" / "curriculum_snapshot.json").is_file()
+    with CurriculumStore(run / "curriculum.sqlite") as store:
+        assert store.levels() == {"0": steps + 2} and store.integrity_ok()  # one promotion a step, none lost
+
+
 LEVEL_PROBE = textwrap.dedent(
     """
     import json, os, sys

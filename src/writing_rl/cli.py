@@ -212,15 +212,26 @@ def curriculum_show(
     events: int = typer.Option(10, help="how many recent level changes (promotions) to list"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Levels per sample, the level histogram and recent level changes (promotions under `dynamic`)."""
+    """Levels per sample, the level histogram and recent level changes (promotions under `dynamic`).
+
+    Reads the store only (it is never changed); a file that is not a curriculum store is refused (exit 2)."""
+    import sqlite3
     from collections import Counter
 
-    from .curriculum import CurriculumStore
+    from .curriculum import CurriculumStore, NotACurriculumStore
 
-    with CurriculumStore(_store_path(run)) as store:
-        states = store.states()
-        recent = store.events(limit=events)
-        consistent = store.integrity_ok()
+    path = _store_path(run)
+    try:
+        with CurriculumStore(path, read_only=True) as store:
+            states = store.states()
+            recent = store.events(limit=events)
+            consistent = store.integrity_ok()
+    except NotACurriculumStore as err:
+        _fail(str(err), 2)
+    except sqlite3.DatabaseError as err:
+        locked = "locked" in str(err)
+        why = "another process holds it locked (a running training run holds its judge caches so)" if locked else err
+        _fail(f"{path}: cannot read it: {why}", 2)
     if as_json:
         typer.echo(json.dumps({"samples": [s.__dict__ for s in states], "events": recent, "consistent": consistent}))
         return
@@ -611,7 +622,10 @@ def export_verl_cmd(
     seed: int = typer.Option(0, help="seed of the --val-fraction draw"),
     data_source: str = typer.Option("writing_rl", help="the rows' data_source (verl groups its metrics by it)"),
 ) -> None:
-    """Write samples as verl's RL parquet (docs/scale-out.md): chat prompt, references and criteria in extra_info."""
+    """Write samples as verl's RL parquet (docs/scale-out.md): chat prompt, references and criteria in extra_info.
+
+    OUT is left holding this export only: an earlier export's val.parquet that this one does not write is
+    removed; other files are never touched (the command lists them)."""
     from .data import load_jsonl
     from .verl.export import ExportError, export_verl
 
@@ -628,14 +642,24 @@ def export_verl_cmd(
         typer.echo(f"{result.val_count} validation samples -> {result.val_path}")
     else:
         typer.echo("no validation split (give --val FILE or --val-fraction F to write val.parquet)")
+    for path in result.removed:
+        typer.echo(f"removed {path}: an earlier export's file that this export does not write")
+    if result.others:
+        shown = ", ".join(p.name for p in result.others[:5]) + (" ..." if len(result.others) > 5 else "")
+        typer.echo(
+            f"note: {out} also holds {len(result.others)} file(s) export-verl did not write ({shown}): left as they are"
+        )
 
 
 @app.command("report")
 def report_cmd(
-    runs: Annotated[list[Path], typer.Argument(help="training run folders and/or eval folders")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="training run folders and/or eval folders, or one ablation folder")
+    ],
     out: Path = typer.Option(Path("report"), help="folder for index.html and its PNGs"),
 ) -> None:
-    """One HTML page: reward and win-rate curves, the curriculum picture, eval tables side by side."""
+    """One HTML page: reward and win-rate curves, the curriculum picture, eval tables side by side; for an
+    ablation folder, the ablation's page. A folder it cannot read is named, and nothing is written (exit 2)."""
     from .eval.report import write_report
 
     try:

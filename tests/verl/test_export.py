@@ -130,3 +130,30 @@ def test_bad_sample_line_is_named(tmp_path):
     result = export(str(src), "--out", str(tmp_path / "o"))
     assert result.exit_code == 1
     assert "line 2" in result.output and "references" in result.output
+
+
+def test_a_later_export_leaves_only_its_own_files(tmp_path):
+    src = write_samples(tmp_path / "s.jsonl", SAMPLES)
+    out = tmp_path / "o"
+    assert export(str(src), "--out", str(out), "--val-fraction", "0.5").exit_code == 0
+    (out / "notes.txt").write_text("the user's own file")
+    (out / "train.parquet.tmp").write_bytes(b"half a file from a killed export")
+    result = export(str(src), "--out", str(out))  # no validation this time
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "train.parquet"]  # no stale val.parquet
+    assert f"removed {out / 'val.parquet'}" in result.output
+    assert "also holds 1 file(s) export-verl did not write (notes.txt): left as they are" in result.output
+    assert len(pq.read_table(out / "train.parquet")) == len(SAMPLES)
+
+
+def test_a_val_parquet_export_verl_did_not_write_is_kept(tmp_path):
+    import pyarrow as pa
+
+    src = write_samples(tmp_path / "s.jsonl", SAMPLES)
+    out = tmp_path / "o"
+    out.mkdir()
+    pq.write_table(pa.table({"question": ["2+2"], "answer": ["4"]}), out / "val.parquet")  # another tool's split
+    before = (out / "val.parquet").read_bytes()
+    result = export(str(src), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / "val.parquet").read_bytes() == before and "(val.parquet): left as they are" in result.output

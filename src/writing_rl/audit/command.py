@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from ..aio import run_sync
 from ..config import ConfigError, CoreConfig, LocalJudgeSettings, load_config
 from ..data import Sample, load_samples
+from ..endpoint import EndpointError
 from ..judge import JudgeConfig, PairwiseJudge, build_judge
 from ..reward import RewardConfig
-from .runner import AuditResult, AuditSettings, audit_judge
+from .runner import AuditResult, AuditSettings, audit_judge, unreached
 
 
 @dataclass
@@ -96,18 +97,26 @@ def run_audit(
     """The audit against the configured judge, starting the embedded one when the config asks for it.
 
     The judge cache is the config's `judge.cache_path`, else `work_dir/judge_cache.sqlite` (`cache=False`:
-    none), so a second audit of the same pairs costs no calls."""
+    none), so a second audit of the same pairs costs no calls. When no call reaches the judge (a dead
+    endpoint) it raises EndpointError, and nothing has been written (the cache is created by the first
+    judgement it stores)."""
     from ..server import local_judge_limits, point_local_endpoints, with_local_server
 
     judge_cfg = local_judge_limits(inputs.judge, inputs.local)
-    if judge_cfg.backend == "llm":
+    if judge_cfg.backend == "llm":  # the cache file (and its folder) appears with the first judgement
         path = (judge_cfg.cache_path or str(work_dir / "judge_cache.sqlite")) if cache else None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         judge_cfg = judge_cfg.model_copy(update={"cache_path": path})
 
     def go(base_url: str | None) -> AuditResult:
-        return run_sync(_audit(point_local_endpoints(judge_cfg, base_url), inputs, settings, progress))
+        pointed = point_local_endpoints(judge_cfg, base_url)
+        result = run_sync(_audit(pointed, inputs, settings, progress))
+        if (failure := unreached(result)) is not None:
+            raise EndpointError(
+                f"no judge call succeeded at {pointed.endpoint.base_url} ({failure}); nothing was written. Start "
+                "the judge (`writing-rl serve-judge --port N` for the embedded one) or fix judge.endpoint, and "
+                "check it with `writing-rl check CONFIG`"
+            )
+        return result
 
     uses_local = judge_cfg.backend == "llm" and judge_cfg.endpoint.base_url == "local"
     return with_local_server(inputs.local if uses_local else LocalJudgeSettings(), str(work_dir), go)

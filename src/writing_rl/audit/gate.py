@@ -18,12 +18,9 @@ from ..engines.rank_metrics import judge_counters
 from ..judge.judgement import Judge
 from ..judge.pairwise import PairwiseJudge
 from ..judge.rules import RuleJudge
-from ..reasons import Reason
 from ..reward import RewardConfig
 from .report import table, write_audit
-from .runner import AuditError, AuditResult, AuditSettings, audit_judge
-
-ENDPOINT_FAILURES = {Reason.TRANSPORT, Reason.TIMEOUT, Reason.HTTP_STATUS, Reason.BAD_RESPONSE, Reason.CREDENTIALS}
+from .runner import AuditError, AuditResult, AuditSettings, audit_judge, unreached
 
 
 class JudgeAuditFailed(ConfigError):
@@ -41,12 +38,9 @@ def _own_judge(judge: Judge) -> Judge:
 
 def stop_reason(result: AuditResult, settings: AuditSettings, page: Path) -> str | None:
     """Why the run must stop after this audit, or None."""
-    calls = [x.judgement for r in result.results for x in r.readings]
-    if all(j.reason in ENDPOINT_FAILURES for j in calls):
-        first = calls[0]
+    if (failure := unreached(result)) is not None:
         return (
-            f"judge audit: no judge call succeeded ({first.reason.value}: "  # type: ignore[union-attr]
-            f"{' '.join(str(first.error).split())[:200]}); stopped before loading the model. Check the judge "
+            f"judge audit: no judge call succeeded ({failure}); stopped before loading the model. Check the judge "
             "with `writing-rl check CONFIG`"
         )
     if result.verdict == "useless" and settings.on_useless == "stop":

@@ -20,6 +20,7 @@ from ..eval.stats import Interval
 from ..judge.judgement import Judge
 from ..judge.pairwise import PairwiseJudge
 from ..judge.rules import RuleJudge
+from ..reasons import Reason
 from ..reward import PairwiseReward, RewardConfig
 from .measure import PairResult, judge_pairs
 from .metrics import (
@@ -61,6 +62,22 @@ class AuditSettings(BaseModel):
 
 class AuditError(ValueError):
     """The audit cannot run on this data (no sample has two references in a known order)."""
+
+
+# A call that failed before the judge could answer: the endpoint's failure, not the judge's.
+ENDPOINT_FAILURES = frozenset(
+    {Reason.TRANSPORT, Reason.TIMEOUT, Reason.HTTP_STATUS, Reason.BAD_RESPONSE, Reason.CREDENTIALS}
+)
+
+
+def unreached(result: AuditResult) -> str | None:
+    """When no call of the audit reached the judge (every one an endpoint failure): the first failure as
+    'reason: error'; else None. Such an audit measured the endpoint, not the judge."""
+    calls = [x.judgement for r in result.results for x in r.readings]
+    if not calls or not all(j.reason in ENDPOINT_FAILURES for j in calls):
+        return None
+    first = calls[0]
+    return f"{first.reason.value}: {' '.join(str(first.error).split())[:200]}"  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

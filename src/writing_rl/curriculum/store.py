@@ -3,6 +3,8 @@
 Every update (outcomes, promotion, its event) is one `BEGIN IMMEDIATE` transaction, so concurrent
 writers serialise instead of losing each other's promotions, and a killed process leaves either the
 whole update or none of it. Sample keys are typed (`sample_key`): 5 and "5" are different samples.
+`CurriculumStore(path, read_only=True)` (what `curriculum show` opens) never changes the file and
+refuses one that is not a curriculum store.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..sqlite_store import open_shared
+from ..sqlite_store import describe, open_read_only, open_shared
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -66,10 +68,29 @@ class SampleState:
 PromotionDecision = Callable[[list[float]], bool]
 
 
+class NotACurriculumStore(ValueError):
+    """A file opened read-only as a curriculum store holds something else (the message says what)."""
+
+
 class CurriculumStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, read_only: bool = False):
+        """Open (creating it if need be) the store at `path`. `read_only`: open an existing store for
+        reading only: the file is never changed and no file is created (`sqlite_store.open_read_only`);
+        a missing file raises FileNotFoundError, one without the curriculum tables NotACurriculumStore."""
         self.path = Path(path)
-        self._conn = open_shared(self.path, SCHEMA, synchronous="FULL")
+        if read_only:
+            self._conn = open_read_only(self.path)
+            tables, kind = describe(self._conn)
+            if missing := [t for t in TABLES if t not in tables]:
+                self._conn.close()
+                if "samples" in tables:
+                    kind = f"an incomplete curriculum store (no table {', '.join(missing)})"
+                raise NotACurriculumStore(
+                    f"{self.path} is {kind}, not a curriculum store (tables {', '.join(TABLES)}): give a run "
+                    "folder or its curriculum.sqlite"
+                )
+        else:
+            self._conn = open_shared(self.path, SCHEMA, synchronous="FULL")
         self.writer = f"{os.uname().nodename}:{os.getpid()}"
 
     def close(self) -> None:

@@ -73,8 +73,10 @@ def _plot_heldout(results: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
-def write_ablation_report(folder: Path, results: dict[str, Any]) -> Path:
-    out = folder / "report"
+def write_ablation_report(folder: Path, results: dict[str, Any], out: Path | None = None) -> Path:
+    """The page in `out` (default: `folder/report`, where `writing-rl ablation` writes it; `writing-rl
+    report ABLATION_FOLDER --out DIR` renders it again elsewhere)."""
+    out = out or folder / "report"
     out.mkdir(parents=True, exist_ok=True)
     training = []
     for schedule, run in results["runs"].items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from ..jsonl import read_jsonl
+from ..sqlite_store import open_read_only
 
 # One stylesheet for every writing-rl page.
 STYLE = """<style>
@@ -82,10 +82,12 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
 
     `last_step` extends the picture to the end of training when the last steps promoted nobody.
     """
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    keys = [k for (k,) in conn.execute("SELECT key FROM samples")]
-    events = list(conn.execute("SELECT key, step, to_level FROM events ORDER BY id"))
-    conn.close()
+    conn = open_read_only(store)  # the run's store is read, never changed, and no -wal/-shm is left beside it
+    try:
+        keys = [k for (k,) in conn.execute("SELECT key FROM samples")]
+        events = list(conn.execute("SELECT key, step, to_level FROM events ORDER BY id"))
+    finally:
+        conn.close()
     if not keys:
         return [], {}
     last_step = max([s + 1 for _, s, _ in events] + [last_step])
@@ -280,17 +282,78 @@ def _plot_lengths(evals: list[dict[str, Any]], out: Path) -> list[str]:
     return ["longbench_write_lengths.png"]
 
 
-def write_report(runs: list[Path], out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    train_runs = [r for r in runs if (r / "metrics.jsonl").is_file()]
-    eval_runs = [r for r in runs if (r / "results.json").is_file()]
-    unknown = [r for r in runs if r not in train_runs and r not in eval_runs]
-    if unknown:
-        raise ValueError(
-            f"not a training or eval run (no metrics.jsonl or results.json): {', '.join(map(str, unknown))}"
+class ReportError(ValueError):
+    """What `report` cannot read, in one line; nothing has been written."""
+
+
+# What `report` reads; said whenever a given folder is none of these.
+EXPECTED = (
+    "a training run (metrics.jsonl), an eval folder (results.json of `writing-rl eval`) or an ablation folder "
+    "(results.json and a run per schedule, as `writing-rl ablation` writes them)"
+)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def folder_kinds(run: Path) -> tuple[set[str], str]:
+    """What `run` is for `report`: some of {"training", "eval"}, or {"ablation"}; with none, why not."""
+    if not run.is_dir():
+        return set(), "no such folder" if not run.exists() else "not a folder"
+    res = _read_json(run / "results.json") if (run / "results.json").is_file() else None
+    if isinstance(res, dict) and isinstance(res.get("runs"), dict) and "models" in res:  # `writing-rl ablation`'s
+        missing = [f"{s}/" for s in res["runs"] if not (run / s / "metrics.jsonl").is_file()]
+        if not missing:
+            return {"ablation"}, ""
+        return set(), (
+            f"an ablation's results.json without its schedules' runs {', '.join(missing)}: give the folder "
+            "`writing-rl ablation` wrote"
         )
+    if (run / "ablation.json").is_file():
+        done = ", ".join(str(p) for p in sorted(run.iterdir()) if (p / "metrics.jsonl").is_file())
+        return set(), (
+            "an ablation folder without its results.json (the ablation has not finished: re-run `writing-rl "
+            "ablation CONFIG`" + (f"; its schedules' runs can be reported: {done})" if done else ")")
+        )
+    kinds = {"training"} if (run / "metrics.jsonl").is_file() else set()
+    if (run / "results.json").is_file():
+        if isinstance(res, dict) and any(res.get(bench) for bench in BENCHMARKS):
+            kinds.add("eval")
+        elif not kinds:
+            return set(), f"its results.json holds no eval results (none of {', '.join(BENCHMARKS)})"
+    return kinds, "" if kinds else "neither metrics.jsonl nor results.json"
+
+
+def write_report(runs: list[Path], out: Path) -> Path:
+    """The page for these folders in `out`; raises ReportError naming every folder it cannot read (or, when
+    they hold no step and no eval result, that there is nothing to show), before anything is written.
+
+    One ablation folder (`writing-rl ablation`'s output) is rendered as the ablation's own page."""
+    kinds = {r: folder_kinds(r) for r in runs}
+    if unknown := [f"{r} ({why})" for r, (k, why) in kinds.items() if not k]:
+        raise ReportError(f"cannot read {'; '.join(unknown)}: report reads {EXPECTED}")
+    ablations = [r for r in runs if "ablation" in kinds[r][0]]
+    if ablations:
+        if len(runs) > 1:
+            raise ReportError(
+                f"{ablations[0]} is an ablation folder: report it on its own (`writing-rl report {ablations[0]} "
+                "--out DIR`), or give its schedules' run folders (one per schedule inside it) with the others"
+            )
+        return _ablation_page(ablations[0], out)
+    train_runs = [r for r in runs if "training" in kinds[r][0]]
+    eval_runs = [r for r in runs if "eval" in kinds[r][0]]
     training = [training_summary(r, out) for r in train_runs]
     evals = [_eval(r) for r in eval_runs]
+    if not any(t["steps"] for t in training) and not any(e["metrics"] for e in evals):
+        raise ReportError(
+            f"nothing to report: {', '.join(map(str, runs))} hold no training step yet (metrics.jsonl has no "
+            "line with a reward) and no eval result"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     differ = scorer_differences(evals)
     rows = [
         (bench, name, name + (" (scorers differ)" if bench in differ else ""))
@@ -314,3 +377,13 @@ def write_report(runs: list[Path], out: Path) -> Path:
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _ablation_page(folder: Path, out: Path) -> Path:
+    """`writing-rl ablation`'s page for its folder, written into `out` (the folder itself is only read)."""
+    from .ablation_report import write_ablation_report
+
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    # the schedules' runs as they lie now (results.json keeps the paths of the machine and folder it ran in)
+    runs = {schedule: folder / schedule for schedule in results["runs"]}  # each checked by folder_kinds
+    return write_ablation_report(folder, {**results, "runs": {k: str(v) for k, v in runs.items()}}, out)

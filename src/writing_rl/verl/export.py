@@ -7,6 +7,11 @@ needs: the sample key, the references (weakest first), the criteria, the target 
 (criteria with their score bands, extra fields a rule judge reads). `ground_truth` is the strongest reference.
 
 Only pyarrow is needed (no verl, no Ray), so the export also runs in the main environment.
+
+The output folder ends up holding exactly what this export produced: an earlier export's `val.parquet`
+(or a half-written `*.parquet.tmp`) that this one does not write is removed, so verl never validates on a
+stale split. Files export-verl does not write are never touched; they are listed in the result (and the
+command says so).
 """
 
 from __future__ import annotations
@@ -139,6 +144,36 @@ class ExportResult:
     train_count: int
     val_path: Path | None
     val_count: int
+    removed: tuple[Path, ...] = ()  # an earlier export's files this one does not produce
+    others: tuple[Path, ...] = ()  # files in the folder that export-verl did not write: left as they are
+
+
+def written_by_export(path: Path) -> bool:
+    """Whether a parquet file has the layout `export_verl` writes (so a later export may replace it)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).equals(_schema())
+    except Exception:  # not parquet at all, unreadable: not ours
+        return False
+
+
+def _clean_folder(out: Path, produced: set[str]) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """Remove what an earlier export left that this one did not produce; (removed, others)."""
+    removed, others = [], []
+    for path in sorted(out.iterdir()):
+        if path.name in produced:
+            continue
+        ours = path.is_file() and (
+            path.name in (f"{TRAIN_FILE}.tmp", f"{VAL_FILE}.tmp")  # a killed export's half file
+            or (path.name == VAL_FILE and written_by_export(path))
+        )
+        if ours:
+            path.unlink()
+            removed.append(path)
+        else:
+            others.append(path)
+    return tuple(removed), tuple(others)
 
 
 def export_verl(
@@ -149,7 +184,8 @@ def export_verl(
     seed: int = 0,
     data_source: str = DATA_SOURCE,
 ) -> ExportResult:
-    """Write `train.parquet` (and `val.parquet` from `val` or a held-out `val_fraction`) into `out_dir`."""
+    """Write `train.parquet` (and `val.parquet` from `val` or a held-out `val_fraction`) into `out_dir`, and
+    remove an earlier export's `val.parquet` that this export does not replace (see the module's doc)."""
     if val is not None and val_fraction is not None:
         raise ExportError("give either a validation file or --val-fraction, not both")
     if not train:
@@ -170,4 +206,5 @@ def export_verl(
     if val:
         val_path = out / VAL_FILE
         write_parquet([verl_row(s, i, "val", data_source) for i, s in enumerate(val)], val_path)
-    return ExportResult(train_path, len(train), val_path, len(val or ()))
+    removed, others = _clean_folder(out, {TRAIN_FILE} | ({VAL_FILE} if val_path else set()))
+    return ExportResult(train_path, len(train), val_path, len(val or ()), removed, others)
