@@ -28,6 +28,7 @@ from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
 from .data import Sample, SampleFileError, load_samples
 from .endpoint import EndpointError
 from .endpoint.config import check_concurrency
+from .engines.final_save import save_final_model
 from .jsonl import JsonlFileError, read_jsonl, trim_steps
 from .judge import JudgeConfig, PairwiseJudge, build_judge
 from .judge.budget import JudgeBudget
@@ -443,7 +444,7 @@ def _train(
                     f"`writing-rl train --resume {run_dir}`",
                     str(checkpoint_dir),
                 )
-            trainer.save_model(str(run_dir / "final"))
+            save_final_model(trainer, run_dir / "final")
         finally:
             reward.close()
     return run_dir
