@@ -197,7 +197,10 @@ def test_overwrite_refuses_a_folder_that_holds_no_run(tmp_path):
     (tmp_path / "run" / "notes.txt").write_text("mine", encoding="utf-8")
     result = runner.invoke(app, ["train", str(train_yaml(tmp_path)), "--overwrite"])
     assert result.exit_code == 2
-    assert "holds files but no run: --overwrite deletes only run folders" in one_error_line(result)
+    assert (
+        "holds files but no run (--overwrite deletes only run folders): choose a new or empty output_dir"
+        in one_error_line(result)
+    )
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
