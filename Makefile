@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
+# Where pip finds PyTorch. Empty: pip's own indexes (on Linux PyPI's torch is the multi-GB CUDA build, unless a
+# local wheel store offers the CPU one); https://download.pytorch.org/whl/cpu gives the CPU build on Linux.
+TORCH_INDEX ?=
 VERL_VENV := .venv-verl
 VERL_BIN := $(VERL_VENV)/bin
 VERL_STAMP := $(VERL_VENV)/.installed
@@ -13,10 +16,13 @@ VERL_STAMP := $(VERL_VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	@command -v c++ >/dev/null || command -v g++ >/dev/null || command -v clang++ >/dev/null || { \
+	  echo "need a C/C++ compiler: llama-cpp-python (the embedded judge) builds from source"; \
+	  echo "  Debian/Ubuntu: sudo apt install build-essential; Fedora: sudo dnf install gcc-c++; macOS: xcode-select --install"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# CPU build of PyTorch (a plain `torch` would pull a multi-GB CUDA build); GPU users install their own first
-	$(BIN)/pip install $(TORCH_SPEC)
+	$(BIN)/pip install $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	@echo "installing writing-rl with the embedded judge (llama-cpp-python builds from source the first time: ~7 min on 2 cores)"
 	$(BIN)/pip install -e '.[local,train,dev]'
 	touch $(STAMP)
@@ -28,7 +34,7 @@ $(VERL_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
 	test -x $(VERL_BIN)/python || $(PYTHON) -m venv $(VERL_VENV)
 	$(VERL_BIN)/pip install --upgrade pip
-	$(VERL_BIN)/pip install $(TORCH_SPEC)
+	$(VERL_BIN)/pip install $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(VERL_BIN)/pip install -e '.[verl,dev]'
 	touch $(VERL_STAMP)
 
@@ -41,6 +47,7 @@ demo: $(STAMP)
 
 # the scheduling ablation against a known-truth rule judge (docs/sanity-checks.md); re-running reuses finished schedules
 ablation: $(STAMP)
+	@echo "the scheduling ablation: about 26 minutes on 2 cores (3 schedules x 3 seeds); re-running reuses finished ones"
 	$(BIN)/writing-rl ablation configs/ablation/length_fit.yaml
 
 # build-refs -> select -> train on the embedded default; re-running reuses every cached generation and score
@@ -64,6 +71,7 @@ eval: $(STAMP)
 gpu-smoke: $(STAMP)
 	$(BIN)/python -m writing_rl.smoke $(SMOKE_ARGS)
 
+# the main suite in .venv, then tests/verl in a second environment, .venv-verl (about 2 GB, built once)
 test: test-main test-verl
 
 # tests/verl is left out here (verl is not in .venv: tests/conftest.py) and run by test-verl
@@ -71,6 +79,7 @@ test-main: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test-verl: $(VERL_STAMP)
+	@echo "tests/verl run in .venv-verl (verl 0.9.1 and Ray cannot share .venv); make test-main skips them"
 	OMP_NUM_THREADS=1 $(VERL_BIN)/python -m pytest -q -ra tests/verl; rc=$$?; if [ $$rc -eq 5 ]; then echo "no verl tests collected"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)
