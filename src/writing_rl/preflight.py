@@ -307,7 +307,7 @@ def check_file(field: str, path: str, what: str | None = None) -> Path:
 
 # -- per command -------------------------------------------------------------------------------------
 def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) -> list[str]:
-    """`num_processes`: how many training processes the run will have (default: this launch's). Every step runs
+    """`num_processes`: how many training processes the run will have (default: this launch's). Every step runs,
     whatever an earlier one found: all the problems are raised together (`Problems`)."""
     from .train import load_train_samples
 
@@ -319,9 +319,8 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
         out = problems.run(check, *args)
         lines.extend([out] if isinstance(out, str) else out or [])
 
-    before = len(problems.messages)
     grpo_line, args = checked_grpo(cfg, n, problems)  # records its problems, builds GRPOConfig from the rest
-    if len(problems.messages) == before:
+    if not problems:
         lines.append(grpo_line)
     samples = problems.run(load_train_samples, cfg)
     if samples is not None:
@@ -388,10 +387,12 @@ def checked_grpo(cfg: Any, num_processes: int = 1, problems: Problems | None = N
     for key, message in values.items():
         found.add(message)
         bad.add(key)
-    for message in report_to_problems(cfg.grpo.report_to):
-        found.add(message)
-    # GRPOConfig's own checks on the rest: the keys found bad above left out, report_to off
-    rest = {k: v for k, v in settings.items() if k not in bad} | {"report_to": ["none"]}
+    if reporting := report_to_problems(cfg.grpo.report_to):
+        for message in reporting:
+            found.add(message)
+        bad.add("report_to")
+    # GRPOConfig's own checks on the rest: the keys found bad above left out (report_to: its default)
+    rest = {k: v for k, v in settings.items() if k not in bad}
     half = [k for k in ("bf16", "fp16") if rest.get(k)]
     note = ""
     if half and not torch.cuda.is_available():
