@@ -15,12 +15,14 @@ from writing_rl.server import free_port
 pytest.importorskip("trl")
 
 runner = CliRunner()
-SAMPLE = {"id": 1, "prompt": "Write a poem.", "references": ["weak", "strong"]}
+SAMPLE = {"id": 1, "prompt": "Write a poem.", "references": ["weak", "strong"], "length": 40}
 
 
-def samples_file(tmp_path: Path) -> Path:
+def samples_file(tmp_path: Path, n: int = 2, **fields) -> Path:
     path = tmp_path / "s.jsonl"
-    path.write_text(json.dumps(SAMPLE) + "\n" + json.dumps({**SAMPLE, "id": 2}) + "\n", encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({**SAMPLE, "id": i, **fields}) + "\n" for i in range(1, n + 1)), encoding="utf-8"
+    )
     return path
 
 
@@ -85,7 +87,7 @@ def test_check_passes_a_good_config_and_says_what_it_checked(tmp_path):
         ({"dataset": "nothere/s.jsonl"}, "dataset: nothere/s.jsonl: no such file"),
         ({"model": "/no/such/model"}, "model: /no/such/model: no such folder"),
         ({"grpo__loss_type": "ppo"}, "grpo.loss_type: Input should be"),
-        ({"grpo__per_device_train_batch_size": 16}, "2 samples, fewer than the 4 prompts one step takes"),
+        ({"grpo__per_device_train_batch_size": 16}, "2 samples, fewer than the 4 prompts one generation round takes"),
     ],
 )
 def test_train_config_mistakes_are_one_line_exit_2_and_create_nothing(tmp_path, over, expected):
@@ -320,7 +322,10 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, monkeypatch, cap
 
 def test_a_judge_concurrency_below_the_process_count_is_caught_before_training(tmp_path):
     """`max_concurrency` is the judge's total over all training processes: each needs at least one."""
-    cfg = train_yaml(tmp_path, judge={"endpoint": {"base_url": dead_url(), "max_concurrency": 3}})
+    judge = {"endpoint": {"base_url": dead_url(), "max_concurrency": 3}}
+    grpo = {"max_steps": 1, "report_to": ["none"], "num_generations": 2, "per_device_train_batch_size": 2}
+    cfg = train_yaml(tmp_path, judge=judge, grpo=grpo)
+    samples_file(tmp_path, 4)  # 4 processes take 4 prompts a generation round
     result = runner.invoke(app, ["check", str(cfg), "--skip-endpoints", "--num-processes", "4"])
     assert result.exit_code == 2, result.output
     assert one_error_line(result) == (

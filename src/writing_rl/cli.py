@@ -95,8 +95,14 @@ def check_cmd(
     num_processes: int | None = typer.Option(
         None,
         min=1,
-        help="training processes the run will launch (default: $WORLD_SIZE, else 1): each gets a share of "
-        "the judge's max_concurrency",
+        help="training processes the run will launch (default: --accelerate-config's, else $WORLD_SIZE, else 1): "
+        "they size TRL's generation round, which the dataset must fill, and share the judge's max_concurrency",
+    ),
+    accelerate_config: Path | None = typer.Option(
+        None,
+        "--accelerate-config",
+        metavar="FILE",
+        help="the accelerate config the run is launched with: its num_processes, unless --num-processes is given",
     ),
     audit: bool = typer.Option(False, help="after the checks, audit the judge on a few reference pairs of the data"),
     pairs: int = typer.Option(16, min=1, help="--audit: reference pairs to judge in both orders"),
@@ -106,7 +112,7 @@ def check_cmd(
     with --audit, whether the judge can tell the data's references apart (`judge-audit` in small)."""
     import yaml
 
-    from .preflight import CHECKS, config_kind, config_model, preflight
+    from .preflight import CHECKS, accelerate_processes, config_kind, config_model, preflight
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
@@ -116,6 +122,8 @@ def check_cmd(
     if chosen not in CHECKS:
         _fail(f"--kind must be one of {', '.join(CHECKS)}, got {chosen!r}", 2)
     try:
+        if num_processes is None and accelerate_config is not None:
+            num_processes = accelerate_processes(accelerate_config)
         cfg = load_config(config, config_model(chosen))
         lines = preflight(chosen, cfg, probe=not skip_endpoints, num_processes=num_processes)  # type: ignore[arg-type]
     except ConfigError as err:
@@ -379,8 +387,16 @@ def _overridden(cfg: TrainConfigT, output_dir: str | None, max_steps: int | None
     updates: dict = {}
     if output_dir:
         updates["output_dir"] = output_dir
-    if max_steps:
-        updates["grpo"] = cfg.grpo.model_copy(update={"max_steps": max_steps})  # type: ignore[attr-defined]
+    if max_steps is not None:  # through the schema, as the config's own grpo.max_steps: 0 and -5 are refused
+        from pydantic import ValidationError
+
+        grpo = cfg.grpo  # type: ignore[attr-defined]
+        try:
+            updates["grpo"] = type(grpo).model_validate({**grpo.model_dump(), "max_steps": max_steps})
+        except ValidationError as err:
+            raise ConfigError(
+                f"--max-steps {max_steps}: {err.errors()[0]['msg']} (it replaces grpo.max_steps)"
+            ) from None
     return cfg.model_copy(update=updates)
 
 

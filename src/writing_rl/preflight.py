@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -23,11 +24,49 @@ from .endpoint import EndpointConfig
 from .generation import GeneratorConfig
 from .judge import JudgeConfig
 
+T = TypeVar("T")
 ConfigKind = Literal["train", "ablation", "build-refs", "select", "eval", "verl"]
 
 
 class CheckFailed(ConfigError):
-    """A pre-flight check failed; the message is one line saying what and where."""
+    """A pre-flight check failed; the message is one line saying what and where (one line per problem when
+    a check reports several at once, as `Problems` does)."""
+
+
+class Problems:
+    """Runs the steps of a check and goes on past a failed one, so a config's problems are reported all at
+    once: `run` records a step's `ConfigError` (so `CheckFailed`) message, or holds a data file error (a bad
+    sample line); `raise_if_any` raises one `CheckFailed` listing them all, one a line. A data file error
+    alone is re-raised as it is (the commands exit 1 for it, as `validate` does)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.data_errors: list[Exception] = []
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+    def run(self, step: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """`step(*args, **kwargs)`, or None when it failed (its problem recorded)."""
+        from .data import SampleFileError
+        from .jsonl import JsonlFileError
+
+        try:
+            return step(*args, **kwargs)
+        except ConfigError as err:
+            self.add(str(err))
+        except (SampleFileError, JsonlFileError) as err:
+            self.data_errors.append(err)
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.data_errors)
+
+    def raise_if_any(self) -> None:
+        if self.data_errors and not self.messages:
+            raise self.data_errors[0]
+        if self:
+            raise CheckFailed("\n".join([*self.messages, *(str(e) for e in self.data_errors)]))
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -268,27 +307,36 @@ def check_file(field: str, path: str, what: str | None = None) -> Path:
 
 # -- per command -------------------------------------------------------------------------------------
 def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) -> list[str]:
-    """`num_processes`: how many training processes the run will have (default: this launch's)."""
-    from .train import DEMO_DATASET, load_train_samples
+    """`num_processes`: how many training processes the run will have (default: this launch's). Every step runs,
+    whatever an earlier one found: all the problems are raised together (`Problems`)."""
+    from .train import load_train_samples
 
-    lines = [check_grpo(cfg)]
-    samples = load_train_samples(cfg)
-    per_step = cfg.grpo.per_device_train_batch_size // cfg.grpo.num_generations
-    if len(samples) < per_step:  # TRL would stop at step 0 and save an untrained "final" model
-        raise CheckFailed(
-            f"dataset: {cfg.dataset}: {len(samples)} samples, fewer than the {per_step} prompts one step takes "
-            "(grpo.per_device_train_batch_size / grpo.num_generations): add samples or lower the batch size"
-        )
-    lines.append(
-        f"dataset: {'the embedded demo' if cfg.dataset == DEMO_DATASET else cfg.dataset}: {len(samples)} samples"
-    )
-    lines.append(check_model("model", cfg.model))
+    n = num_processes or launched_processes()
+    problems = Problems()
+    lines: list[str] = []
+
+    def step(check: Callable[..., str | list[str] | None], *args: Any) -> None:
+        out = problems.run(check, *args)
+        lines.extend([out] if isinstance(out, str) else out or [])
+
+    grpo_line, args = checked_grpo(cfg, n, problems)  # records its problems, builds GRPOConfig from the rest
+    if not problems:
+        lines.append(grpo_line)
+    samples = problems.run(load_train_samples, cfg)
+    if samples is not None:
+        if args is not None:
+            step(check_round_size, cfg, samples, args, n)
+        if cfg.judge.backend == "rule":
+            step(check_rule_samples, "judge.rule.name", cfg.judge.rule.name, samples, dataset_label(cfg))
+    if getattr(cfg, "ablation", None) is not None:
+        step(check_heldout, cfg.ablation)
+    step(check_model, "model", cfg.model)
     if cfg.judge.backend == "llm":
-        lines.append(
-            check_concurrency_share("judge.endpoint", cfg.judge.endpoint, num_processes or launched_processes())
-        )
-    lines.append(check_judge("judge", cfg.judge, cfg.local_judge, probe))
-    return lines + cost_lines(cfg, samples, num_processes or launched_processes())
+        step(check_concurrency_share, "judge.endpoint", cfg.judge.endpoint, n)
+    step(check_judge, "judge", cfg.judge, cfg.local_judge, probe)
+    step(check_vllm_server, cfg, probe)
+    problems.raise_if_any()
+    return lines + cost_lines(cfg, samples, n)
 
 
 def cost_lines(
@@ -310,29 +358,385 @@ def cost_lines(
     return lines
 
 
-def check_grpo(cfg: Any) -> str:
-    """Every `grpo` key is a `trl.GRPOConfig` field, and `GRPOConfig` accepts the values. On a host without
-    a GPU (a login node) bf16/fp16 are checked as off: transformers refuses them there, not on the GPU host."""
+def check_grpo(cfg: Any, num_processes: int = 1) -> str:
+    """Every `grpo` key is a `trl.GRPOConfig` field, and `GRPOConfig` (built as for `num_processes` training
+    processes) accepts the values; all the problems at once. On a host without a GPU (a login node) bf16/fp16
+    are checked as off: transformers refuses them there, not on the GPU host."""
+    return checked_grpo(cfg, num_processes)[0]
+
+
+def checked_grpo(cfg: Any, num_processes: int = 1, problems: Problems | None = None) -> tuple[str, Any]:
+    """`check_grpo`'s line and the `trl.GRPOConfig` the run would build on `num_processes` processes (None if
+    it refuses). Every key is checked, then `GRPOConfig` is built from the rest, so its own checks run too. The
+    problems go to `problems` where given (the caller raises them), else are raised here."""
     from dataclasses import fields
+    from unittest import mock
 
     import torch
     from trl import GRPOConfig
 
     from .train import grpo_args
 
+    found = Problems() if problems is None else problems
+    settings = cfg.grpo.model_dump()
     known = {f.name for f in fields(GRPOConfig)}
-    for key in cfg.grpo.model_extra or {}:
-        if key not in known:
-            raise CheckFailed(f"grpo.{key}: not a trl.GRPOConfig setting{did_you_mean(key, known)}")
-    half = [k for k in ("bf16", "fp16") if (cfg.grpo.model_extra or {}).get(k)]
+    bad = {key for key in cfg.grpo.model_extra or {} if key not in known}
+    for key in sorted(bad):
+        found.add(f"grpo.{key}: not a trl.GRPOConfig setting{did_you_mean(key, known)}")
+    values = grpo_value_problems({k: v for k, v in settings.items() if k not in bad})
+    for key, message in values.items():
+        found.add(message)
+        bad.add(key)
+    if reporting := report_to_problems(cfg.grpo.report_to):
+        for message in reporting:
+            found.add(message)
+        bad.add("report_to")
+    # GRPOConfig's own checks on the rest: the keys found bad above left out (report_to: its default)
+    rest = {k: v for k, v in settings.items() if k not in bad}
+    half = [k for k in ("bf16", "fp16") if rest.get(k)]
     note = ""
     if half and not torch.cuda.is_available():
-        cfg = cfg.model_copy(update={"grpo": cfg.grpo.model_copy(update=dict.fromkeys(half, False))})
+        rest.update(dict.fromkeys(half, False))
         note = f" ({'/'.join(half)} left to the GPU host: this one has no GPU)"
-    with warnings.catch_warnings():  # TRL's own defaults trip transformers' deprecation notices: not the user's
+    built = cfg.model_copy(update={"grpo": type(cfg.grpo).model_validate(rest)})
+    args = None
+    # TRL sizes the generation batch by the process count (GRPOConfig.__post_init__ reads `world_size`): give it
+    # the run's. TRL's own defaults trip transformers' deprecation notices: not the user's.
+    with mock.patch.object(GRPOConfig, "world_size", property(lambda _: num_processes)), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        grpo_args(cfg, Path(cfg.output_dir))
-    return f"grpo: {len(cfg.grpo.model_dump())} settings accepted by trl.GRPOConfig{note}"
+        try:
+            args = grpo_args(built, Path(cfg.output_dir))
+        except ConfigError as err:
+            found.add(f"{err} (for {num_processes} training processes)" if num_processes > 1 else str(err))
+    if problems is None:
+        found.raise_if_any()
+    return f"grpo: {len(settings)} settings accepted by trl.GRPOConfig{note}", args
+
+
+def grpo_value_problems(settings: dict[str, Any]) -> dict[str, str]:
+    """Values `trl.GRPOConfig` takes without a word but the run cannot use, by key: text where the field is a
+    bool or a number (transformers' `HfArgumentParser`, which TRL's own command line uses, says whether and to
+    what it converts; the run would pass the text as it is), and a value outside the field's choices (its
+    `Literal`/enum type, as the parser reads it; for `vllm_mode`, the choices TRL declares in the field's help
+    and checks only when the trainer starts, in `VLLMGeneration`)."""
+    from typing import get_type_hints
+
+    from transformers import HfArgumentParser
+    from trl import GRPOConfig
+
+    actions = {a.dest: a for a in HfArgumentParser(GRPOConfig)._actions}
+    hints = get_type_hints(GRPOConfig)
+    found = {}
+    for key, value in settings.items():
+        action = actions.get(key)
+        if action is None or not isinstance(value, str):
+            continue
+        if not _takes_text(hints.get(key, Any)):
+            found[key] = _text_problem(key, value, action, hints[key])
+            continue
+        choices = action.choices or (trl_declared_choices(key) if key in CHOICES_TRL_CHECKS_LATE else None)
+        if choices and value not in choices:
+            shown = ", ".join(map(str, choices))
+            found[key] = f"grpo.{key}: {value!r} is not one of {shown}{did_you_mean(value, list(choices))}"
+    return found
+
+
+CHOICES_TRL_CHECKS_LATE = ("vllm_mode",)  # plain `str` fields whose choices TRL enforces only in the trainer
+
+
+def trl_declared_choices(key: str) -> list[str]:
+    """The values a `trl.GRPOConfig` field's help declares: "Must be one of `'server'` or `'colocate'`"."""
+    import re
+    from dataclasses import fields
+
+    from trl import GRPOConfig
+
+    text = next((str(f.metadata.get("help", "")) for f in fields(GRPOConfig) if f.name == key), "")
+    listed = re.search(r"[Mm]ust be one of ([^.]*)", text)
+    return re.findall(r"`'?([\w-]+)'?`", listed.group(1)) if listed else []
+
+
+def _takes_text(annotation: Any) -> bool:
+    """Whether a dataclass field of this type holds text: `str`, a union with `str`, a `Literal` or an enum."""
+    import types
+    from enum import Enum
+    from typing import Union, get_args, get_origin
+
+    if annotation is Any or annotation is str:
+        return True
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return True
+    if origin is Union or origin is types.UnionType:
+        return any(_takes_text(a) for a in get_args(annotation) if a is not type(None))
+    return isinstance(annotation, type) and issubclass(annotation, Enum)
+
+
+def _text_problem(key: str, value: str, action: Any, annotation: Any) -> str:
+    import yaml
+
+    name = " or ".join(getattr(a, "__name__", str(a)) for a in _non_none(annotation))
+    try:
+        converted = action.type(value)  # transformers' conversion: string_to_bool for a bool, int, float
+    except Exception as err:
+        return f"grpo.{key}: {value!r} is not a {name} ({one_line(str(err), 140)})"
+    if action.nargs == "+":
+        return f"grpo.{key}: {value!r} is text, not a list: write [{value}]"
+    written = yaml.safe_dump(converted).split("\n")[0]
+    note = " (YAML reads 1e-6 as text, 1.0e-6 as a number)" if isinstance(converted, float) else ""
+    return (
+        f"grpo.{key}: {value!r} is text, which trl.GRPOConfig would keep as text, not a {name}: write {written} "
+        f"without quotes{note}"
+    )
+
+
+def _non_none(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    return [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+
+
+def report_to_problems(names: list[str]) -> list[str]:
+    """`grpo.report_to` against transformers' reporting integrations, with transformers' own code: a name it does
+    not know (`get_reporting_integration_callbacks` refuses it; the closest known one is named), and a known one
+    whose package is not installed here (not among `get_available_reporting_integrations`; the pip line is the
+    one its callback gives)."""
+    from transformers.integrations import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+        get_reporting_integration_callbacks,
+    )
+
+    if not names or names in (["none"], ["all"]):
+        return []
+    available = set(get_available_reporting_integrations())
+    found = []
+    for name in names:
+        if name in ("none", "all"):
+            found.append(f"grpo.report_to: {name!r} goes alone (report_to: [{name}]), not with other integrations")
+            continue
+        try:
+            (callback,) = get_reporting_integration_callbacks([name])
+        except ValueError:
+            known = list(INTEGRATION_TO_CALLBACK)
+            found.append(
+                f"grpo.report_to: {name!r} is not a transformers reporting integration"
+                f"{did_you_mean(name, [*known, 'none', 'all'])} (known: {', '.join(known)}; none: no reporting)"
+            )
+            continue
+        if name not in available and (missing := _missing_integration(callback)):
+            found.append(f"grpo.report_to: {name} is not installed here: {missing}, or drop it from report_to")
+    return found
+
+
+def _missing_integration(callback: Any) -> str | None:
+    """Why a reporting callback cannot start here, in transformers' words (its pip line where it gives one)."""
+    import re
+
+    try:
+        callback()
+    except Exception as err:
+        pip = re.search(r"pip install [^`]+", str(err))
+        return f"`{pip.group(0).rstrip('. ')}`" if pip else one_line(str(err), 160)
+    return None
+
+
+def dataset_label(cfg: Any) -> str:
+    from .train import DEMO_DATASET
+
+    return "the embedded demo" if cfg.dataset == DEMO_DATASET else cfg.dataset
+
+
+def check_round_size(cfg: Any, samples: list[Any], args: Any, num_processes: int) -> str:
+    """TRL's sampler (`RepeatSampler`) hands out the prompts in generation rounds of `generation_batch_size /
+    num_generations` distinct prompts and drops an incomplete round: a dataset smaller than one round gives no
+    step at all (TRL stops at step 0 and saves an untrained final/). `args`: the `GRPOConfig` built for the run's
+    process count, which sizes the round (`per_device_train_batch_size x processes x steps_per_generation`)."""
+    per_round = args.generation_batch_size // args.num_generations
+    extra = cfg.grpo.model_extra or {}
+    if extra.get("generation_batch_size") is not None:
+        how = f"grpo.generation_batch_size {args.generation_batch_size} / grpo.num_generations {args.num_generations}"
+        lower = "grpo.generation_batch_size"
+    else:
+        steps = (
+            "steps_per_generation" if extra.get("steps_per_generation") is not None else "gradient_accumulation_steps"
+        )
+        how = (
+            f"grpo.per_device_train_batch_size {args.per_device_train_batch_size} x {num_processes} process(es) x "
+            f"grpo.{steps} {args.steps_per_generation} / grpo.num_generations {args.num_generations}"
+        )
+        lower = f"grpo.per_device_train_batch_size or grpo.{steps}"
+    if len(samples) < per_round:
+        raise CheckFailed(
+            f"dataset: {dataset_label(cfg)}: {len(samples)} samples, fewer than the {per_round} prompts one "
+            f"generation round takes ({how}): TRL would stop at step 0 and save an untrained final/; add samples or "
+            f"lower {lower}"
+        )
+    return f"dataset: {dataset_label(cfg)}: {len(samples)} samples, {per_round} prompts a generation round ({how})"
+
+
+def rule_misses(rule: str, samples: list[Any]) -> tuple[int, str]:
+    """How many samples the rule cannot score, and the rule's own reason (`RuleNotApplicable`): each sample is
+    scored as the judge scores it, on an empty answer."""
+    from .judge.rules import RULES, RuleNotApplicable
+
+    missing, why = 0, ""
+    for sample in samples:
+        try:
+            RULES[rule]("", sample)
+        except RuleNotApplicable as err:
+            missing, why = missing + 1, str(err)
+    return missing, why
+
+
+def check_rule_samples(field: str, rule: str, samples: list[Any], source: str) -> str:
+    """A rule judge gives an unknown reward (not_applicable) for a sample that lacks what its rule measures."""
+    from .judge.rules import RULES
+
+    missing, why = rule_misses(rule, samples)
+    if samples and missing == len(samples):
+        fits = [name for name in RULES if rule_misses(name, samples[:1])[0] == 0]
+        raise CheckFailed(
+            f"{field}: {why}, and none of the {len(samples)} samples of {source} has it: every reward would be "
+            f"unknown (not_applicable); add it to the samples or choose a rule they fit ({', '.join(fits)})"
+        )
+    if missing:
+        return (
+            f"{field}: {rule} scores {len(samples) - missing} of {len(samples)} samples; {missing} lack what it "
+            f"needs ({why}): their rewards are unknown"
+        )
+    return f"{field}: {rule} scores all {len(samples)} samples"
+
+
+def check_heldout(ablation: Any) -> str:
+    """The ablation's held-out samples: every metric must score every one of them (the scores are averaged)."""
+    from .data import load_samples
+
+    check_file("ablation.heldout", ablation.heldout, "JSONL of held-out samples")
+    heldout = load_samples(ablation.heldout)
+    for metric in ablation.metrics or []:
+        missing, why = rule_misses(metric, heldout)
+        if missing:
+            raise CheckFailed(
+                f"ablation.metrics: {why}, and {missing} of the {len(heldout)} held-out samples of "
+                f"{ablation.heldout} lack it: add it to them or drop {metric} from ablation.metrics"
+            )
+    return (
+        f"ablation.heldout: {ablation.heldout}: {len(heldout)} samples, scored by {', '.join(ablation.metrics or [])}"
+    )
+
+
+def _trl_setting(cfg: Any, key: str) -> Any:
+    """A `grpo` value as the run's `GRPOConfig` will hold it: the config's, else `GRPOConfig`'s default."""
+    from dataclasses import fields
+
+    from trl import GRPOConfig
+
+    extra = cfg.grpo.model_extra or {}
+    return extra[key] if key in extra else next(f.default for f in fields(GRPOConfig) if f.name == key)
+
+
+def check_vllm_server(cfg: Any, probe: bool) -> str | None:
+    """TRL's vLLM server for the policy (`use_vllm: true`, `vllm_mode: server`), at the URL TRL's `VLLMClient`
+    builds from the settings; None when the run uses none."""
+    from urllib.parse import urlparse
+
+    if _trl_setting(cfg, "use_vllm") is not True or _trl_setting(cfg, "vllm_mode") != "server":
+        return None
+    if base_url := _trl_setting(cfg, "vllm_server_base_url"):
+        field = "grpo.vllm_server_base_url"
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise CheckFailed(f"{field}: {base_url!r} is not an http(s) URL (for example http://127.0.0.1:8001)")
+        url = f"{parsed.scheme}://{parsed.netloc}{parsed.path}"
+    else:
+        field = "grpo.vllm_server_host/vllm_server_port"
+        url = f"http://{_trl_setting(cfg, 'vllm_server_host')}:{_trl_setting(cfg, 'vllm_server_port')}"
+    if not probe:
+        return f"{field}: {url} (TRL's vLLM server; not contacted: --skip-endpoints)"
+    return probe_vllm_server(field, url, cfg.model)
+
+
+def probe_vllm_server(field: str, url: str, model: str, timeout_s: float = 10.0) -> str:
+    """What TRL's `VLLMClient` asks of the server before the first step (trl/generation/vllm_client.py):
+    `/health`, `/v1/models`, `/server_info` (vLLM's development endpoints, with a weight-transfer engine: what
+    `trl vllm-serve` starts) and `/get_world_size`."""
+    base = url.rstrip("/")
+    port = httpx.URL(base).port or (443 if base.startswith("https") else 80)
+    start = f"start it (`trl vllm-serve --model {model} --port {port}`, on a GPU of its own) or fix {field}"
+
+    def get(http: httpx.Client, path: str, **params: str) -> httpx.Response:
+        try:
+            return http.get(f"{base}{path}", params=params)
+        except httpx.TimeoutException:
+            raise CheckFailed(
+                f"{field}: {base}{path} did not answer in {timeout_s:g} s: if the server is still loading its model, "
+                f"check again once it answers; else {start}"
+            ) from None
+        except httpx.HTTPError as err:
+            raise CheckFailed(
+                f"{field}: cannot reach TRL's vLLM server at {url} ({type(err).__name__}: {one_line(str(err), 120)}); "
+                + start
+            ) from None
+
+    def failed(resp: httpx.Response) -> CheckFailed:
+        return CheckFailed(
+            f"{field}: {resp.request.url} answered HTTP {resp.status_code}: {one_line(resp.text, 120)} (not TRL's vLLM "
+            f"server?); {start}"
+        )
+
+    with httpx.Client(timeout=timeout_s) as http:
+        if (health := get(http, "/health")).status_code != 200:
+            raise failed(health)
+        info = get(http, "/server_info", config_format="json")
+        if info.status_code == 404:
+            raise CheckFailed(
+                f"{field}: {url} is a vLLM server without the development endpoints TRL sends the policy's weights "
+                "through: serve it with `trl vllm-serve` (or `VLLM_SERVER_DEV_MODE=1 vllm serve ...`)"
+            )
+        if info.status_code != 200:
+            raise failed(info)
+        if (_json(info).get("vllm_config") or {}).get("weight_transfer_config") is None:
+            raise CheckFailed(
+                f"{field}: {url} has no weight-transfer engine, which TRL sends the policy's weights through: serve "
+                """it with `trl vllm-serve` (or `vllm serve ... --weight-transfer-config '{"backend": "nccl"}'`)"""
+            )
+        if (size := get(http, "/get_world_size")).status_code != 200:
+            raise failed(size)
+        if (listed := get(http, "/v1/models")).status_code != 200:
+            raise failed(listed)
+    served = ", ".join(_served_models(listed)) or "no model listed"
+    return f"{field}: {url} answers as TRL's vLLM server ({served}; {_json(size).get('world_size')} worker(s))"
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def accelerate_processes(path: str | Path) -> int:
+    """The `num_processes` of an accelerate config file, read with accelerate's own loader (as `accelerate launch
+    --config_file FILE` reads it; a `--num_processes` given to the launch overrides it)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    try:
+        config = load_config_from_file(str(path))
+    except FileNotFoundError:
+        raise CheckFailed(f"--accelerate-config: {path}: no such file") from None
+    except Exception as err:
+        raise CheckFailed(
+            f"--accelerate-config: {path}: accelerate cannot read it ({type(err).__name__}: {one_line(str(err), 120)})"
+        ) from None
+    count = getattr(config, "num_processes", None)
+    if not isinstance(count, int) or count < 1:
+        raise CheckFailed(
+            f"--accelerate-config: {path}: num_processes is {count!r}, not a process count: set it there, or give "
+            "--num-processes N"
+        )
+    return count
 
 
 def check_build_refs(cfg: Any, probe: bool = True) -> list[str]:
@@ -421,7 +825,8 @@ CHECKS = {
 
 
 def preflight(kind: ConfigKind, cfg: BaseModel, probe: bool = True, num_processes: int | None = None) -> list[str]:
-    """What was checked, one line each; raises `CheckFailed` (or the data loaders' errors) on the first problem.
+    """What was checked, one line each; raises `CheckFailed` (or the data loaders' errors) on a problem (for a
+    train or ablation config, on all it found: one line each).
     `num_processes`: training processes to check the endpoint shares for (default: this launch's)."""
     if kind in ("train", "ablation"):
         return check_train(cfg, probe, num_processes)
