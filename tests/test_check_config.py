@@ -1,0 +1,127 @@
+"""Config mistakes that used to pass and fail later (issue 21): an empty file, a key given twice, a config
+given to the wrong command, a model name nothing can load, an API key pasted into `api_key_env`. Each is one
+line naming the key or file and the fix, before anything is created (and before any hub access)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from writing_rl.cli import app
+from writing_rl.config import ConfigError, CoreConfig, load_config
+from writing_rl.endpoint import EndpointConfig
+
+pytest.importorskip("trl")
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+SAMPLE = {"id": 1, "prompt": "Write a poem.", "references": ["weak", "strong"]}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing here may reach the hub
+
+
+def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def train_yaml(tmp_path: Path, **over) -> Path:
+    """A good train config (rule judge, a fake model folder) with `over` replacing top-level keys."""
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps(SAMPLE) + "\n" + json.dumps({**SAMPLE, "id": 2}) + "\n", encoding="utf-8")
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    cfg = {
+        "model": str(folder),
+        "dataset": str(samples),
+        "output_dir": str(tmp_path / "run"),
+        "judge": {"backend": "rule", "rule": {"name": "length_fit"}},
+        "grpo": {"max_steps": 1, "report_to": ["none"]},
+        **over,
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def only(tmp_path: Path, *names: str) -> None:
+    """Nothing was created in tmp_path besides `names` (and the train_yaml inputs)."""
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"s.jsonl", "model", "train.yaml", *names})
+
+
+# -- 4. an API key pasted into api_key_env ------------------------------------------------------------------------
+KEYS = [
+    "sk-proj-Zq3vN8xT2mK5pL9rW4yB7cD1fH6jA0sE",
+    "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",
+    "gsk_8fKd93JdkLw02MdkQpZxVb71NcKrTyWuPoIlAsDfGhJk",
+    "AIzaSyD3xK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7s",
+    "3f9a7c2e1b4d6f8a0c2e4a6b8d0f1e3c",  # 32 hex characters, no prefix
+    "Zq3vN8xT2mK5pL9rW4yB7cD1fH6jA0sEe",  # base62, no prefix
+]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_a_key_in_api_key_env_is_refused_and_never_repeated(tmp_path, monkeypatch, key):
+    monkeypatch.chdir(tmp_path)
+    cfg = train_yaml(tmp_path, judge={"endpoint": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": key}})
+    outputs = []
+    for command in (["check", str(cfg)], ["check", str(cfg), "--skip-endpoints"], ["train", str(cfg)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        line = one_error_line(result)
+        assert line.startswith(f"{cfg}: judge.endpoint.api_key_env: Value error, this is an API key, not the name")
+        outputs.append(result.output)
+    assert not any(key in out or key[:12] in out for out in outputs)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != cfg]
+    assert not any(key.encode() in p.read_bytes() for p in written)
+    only(tmp_path)
+
+
+def test_the_schema_error_itself_never_holds_the_key():
+    """Whoever prints pydantic's own error (it quotes the value it refuses) still shows no key."""
+    from pydantic import ValidationError
+
+    for key in KEYS:
+        with pytest.raises(ValidationError) as err:
+            EndpointConfig(api_key_env=key)
+        with pytest.raises(ValidationError) as nested:
+            CoreConfig.model_validate({"judge": {"endpoint": {"api_key_env": key}}})
+        for e in (err.value, nested.value):
+            assert key not in str(e) and key not in repr(e.errors()) and key not in e.json()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("sk-123", "not an environment variable name (letters, digits and _, not starting with a digit; the value"),
+        ("MY-KEY", "not an environment variable name"),
+        ("", "empty: give the name of the environment variable holding the API key, or remove api_key_env"),
+        ("$OPENAI_API_KEY", "give the variable's name without $: api_key_env: OPENAI_API_KEY"),
+        ("${OPENAI_API_KEY}", "give the variable's name without $: api_key_env: OPENAI_API_KEY"),
+    ],
+)
+def test_api_key_env_must_be_a_variable_name(tmp_path, value, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"judge": {"endpoint": {"api_key_env": value}}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, CoreConfig)
+    assert f"judge.endpoint.api_key_env: Value error, {expected}" in str(err.value)
+    if value and "$" not in value:
+        assert value not in str(err.value).split("api_key_env:", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["OPENAI_API_KEY", "DASHSCOPE_API_KEY", "JUDGE_API_KEY", "HF_TOKEN", "hf_token", "AZURE_OPENAI_API_KEY_EASTUS2",
+     "WRITING_RL_JUDGE_ENDPOINT_API_KEY_FOR_QWEN_72B", "openaiKeyForTheJudge2025", "_KEY"],
+)  # fmt: skip
+def test_real_variable_names_pass(name):
+    assert EndpointConfig(api_key_env=name).api_key_env == name
