@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from writing_rl.cli import app
 from writing_rl.config import ConfigError, CoreConfig, load_config
 from writing_rl.endpoint import EndpointConfig
+from writing_rl.server import free_port
 
 pytest.importorskip("trl")
 
@@ -55,6 +56,148 @@ def train_yaml(tmp_path: Path, **over) -> Path:
 def only(tmp_path: Path, *names: str) -> None:
     """Nothing was created in tmp_path besides `names` (and the train_yaml inputs)."""
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"s.jsonl", "model", "train.yaml", *names})
+
+
+# -- 3. model names ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Any look at the hub, or even at its local cache, fails the test."""
+    import huggingface_hub
+
+    def touched(*args, **kwargs):
+        raise AssertionError("the Hugging Face hub (cache) was consulted")
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", touched)
+
+
+GIVE = "give a model folder (a run's final/ or checkpoint-N/), a hub id Org/Model, or embedded:smollm2-135m-instruct"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("runs/demo-1", f"model: runs/demo-1: no such folder: {GIVE}"),
+        ("./demo-1", f"model: ./demo-1: no such folder: {GIVE}"),
+        ("../demo-1", f"model: ../demo-1: no such folder: {GIVE}"),
+        ("~/no-such-model-here", f"model: ~/no-such-model-here: no such folder: {GIVE}"),
+        ("a/b/c", f"model: a/b/c: no such folder: {GIVE}"),
+        ("Org/checkpoint-50", f"model: Org/checkpoint-50: no such folder: {GIVE}"),
+        ("outputs/demo", f"model: outputs/demo: no such folder: {GIVE}"),  # outputs/ exists here
+        (
+            "embedded:smollm2",
+            "model: embedded:smollm2: no such embedded model; the embedded models are embedded:smollm2-135m-instruct "
+            "(did you mean embedded:smollm2-135m-instruct?)",
+        ),
+        (
+            "org/na--me",
+            f"model: org/na--me: no such folder, and not a hub id (Cannot have -- or .. in repo_id): {GIVE}",
+        ),
+    ],
+)
+def test_a_model_name_nothing_can_load_is_named_before_any_hub_access(tmp_path, monkeypatch, no_hub, name, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    cfg = train_yaml(tmp_path, model=name)
+    for command in (["check", str(cfg)], ["train", str(cfg)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert one_error_line(result) == expected
+    only(tmp_path, "outputs")
+
+
+def test_a_name_without_org_is_not_a_hub_id_unless_cached(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)
+    cfg = train_yaml(tmp_path, model="demo-1")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    result = runner.invoke(app, ["check", str(cfg)])
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        f"model: demo-1: no such folder, and a hub id has the form Org/Model (gpt2 is openai-community/gpt2): {GIVE}"
+    )
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: str(tmp_path / "config.json"))
+    result = runner.invoke(app, ["check", str(cfg), "--skip-endpoints"])
+    assert "model: demo-1 (in the Hugging Face cache)" in result.output, result.output
+
+
+def test_a_run_folder_given_as_the_model_points_at_its_final(tmp_path, monkeypatch, no_hub):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo-2" / "final").mkdir(parents=True)
+    (tmp_path / "runs" / "demo-2" / "final" / "config.json").write_text("{}", encoding="utf-8")
+    result = runner.invoke(app, ["check", str(train_yaml(tmp_path, model="runs/demo-2"))])
+    assert one_error_line(result) == (
+        "model: runs/demo-2 is a run folder, not a model folder: give runs/demo-2/final (or one of its checkpoint-N/)"
+    )
+    result = runner.invoke(app, ["check", str(train_yaml(tmp_path, model="runs/demo-1"))])
+    assert one_error_line(result) == f"model: runs/demo-1: no such folder (did you mean runs/demo-2/final?): {GIVE}"
+
+
+def test_a_well_formed_hub_id_is_still_a_hub_id(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    result = runner.invoke(app, ["check", str(train_yaml(tmp_path, model="Qwen/Qwen2.5-7B-Instruct"))])
+    assert one_error_line(result) == (
+        "model: Qwen/Qwen2.5-7B-Instruct is neither a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE "
+        "is set"
+    )
+
+
+def test_generator_model_keys_go_through_the_same_check(tmp_path, monkeypatch, no_hub):
+    monkeypatch.chdir(tmp_path)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": 1, "prompt": "Write."}) + "\n", encoding="utf-8")
+    path = tmp_path / "refs.yaml"
+    gens = [{"name": "mine", "transformers_model": "runs/demo-1/final"}]
+    path.write_text(yaml.safe_dump({"prompts": str(prompts), "generators": gens}), encoding="utf-8")
+    for command in (["check", str(path)], ["build-refs", str(path)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert (
+            one_error_line(result)
+            == f"generators.0 (mine).transformers_model: runs/demo-1/final: no such folder: {GIVE}"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl", "refs.yaml"]
+
+
+def eval_yaml(tmp_path: Path) -> Path:
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps(SAMPLE) + "\n", encoding="utf-8")
+    path = tmp_path / "eval.yaml"
+    cfg = {
+        "model": {"name": "m", "endpoint": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}},
+        "output_dir": str(tmp_path / "ev"),
+        "tasks": {"arena": {"samples": str(samples)}},
+    }
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("skip", [[], ["--skip-check"]])
+def test_eval_model_path_is_checked_before_the_eval_folder_exists(tmp_path, monkeypatch, no_hub, skip):
+    monkeypatch.chdir(tmp_path)
+    cfg = eval_yaml(tmp_path)
+    result = runner.invoke(app, ["eval", str(cfg), "--model-path", "runs/nonexistent", *skip])
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result) == f"--model-path: runs/nonexistent: no such folder: {GIVE}"
+    assert not (tmp_path / "ev").exists()
+
+
+def test_resolve_model_refuses_what_nothing_can_load(tmp_path, monkeypatch, no_hub):
+    from writing_rl.models import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^model: runs/demo-1: no such folder"):
+        resolve_model("runs/demo-1")
+    with pytest.raises(ConfigError, match=r"^generators.0: embedded:smol: no such embedded model"):
+        resolve_model("embedded:smol", "generators.0")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}", encoding="utf-8")
+    assert resolve_model("m") == "m"
+    (tmp_path / "tok").mkdir()  # a tokenizer folder (eval's longbench_v2.tokenizer): left to transformers
+    assert resolve_model("tok") == "tok"
 
 
 # -- 4. an API key pasted into api_key_env ------------------------------------------------------------------------

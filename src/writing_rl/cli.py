@@ -552,7 +552,10 @@ def eval_cmd(
     try:
         cfg = load_config(config, EvalConfig)
         model = cfg.model.model_dump()
-        if model_path:
+        if model_path:  # checked here, --skip-check or not: a name nothing can load would fail after the
+            from .preflight import check_model  # eval folder exists, half a minute of hub retries later
+
+            check_model("--model-path", model_path)
             model.update(transformers_model=model_path, endpoint=None)
         if name:
             model["name"] = name
