@@ -58,6 +58,68 @@ def only(tmp_path: Path, *names: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"s.jsonl", "model", "train.yaml", *names})
 
 
+# -- 1. empty files, keys given twice ----------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "\n\n", "# all commented out\n# model: x\n"])
+def test_an_empty_config_is_refused(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"c\.yaml is empty: write the config's keys"):
+        load_config(path, CoreConfig)
+    for command in (["check", str(path)], ["train", str(path)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert one_error_line(result).startswith(f"{path} is empty: write the config's keys in it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model: a\ndataset: demo\nmodel: b\n", "key 'model' is given twice (lines 1 and 3)"),
+        (
+            "judge:\n  backend: rule\n  rule: {name: length_fit}\n  backend: llm\n",
+            "key 'judge.backend' is given twice (lines 2 and 4)",
+        ),
+        (
+            "judge:\n  endpoint:\n    base_url: http://a/v1\n    timeout_s: 5\n    base_url: http://b/v1\n",
+            "key 'judge.endpoint.base_url' is given twice (lines 3 and 5)",
+        ),
+        ("grpo: {max_steps: 1, max_steps: 2}\n", "key 'grpo.max_steps' is given twice (lines 1 and 1)"),
+        ("rollouts: {}\ngrpo:\n  report_to: [none]\nrollouts: {}\n", "key 'rollouts' is given twice (lines 1 and 4)"),
+    ],
+)
+def test_a_key_given_twice_is_named_with_both_lines(tmp_path, text, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    for command in (["check", str(path)], ["train", str(path)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert one_error_line(result) == (f"{path}: {expected}: YAML would silently keep the second; keep one")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicates(tmp_path):
+    """An alias repeats a mapping, a merge key (`<<`) is overridden on purpose: neither is a key given twice."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "judge:\n  endpoint: {base_url: http://a/v1, timeout_s: 5}\n"
+        "curriculum:\n  <<: {schedule: dynamic, window: 4, milestones: &ms [1]}\n  schedule: static\n"
+        "  milestones: *ms\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(path, CoreConfig)
+    assert cfg.judge.endpoint.base_url == "http://a/v1" and cfg.curriculum.schedule == "static"
+
+
+def test_a_yaml_syntax_error_does_not_quote_the_line(tmp_path):
+    """YAML's own message quotes the line it stopped at, which may hold a secret."""
+    path = tmp_path / "c.yaml"
+    path.write_text("judge:\n  endpoint:\n    api_key_env: sk-live-abc: 123\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, CoreConfig)
+    assert str(err.value) == f"{path}: not valid YAML: mapping values are not allowed here (line 3, column 29)"
+
+
 # -- 3. model names ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def no_hub(monkeypatch):
