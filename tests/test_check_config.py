@@ -3,6 +3,7 @@ given to the wrong command, a model name nothing can load, an API key pasted int
 line naming the key or file and the fix, before anything is created (and before any hub access)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,87 @@ def test_a_yaml_syntax_error_does_not_quote_the_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(path, CoreConfig)
     assert str(err.value) == f"{path}: not valid YAML: mapping values are not allowed here (line 3, column 29)"
+
+
+# -- 2. a config given to the wrong command -------------------------------------------------------------------
+WRONG = [  # (command, a shipped config of another kind, its kind, the command it is for)
+    (["train"], "configs/eval/embedded.yaml", "an eval", "eval"),
+    (["train"], "configs/verl/grpo.yaml", "a verl", "train-verl"),
+    (["train"], "configs/ablation/length_fit.yaml", "an ablation", "ablation"),
+    (["eval"], "configs/demo.yaml", "a train", "train"),
+    (["select"], "configs/chain/build_refs.yaml", "a build-refs", "build-refs"),
+    (["build-refs"], "configs/chain/select.yaml", "a select", "select"),
+    (["ablation"], "configs/eval/embedded.yaml", "an eval", "eval"),
+    (["ablation"], "configs/demo.yaml", "a train", "train"),  # no `ablation` section: a train config
+    (["train-verl"], "configs/demo.yaml", "a train", "train"),
+    (["judge-audit", "--kind", "eval"], "configs/demo.yaml", "a train", "train"),
+    (["check", "--kind", "select"], "configs/verl/grpo.yaml", "a verl", "train-verl"),
+]
+
+
+@pytest.mark.parametrize(("command", "shipped", "kind", "right"), WRONG)
+def test_a_config_for_another_command_names_the_command_to_run(tmp_path, monkeypatch, command, shipped, kind, right):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / Path(shipped).name
+    shutil.copy(ROOT / shipped, path)
+    result = runner.invoke(app, [*command, str(path)])
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert line.startswith(f"{path}: this is {kind} config ("), line
+    assert line.endswith(f": run `writing-rl {right} {path}`"), line
+    assert "unknown key" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_the_wrong_command_line_names_the_deciding_keys_first(tmp_path):
+    path = tmp_path / "ev.yaml"
+    shutil.copy(ROOT / "configs/eval/embedded.yaml", path)
+    result = runner.invoke(app, ["train", str(path)])
+    assert one_error_line(result) == (
+        f"{path}: this is an eval config (it has tasks, critic), not a train config: run `writing-rl eval {path}`"
+    )
+
+
+def test_a_misspelt_key_is_still_a_misspelt_key_not_another_command(tmp_path):
+    """An eval config whose `tasks` is misspelt reads as no command's config: the usual unknown-key line."""
+    path = tmp_path / "ev.yaml"
+    data = yaml.safe_load((ROOT / "configs/eval/embedded.yaml").read_text())
+    data["taks"] = data.pop("tasks")
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = runner.invoke(app, ["eval", str(path)])
+    assert result.exit_code == 2
+    assert "taks: unknown key; did you mean 'tasks'?" in one_error_line(result)
+    assert "this is a" not in result.output
+
+
+def test_judge_pair_takes_the_judge_of_a_train_config(tmp_path):
+    cfg = train_yaml(tmp_path, judge={"backend": "rule", "rule": {"name": "low_repetition"}})
+    repeated, fresh = "la " * 12, "the quick brown fox jumps over the lazy dog near the river bank today"
+    result = runner.invoke(app, ["judge-pair", "--question", "q", "--a", repeated, "--b", fresh, "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    judgement = json.loads(result.output)
+    assert judgement["verdict"] == "B" and "repeated 4-grams" in judgement["text"]  # the rule judge, no endpoint
+
+
+@pytest.mark.parametrize("shipped", ["configs/eval/embedded.yaml", "configs/verl/grpo.yaml", "configs/core.yaml"])
+def test_judge_pair_takes_any_config_with_a_judge(tmp_path, shipped):
+    """Each config's own judge is the one called (a dead address here: exit 3 naming that address)."""
+    data = yaml.safe_load((ROOT / shipped).read_text())
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    data["judge"]["endpoint"] = {"base_url": url, "max_retries": 0}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = runner.invoke(app, ["judge-pair", "--question", "q", "--a", "x", "--b", "y", "--config", str(path)])
+    assert result.exit_code == 3, result.output
+    assert f"judge endpoint {url} failed" in result.output
+
+
+def test_judge_pair_names_a_config_without_a_judge(tmp_path):
+    path = tmp_path / "sel.yaml"
+    shutil.copy(ROOT / "configs/chain/select.yaml", path)
+    result = runner.invoke(app, ["judge-pair", "--question", "q", "--a", "x", "--b", "y", "--config", str(path)])
+    assert result.exit_code == 2
+    assert one_error_line(result).startswith(f"{path}: a select config has no judge: give one that has (train")
 
 
 # -- 3. model names ---------------------------------------------------------------------------------------------

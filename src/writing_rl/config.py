@@ -109,7 +109,7 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
 
 def load_config(path: str | Path, model: type[M]) -> M:
     """The config in `path`, validated by `model`; a `ConfigError` of one line naming the key (and the file)
-    otherwise."""
+    otherwise. A config written for another command is named as such, with the command to run."""
     path = Path(path)
     data = read_yaml(path)
     if data is None:
@@ -121,7 +121,42 @@ def load_config(path: str | Path, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{path}: " + "; ".join(_problem(model, e) for e in err.errors())) from None
+        errors = err.errors()
+        try:
+            other = _other_command(path, data, model, errors)
+        except ImportError:  # another command's schema needs what this install lacks (trl, say)
+            other = None
+        raise ConfigError(other or f"{path}: " + "; ".join(_problem(model, e) for e in errors)) from None
+
+
+def _other_command(path: Path, data: dict[str, Any], model: type[BaseModel], errors: list[Any]) -> str | None:
+    """`this is an eval config: run writing-rl eval PATH` when the keys `model` refused at the top level are
+    those of another command's config; None when they are not (a misspelt key, say)."""
+    from .preflight import COMMANDS, KIND_KEYS, config_kind, config_model
+
+    top = [e for e in errors if len(e["loc"]) == 1]
+    unknown = {str(e["loc"][0]) for e in top if e["type"] == "extra_forbidden"}
+    missing = [str(e["loc"][0]) for e in top if e["type"] == "missing"]
+    kind = config_kind(data)
+    other = config_model(kind)
+    if other is model:
+        return None
+    if unknown:  # keys this command does not take, and the other command does
+        if not unknown <= set(other.model_fields):
+            return None
+        deciding = [k for k in KIND_KEYS.get(kind, ()) if k in unknown]
+        has = f"it has {', '.join((deciding + sorted(unknown - set(deciding)))[:3])}"
+    else:  # only sections this command needs are missing, and every key belongs to the other command
+        if not missing or len(missing) < len(errors) or not set(data) <= set(other.model_fields):
+            return None
+        has = f"it has no {', '.join(missing)}"
+    expected = next((k for k in COMMANDS if config_model(k) is model), None)
+    not_that = f", not {_a(expected)} {expected} config" if expected else ""
+    return f"{path}: this is {_a(kind)} {kind} config ({has}){not_that}: run `writing-rl {COMMANDS[kind]} {path}`"
+
+
+def _a(word: str | None) -> str:
+    return "an" if word and word[0] in "aeiou" else "a"
 
 
 def _problem(model: type[BaseModel], error: Any) -> str:

@@ -35,17 +35,31 @@ def one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+# the keys that only one command's config has, in the order `config_kind` looks for them (train has none)
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "build-refs": ("generators",),
+    "select": ("policy", "pool"),
+    "eval": ("tasks",),
+    "verl": ("verl", "hydra_overrides", "curriculum_actor", "ray", "unknown_score"),
+    "ablation": ("ablation",),
+}
+# the command that runs a config of each kind
+COMMANDS: dict[str, str] = {
+    "train": "train",
+    "ablation": "ablation",
+    "build-refs": "build-refs",
+    "select": "select",
+    "eval": "eval",
+    "verl": "train-verl",
+}
+
+
 def config_kind(data: dict[str, Any]) -> ConfigKind:
     """Which command a config file is for, from the keys only that command takes."""
-    if "generators" in data:
-        return "build-refs"
-    if "policy" in data or "pool" in data:
-        return "select"
-    if "tasks" in data:
-        return "eval"
-    if "verl" in data:
-        return "verl"
-    return "ablation" if "ablation" in data else "train"
+    for kind, keys in KIND_KEYS.items():
+        if set(keys) & set(data):
+            return kind  # type: ignore[return-value]
+    return "train"
 
 
 def config_model(kind: str) -> type[BaseModel]:
