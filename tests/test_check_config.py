@@ -194,6 +194,32 @@ def test_judge_pair_takes_any_config_with_a_judge(tmp_path, shipped):
     assert f"judge endpoint {url} failed" in result.output
 
 
+def test_judge_pair_starts_the_embedded_judge_a_config_asks_for(tmp_path, monkeypatch):
+    """base_url: local (with local_judge.enabled) is the embedded judge: judge-pair starts it, as --local does."""
+    import writing_rl.server as server
+
+    started = []
+
+    class Started:  # stands in for the llama.cpp server: an address where nothing answers
+        base_url, n_ctx, model_path = f"http://127.0.0.1:{free_port()}/v1", 4096, Path("judge.gguf")
+
+        def __enter__(self):
+            started.append(self.base_url)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(server, "LocalJudgeServer", Started)
+    data = yaml.safe_load((ROOT / "configs/eval/embedded.yaml").read_text())
+    data["judge"]["endpoint"].update(base_url="local", max_retries=0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = runner.invoke(app, ["judge-pair", "--question", "q", "--a", "x", "--b", "y", "--config", str(path)])
+    assert started == [Started.base_url], result.output  # without --local
+    assert result.exit_code == 3, result.output
+
+
 def test_judge_pair_names_a_config_without_a_judge(tmp_path):
     path = tmp_path / "sel.yaml"
     shutil.copy(ROOT / "configs/chain/select.yaml", path)
