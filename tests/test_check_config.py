@@ -158,6 +158,13 @@ def test_the_wrong_command_line_names_the_deciding_keys_first(tmp_path):
     assert one_error_line(result) == (
         f"{path}: this is an eval config (it has tasks, critic), not a train config: run `writing-rl eval {path}`"
     )
+    path = tmp_path / "train.yaml"
+    shutil.copy(ROOT / "configs/demo.yaml", path)
+    result = runner.invoke(app, ["eval", str(path)])
+    assert one_error_line(result) == (
+        f"{path}: this is a train config (it has grpo, dataset, audit), not an eval config: run "
+        f"`writing-rl train {path}`"
+    )
 
 
 def test_a_misspelt_key_is_still_a_misspelt_key_not_another_command(tmp_path):

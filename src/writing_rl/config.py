@@ -144,7 +144,7 @@ def _other_command(path: Path, data: dict[str, Any], model: type[BaseModel], err
     if unknown:  # keys this command does not take, and the other command does
         if not unknown <= set(other.model_fields):
             return None
-        deciding = [k for k in KIND_KEYS.get(kind, ()) if k in unknown]
+        deciding = [k for k in (*KIND_KEYS.get(kind, ()), "grpo", "dataset") if k in unknown]  # the telling ones
         has = f"it has {', '.join((deciding + sorted(unknown - set(deciding)))[:3])}"
     else:  # only sections this command needs are missing, and every key belongs to the other command
         if not missing or len(missing) < len(errors) or not set(data) <= set(other.model_fields):
