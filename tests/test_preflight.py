@@ -234,7 +234,7 @@ def test_eval_mistakes_name_the_task_file_and_the_opponents_folder(tmp_path):
         yaml.safe_dump({**base, "tasks": {"arena": {"samples": str(samples_file(tmp_path))}}}), encoding="utf-8"
     )
     result = runner.invoke(app, ["eval", str(path), "--model-path", str(tmp_path / "nothere")])
-    assert f"model.transformers_model: {tmp_path / 'nothere'}: no such folder" in one_error_line(result)
+    assert f"--model-path: {tmp_path / 'nothere'}: no such folder" in one_error_line(result)
 
 
 def test_select_and_build_refs_name_missing_inputs_and_dead_generators(tmp_path):

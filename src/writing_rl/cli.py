@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from pydantic import BaseModel
 
-from .config import ConfigError, CoreConfig, load_config
+from .config import ConfigError, CoreConfig, load_config, read_yaml
 from .data import SampleFileError
 from .endpoint import EndpointError
 from .jsonl import JsonlFileError
@@ -20,6 +20,7 @@ from .reasons import Reason
 
 if TYPE_CHECKING:
     from .audit import AuditResult
+    from .judge import JudgeConfig
 
 # no locals in tracebacks (--debug): a request's headers may hold an API key
 app = typer.Typer(
@@ -265,7 +266,9 @@ def judge_pair(
     answer_a: str = typer.Option(..., "--a", help="answer in position A (text, or @file)"),
     answer_b: str = typer.Option(..., "--b", help="answer in position B (text, or @file)"),
     criteria: str | None = typer.Option(None, help="per-prompt criteria"),
-    config: Path | None = typer.Option(None, help="YAML with a 'judge' section (see configs/)"),
+    config: Path | None = typer.Option(
+        None, help="any config with a judge: train, ablation, eval, verl recipe, or judge-only (configs/core.yaml)"
+    ),
     local: bool = typer.Option(False, help="start the embedded llama.cpp judge for this call"),
     mode: str | None = typer.Option(None, help="override judge.mode: hard or soft"),
 ) -> None:
@@ -285,10 +288,10 @@ def judge_pair(
 
     first, second = text(answer_a), text(answer_b)
     try:
-        core = load_config(config, CoreConfig) if config else CoreConfig()
+        jc = _judge_of(config) if config else CoreConfig().judge
     except ConfigError as err:
         _fail(str(err), 2)
-    jc = core.judge
+    local = local or jc.endpoint.base_url == "local"  # the config's own embedded judge (local_judge)
     if mode:
         try:
             jc = JudgeConfig.model_validate({**jc.model_dump(), "mode": mode})
@@ -324,6 +327,24 @@ def judge_pair(
                 err=True,
             )
         raise typer.Exit(3)
+
+
+def _judge_of(config: Path) -> JudgeConfig:
+    """The judge a run of `config` would use: any config with a judge section (train, ablation, eval, verl
+    recipe, judge-only), read as the command it is for reads it."""
+    from .audit.command import load_any
+
+    cfg, _ = load_any(config)
+    judge = getattr(cfg, "judge", None)
+    if judge is None:
+        from .preflight import config_kind
+
+        kind = config_kind(read_yaml(config))
+        raise ConfigError(
+            f"{config}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} config has no judge: give one that has (train, "
+            "ablation, eval, a verl recipe, or a judge-only file like configs/core.yaml)"
+        )
+    return judge
 
 
 @app.command("judge-audit")
@@ -568,7 +589,10 @@ def eval_cmd(
     try:
         cfg = load_config(config, EvalConfig)
         model = cfg.model.model_dump()
-        if model_path:
+        if model_path:  # checked here, --skip-check or not: a name nothing can load would fail after the
+            from .preflight import check_model  # eval folder exists, half a minute of hub retries later
+
+            check_model("--model-path", model_path)
             model.update(transformers_model=model_path, endpoint=None)
         if name:
             model["name"] = name

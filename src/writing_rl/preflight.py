@@ -74,17 +74,31 @@ def one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+# the keys that only one command's config has, in the order `config_kind` looks for them (train has none)
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "build-refs": ("generators",),
+    "select": ("policy", "pool"),
+    "eval": ("tasks",),
+    "verl": ("verl", "hydra_overrides", "curriculum_actor", "ray", "unknown_score"),
+    "ablation": ("ablation",),
+}
+# the command that runs a config of each kind
+COMMANDS: dict[str, str] = {
+    "train": "train",
+    "ablation": "ablation",
+    "build-refs": "build-refs",
+    "select": "select",
+    "eval": "eval",
+    "verl": "train-verl",
+}
+
+
 def config_kind(data: dict[str, Any]) -> ConfigKind:
     """Which command a config file is for, from the keys only that command takes."""
-    if "generators" in data:
-        return "build-refs"
-    if "policy" in data or "pool" in data:
-        return "select"
-    if "tasks" in data:
-        return "eval"
-    if "verl" in data:
-        return "verl"
-    return "ablation" if "ablation" in data else "train"
+    for kind, keys in KIND_KEYS.items():
+        if set(keys) & set(data):
+            return kind  # type: ignore[return-value]
+    return "train"
 
 
 def config_model(kind: str) -> type[BaseModel]:
@@ -100,37 +114,23 @@ def config_model(kind: str) -> type[BaseModel]:
 
 
 # -- models ------------------------------------------------------------------------------------------
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or name.endswith("/")
-
-
 def check_model(field: str, name: str) -> str:
-    """A local model folder must hold a transformers model; a hub name is looked up in the local cache."""
-    from .models import EMBEDDED_MODEL
+    """Any model key (`model`, a generator's or eval's `transformers_model`, `eval --model-path`): a local
+    folder must hold a transformers model, an `embedded:` name must be one of ours, anything else must be a
+    hub id `Org/Model` (looked up in the local cache); a name that can be none of these (`runs/demo-1` that
+    does not exist) is named by `field` before anything asks the hub."""
+    from .models import EMBEDDED_MODEL, model_name_problem
 
+    if problem := model_name_problem(name):
+        raise CheckFailed(f"{field}: {problem}")
     if name == EMBEDDED_MODEL:
         check_embedded(field)
         return f"{field}: {name} (the embedded SmolLM2, converted on first use)"
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise CheckFailed(
-                f"{field}: {name} has no config.json: give a folder saved by transformers (a run's final/ or "
-                "checkpoint-N/) or a hub name"
-            )
+    if Path(name).expanduser().is_dir():
         return f"{field}: {name} (local folder)"
-    if _looks_like_path(name):
-        raise CheckFailed(
-            f"{field}: {name}: no such folder (give a model folder, a hub name like Org/Model, or {EMBEDDED_MODEL})"
-        )
     from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
 
-    try:
-        cached = try_to_load_from_cache(name, "config.json")
-    except HFValidationError as err:
-        raise CheckFailed(f"{field}: {name}: no such folder, and not a hub name ({one_line(str(err), 120)})") from None
-    if isinstance(cached, str):
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
         return f"{field}: {name} (in the Hugging Face cache)"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise CheckFailed(
