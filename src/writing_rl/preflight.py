@@ -355,28 +355,60 @@ def check_select(cfg: Any, probe: bool = True) -> list[str]:
     return lines
 
 
+def check_task_file(field: str, task: str, path: str, limit: int | None = None) -> list[Any]:
+    """The rows of an eval task's file (the first `limit`, as the run reads them), each with the fields the task
+    reads; a file of another kind is named as such (`eval.task_files`)."""
+    from .eval.task_files import task_file_problem
+    from .jsonl import JsonlFileError, LineProblem, jsonl_rows
+
+    check_file(field, path)
+    rows = []
+    for line, row in jsonl_rows(path):
+        if isinstance(row, LineProblem):
+            raise JsonlFileError(path, line, str(row))
+        rows.append((line, row))
+    if not rows:
+        raise CheckFailed(f"{field}: {path}: the file holds no records")
+    if problem := task_file_problem(task, rows[:limit]):
+        raise CheckFailed(f"{field}: {path}: {problem}")
+    return [row for _, row in rows[:limit]]
+
+
 def check_eval(cfg: Any, probe: bool = True) -> list[str]:
     from .data import load_jsonl
     from .jsonl import read_jsonl
+    from .prompts import load_prompts
 
     tasks = cfg.tasks
     lines = []
     for name in ("writingbench", "longbench_write", "longbench_v2"):
         task = getattr(tasks, name)
         for path in task.paths if task is not None else []:
-            check_file(f"tasks.{name}.path", path)
-            lines.append(f"tasks.{name}: {path}: {len(read_jsonl(path))} items")
+            rows = check_task_file(f"tasks.{name}.path", name, path, task.limit)
+            note = ""
+            if name == "writingbench":  # read as the run reads it: every line, ids unique
+                records = load_prompts(path)[: task.limit]
+                if not any(r.criteria for r in records):
+                    note = " (none with criteria: the critic scores them on its generic rubric)"
+            lines.append(f"tasks.{name}: {path}: {len(rows)} items{note}")
     if tasks.arena is not None:
-        check_file("tasks.arena.samples", tasks.arena.samples, "samples JSONL with references")
+        check_task_file("tasks.arena.samples", "arena", tasks.arena.samples, tasks.arena.limit)
         lines.append(f"tasks.arena: {tasks.arena.samples}: {len(load_jsonl(tasks.arena.samples))} samples")
         for name, folder in tasks.arena.opponents.items():
             if not Path(folder).is_dir():
                 raise CheckFailed(
                     f"tasks.arena.opponents.{name}: {folder}: no such folder (give an earlier eval's output_dir)"
                 )
-            check_file(
+            answers = check_file(
                 f"tasks.arena.opponents.{name}", str(Path(folder) / "generations.jsonl"), "an earlier eval's answers"
             )
+            held = {r.get("task") for r in read_jsonl(answers) if isinstance(r, dict)}
+            if "arena" not in held:
+                what = f"answers for {', '.join(sorted(map(str, held)))} only" if held else "no answers"
+                raise CheckFailed(
+                    f"tasks.arena.opponents.{name}: {answers} holds {what}, none for the arena: evaluate that "
+                    "model with the arena task first, or remove the opponent"
+                )
             lines.append(f"tasks.arena.opponents.{name}: {folder}")
     if not any(getattr(tasks, n) is not None for n in type(tasks).model_fields):
         raise CheckFailed("tasks: no task given (writingbench, longbench_write, arena or longbench_v2)")
