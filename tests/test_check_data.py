@@ -1,6 +1,6 @@
 """`writing-rl check` on data that loads but is not what the run will read: misspelt sample fields (a warning),
-eval task files of the wrong kind (the real benchmark files under each other's task key), and an arena opponent
-with no arena answers."""
+eval task files of the wrong kind (the real benchmark files under each other's task key), an arena opponent with
+no arena answers, and the dead-judge hint where the config has no `local_judge` section."""
 
 import json
 from pathlib import Path
@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from writing_rl.cli import app
+from writing_rl.preflight import CheckFailed, check_endpoint, start_hint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WB, LBW, LBW_EN = (
@@ -166,3 +167,20 @@ def test_check_warns_about_misspelt_sample_fields_and_passes(tmp_path):
     result = check(path)
     assert result.exit_code == 0, result.output
     assert warning in result.output.splitlines() and result.output.count("unknown field") == 1
+
+
+# -- the dead-judge hint without a local_judge section (a verl recipe) -----------------------------------------
+def test_the_dead_judge_hint_offers_local_judge_only_where_the_config_has_one():
+    from writing_rl.config import LocalJudgeSettings
+    from writing_rl.endpoint import EndpointConfig
+
+    assert "local_judge.enabled: true" in start_hint("http://127.0.0.1:8080/v1")
+    hint = start_hint("http://127.0.0.1:8080/v1", local_judge=False)
+    assert "local_judge" not in hint and "`writing-rl serve-judge --port 8080`" in hint
+    assert "judge.endpoint.base_url" in hint
+    local = EndpointConfig(base_url="local", model="m")
+    with pytest.raises(CheckFailed, match="set local_judge.enabled: true"):
+        check_endpoint("judge.endpoint", local, LocalJudgeSettings(), probe=False)
+    with pytest.raises(CheckFailed) as err:
+        check_endpoint("judge.endpoint", local, None, probe=False)
+    assert "local_judge" not in str(err.value) and "writing-rl serve-judge" in str(err.value)
