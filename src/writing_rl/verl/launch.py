@@ -286,15 +286,22 @@ def validate(config: Any, source: str = "recipe") -> None:
 
 
 # -- launching ------------------------------------------------------------------------------------------
+def _named_variables(recipe: VerlRecipe) -> list[tuple[str, str]]:
+    """(recipe key, variable name) for each variable the workers need."""
+    named = [("judge.endpoint.api_key_env", recipe.judge.endpoint.api_key_env)]
+    return [(k, n) for k, n in named + [(f"ray.pass_env.{i}", n) for i, n in enumerate(recipe.ray.pass_env)] if n]
+
+
+def missing_variables(recipe: VerlRecipe) -> list[str]:
+    """'judge.endpoint.api_key_env: environment variable X is not set' for each one not set here."""
+    return [f"{k}: environment variable {n} is not set" for k, n in _named_variables(recipe) if n not in os.environ]
+
+
 def key_variables(recipe: VerlRecipe) -> dict[str, str]:
     """Values of the variables the workers need, read now; a missing one is an error naming it and its key."""
-    named = [("judge.endpoint.api_key_env", recipe.judge.endpoint.api_key_env)]
-    named += [(f"ray.pass_env.{i}", n) for i, n in enumerate(recipe.ray.pass_env)]
-    missing = [(key, n) for key, n in named if n and n not in os.environ]
-    if missing:
-        key, name = missing[0]
-        raise ConfigError(f"{key}: environment variable {name} is not set (export it first)")
-    return {n: os.environ[n] for _, n in named if n}
+    if missing := missing_variables(recipe):
+        raise ConfigError(f"{missing[0]} (export it first)")
+    return {n: os.environ[n] for _, n in _named_variables(recipe)}
 
 
 def train_rows(paths: list[str]) -> int:
