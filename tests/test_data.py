@@ -214,3 +214,56 @@ def test_prompt_and_row_files_with_bad_bytes_fail_in_one_line_naming_the_line(tm
     assert result.output.strip().splitlines() == [
         f"{rows}:2: not valid UTF-8 (byte 0xff at byte 13 of the line): save the file as UTF-8"
     ]
+
+
+# A misspelt optional field is kept as an extra field (extra fields are kept by design), so the sample is valid
+# but the field is unset: `validate` warns once per field, naming its first line and how many lines have it.
+TYPOS = [
+    json.dumps(GOOD),
+    json.dumps({**GOOD, "id": 2, "critera": "rhyme", "lenght": 300}),
+    json.dumps({**GOOD, "id": 3, "critera": "meter", "reference_score": [1, 2]}),
+    json.dumps({**GOOD, "id": 4, "prompt_id": "p4", "source": "mine", "criteria": "x", "criterias": "y"}),
+]
+
+
+def test_misspelt_fields_are_warned_once_per_field_with_a_line_count(tmp_path):
+    report = validate_jsonl(write_lines(tmp_path, TYPOS))
+    assert report.ok and len(report.samples) == 4
+    assert [str(w) for w in report.warnings] == [
+        "line 2: unknown field 'critera' (did you mean 'criteria'?), on 2 lines; kept as an extra field, so "
+        "'criteria' is unset there",
+        "line 2: unknown field 'lenght' (did you mean 'length'?), on 1 line; kept as an extra field, so "
+        "'length' is unset there",
+        "line 3: unknown field 'reference_score' (did you mean 'reference_scores'?), on 1 line; kept as an extra "
+        "field, so 'reference_scores' is unset there",
+    ]  # line 4: prompt_id and criterias sit beside the fields they resemble, source resembles none: extra fields
+
+
+def test_cli_validate_warns_about_misspelt_fields_and_still_exits_0(tmp_path):
+    path = write_lines(tmp_path, TYPOS)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {path}: line 2: unknown field 'critera' (did you mean 'criteria'?), on 2 lines" in result.output
+    assert result.output.count("unknown field") == 3
+    assert "4 samples OK (3 warning(s) above)" in result.stdout
+    # with errors too: both are shown, and the errors decide the exit status
+    result = runner.invoke(app, ["validate", str(write_lines(tmp_path, [*TYPOS, BAD_LINES[2][0]]))])
+    assert result.exit_code == 1 and "missing field 'id'" in result.output and "unknown field 'lenght'" in result.output
+
+
+def test_loaders_raise_a_sample_field_warning_naming_the_file(tmp_path):
+    from datasets import Dataset
+
+    from writing_rl.data import SampleFieldWarning
+
+    path = write_lines(tmp_path, TYPOS[:2])
+    with pytest.warns(SampleFieldWarning) as caught:
+        assert len(load_jsonl(path)) == 2
+    assert [str(w.message) for w in caught] == [
+        f"{path}: line 2: unknown field 'critera' (did you mean 'criteria'?), on 1 line; kept as an extra field, "
+        "so 'criteria' is unset there",
+        f"{path}: line 2: unknown field 'lenght' (did you mean 'length'?), on 1 line; kept as an extra field, "
+        "so 'length' is unset there",
+    ]
+    with pytest.warns(SampleFieldWarning, match="dataset: row 1: unknown field 'lenght'"):
+        load_hf(Dataset.from_list([{**GOOD, "lenght": 3}]))

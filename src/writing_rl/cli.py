@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -56,10 +57,32 @@ def _preflight(kind: str, cfg: BaseModel, skip: bool) -> None:
     """Run `writing-rl check` on the config; print what was checked, or exit (2) with the one-line reason."""
     if skip:
         return
+    _echo_checked(_checks(kind, cfg))
+
+
+def _checks(kind: str, cfg: BaseModel, probe: bool = True, num_processes: int | None = None) -> list[str]:
+    """The pre-flight check's lines, then one `warn:` line per misspelt field in the sample files it read (a
+    `SampleFieldWarning`); those are silenced for the rest of the command, as the run reads the same files."""
+    from .data import SampleFieldWarning
     from .preflight import preflight
 
-    for line in preflight(kind, cfg):  # type: ignore[arg-type]
-        typer.echo(f"  ok  {line}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SampleFieldWarning)
+        lines = preflight(kind, cfg, probe=probe, num_processes=num_processes)  # type: ignore[arg-type]
+    for w in caught:
+        if issubclass(w.category, SampleFieldWarning):
+            lines.append(f"warn: {w.message}")
+        else:  # someone else's: shown as it would have been
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    warnings.filterwarnings("ignore", category=SampleFieldWarning)
+    return lines
+
+
+def _echo_checked(lines: list[str]) -> None:
+    """`  ok  ...` per check; a line the check marks `note:` or `warn:` (passed, but read it) under that tag."""
+    for line in lines:
+        tag, _, text = line.partition(": ") if line.startswith(("note: ", "warn: ")) else ("ok", "", line)
+        typer.echo(f"  {tag}  {text}")
 
 
 # A sample or prompt file with a line that cannot be read (bad bytes, bad JSON, bad fields): exit 1,
@@ -78,11 +101,14 @@ def validate(path: Annotated[Path, typer.Argument(help="JSONL file of samples")]
         report = validate_jsonl(path)
     except FileNotFoundError as err:
         _fail(str(err), 2)
-    if report.ok:
-        typer.echo(f"{len(report.samples)} samples OK")
-        return
     for err in report.errors:
         typer.echo(f"{path}:{err.line}: {err.message}", err=True)
+    for warning in report.warnings:  # a misspelt optional field: the sample is valid, the field is not read
+        typer.echo(f"warning: {path}: {warning}", err=True)
+    if report.ok:
+        warned = f" ({len(report.warnings)} warning(s) above)" if report.warnings else ""
+        typer.echo(f"{len(report.samples)} samples OK{warned}")
+        return
     _fail(f"{len(report.errors)} bad line(s), {len(report.samples)} good", 1)
 
 
@@ -113,7 +139,7 @@ def check_cmd(
     with --audit, whether the judge can tell the data's references apart (`judge-audit` in small)."""
     import yaml
 
-    from .preflight import CHECKS, accelerate_processes, config_kind, config_model, preflight
+    from .preflight import CHECKS, accelerate_processes, config_kind, config_model
 
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
@@ -126,14 +152,13 @@ def check_cmd(
         if num_processes is None and accelerate_config is not None:
             num_processes = accelerate_processes(accelerate_config)
         cfg = load_config(config, config_model(chosen))
-        lines = preflight(chosen, cfg, probe=not skip_endpoints, num_processes=num_processes)  # type: ignore[arg-type]
+        lines = _checks(chosen, cfg, probe=not skip_endpoints, num_processes=num_processes)
     except ConfigError as err:
         _fail(str(err), 2)
     except DATA_ERRORS as err:
         _fail(str(err), 1)
     typer.echo(f"{config}: {chosen} config")
-    for line in lines:
-        typer.echo(f"  ok  {line}")
+    _echo_checked(lines)
     if audit and _check_audit(config, cfg, pairs, strict, probe=not skip_endpoints) != "usable":
         typer.echo("all checks passed; read the judge audit's warning above")
         return

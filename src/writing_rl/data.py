@@ -8,6 +8,7 @@ string keys after the first save and lost them; here an id is always compared an
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -116,10 +117,34 @@ class LineError:
         return f"{self.unit} {self.line}: {self.message}"
 
 
+@dataclass(frozen=True)
+class FieldWarning:
+    """An unknown field close to a known one (`critera`): kept as an extra field, as any other, but most likely
+    a misspelling that leaves the known field unset. One per field name, counting the lines that have it."""
+
+    field: str
+    suggestion: str  # the known field it is close to
+    line: int  # the first line that has it
+    count: int = 1
+    unit: str = "line"
+
+    def __str__(self) -> str:
+        lines = f"{self.count} {self.unit}{'s' if self.count > 1 else ''}"
+        return (
+            f"{self.unit} {self.line}: unknown field '{self.field}' (did you mean '{self.suggestion}'?), on {lines}; "
+            f"kept as an extra field, so '{self.suggestion}' is unset there"
+        )
+
+
+class SampleFieldWarning(UserWarning):
+    """Raised (as a warning) by the loaders for each `FieldWarning` of a file; `writing-rl check` lists them."""
+
+
 @dataclass
 class ValidationReport:
     samples: list[Sample] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
+    warnings: list[FieldWarning] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -170,9 +195,23 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def misspelt_fields(record: Mapping[str, Any]) -> dict[str, str]:
+    """Unknown keys of a sample record that look like a known field this record lacks: {key: known field}.
+    A key close to a field the record already has (`prompt_id` beside `prompt`) is an extra field, not a typo."""
+    from .config import did_you_mean  # not at the top: config imports modules that import this one
+
+    absent = [name for name in Sample.model_fields if name not in record]
+    found = {}
+    for key in record:
+        if key not in Sample.model_fields and (hint := did_you_mean(str(key), absent)):
+            found[str(key)] = hint.split("'")[1]  # "; did you mean 'criteria'?"
+    return found
+
+
 def validate_records(records: Iterable[tuple[int, Any]], unit: str = "line") -> ValidationReport:
     """Check (line number, parsed object) pairs; a failed JSON parse is passed as an exception."""
     report = ValidationReport()
+    misspelt: dict[tuple[str, str], list[int]] = {}  # (key, known field) -> the lines that have it
 
     def bad(line_no: int, message: str) -> None:
         report.errors.append(LineError(line_no, message, unit))
@@ -185,6 +224,8 @@ def validate_records(records: Iterable[tuple[int, Any]], unit: str = "line") -> 
         if not isinstance(obj, Mapping):
             bad(line_no, f"expected a JSON object, got {type(obj).__name__}")
             continue
+        for key, known in misspelt_fields(obj).items():
+            misspelt.setdefault((key, known), []).append(line_no)
         try:
             sample = Sample.model_validate(dict(obj))
         except ValidationError as err:
@@ -195,7 +236,14 @@ def validate_records(records: Iterable[tuple[int, Any]], unit: str = "line") -> 
             continue
         seen[sample.key] = line_no
         report.samples.append(sample)
+    report.warnings = [FieldWarning(k, known, lines[0], len(lines), unit) for (k, known), lines in misspelt.items()]
     return report
+
+
+def warn_fields(source: str, report: ValidationReport) -> None:
+    """Each `FieldWarning` as a `SampleFieldWarning` naming the file (the loaders return samples, not reports)."""
+    for w in report.warnings:
+        warnings.warn(f"{source}: {w}", SampleFieldWarning, stacklevel=3)
 
 
 def validate_jsonl(path: str | Path) -> ValidationReport:
@@ -213,6 +261,7 @@ def load_jsonl(path: str | Path) -> list[Sample]:
     report = validate_jsonl(path)
     if not report.ok:
         raise SampleFileError(str(path), report.errors)
+    warn_fields(str(path), report)
     return report.samples
 
 
@@ -230,6 +279,7 @@ def load_hf(dataset: Any, split: str | None = None) -> list[Sample]:
     report = validate_records(((i, dict(row)) for i, row in enumerate(dataset, start=1)), unit="row")
     if not report.ok:
         raise SampleFileError("dataset", report.errors)
+    warn_fields("dataset", report)
     return report.samples
 
 

@@ -149,9 +149,18 @@ def check_embedded(field: str) -> None:
 
 
 # -- endpoints ---------------------------------------------------------------------------------------
-def start_hint(base_url: str) -> str:
+def start_hint(base_url: str, local_judge: bool = True) -> str:
+    """What to do about a judge server that does not answer. `local_judge`: the config has a `local_judge` section
+    (a verl recipe has none: its reward workers call a server that is already running)."""
     host = httpx.URL(base_url).host if base_url.startswith("http") else ""
     if host in ("127.0.0.1", "localhost", "0.0.0.0", "::1"):
+        if not local_judge:
+            port = httpx.URL(base_url).port or 8080
+            return (
+                f"start the judge server first (`writing-rl serve-judge --port {port}` for the embedded judge; "
+                "--host 0.0.0.0 and this host's address in base_url when Ray runs workers on other nodes), "
+                "or point judge.endpoint.base_url at a running one"
+            )
         return (
             "start the server (`writing-rl serve-judge --port N` for the embedded judge), fix base_url, "
             "or set local_judge.enabled: true with base_url: local"
@@ -160,10 +169,14 @@ def start_hint(base_url: str) -> str:
 
 
 def probe_endpoint(
-    field: str, ep: EndpointConfig, logprobs: Literal["chat", "completions"] | None = None, top_logprobs: int = 5
+    field: str,
+    ep: EndpointConfig,
+    logprobs: Literal["chat", "completions"] | None = None,
+    top_logprobs: int = 5,
+    local_judge: bool = True,
 ) -> str:
     """The API key is present, the server answers `/models` and one one-token request (with log-probs
-    when `logprobs` names the route a soft judge reads them from)."""
+    when `logprobs` names the route a soft judge reads them from). `local_judge`: see `start_hint`."""
     headers = {}
     if ep.api_key_env:
         key = os.environ.get(ep.api_key_env)
@@ -184,7 +197,7 @@ def probe_endpoint(
         except httpx.HTTPError as err:
             raise CheckFailed(
                 f"{field}: cannot reach {ep.base_url} ({type(err).__name__}: {one_line(str(err), 120)}); "
-                + start_hint(ep.base_url)
+                + start_hint(ep.base_url, local_judge)
             ) from None
         if listed.status_code in (401, 403):
             fix = f"check the key in {ep.api_key_env}" if ep.api_key_env else "it wants a key: set api_key_env"
@@ -247,12 +260,18 @@ def _has_logprobs(choice: dict[str, Any], route: str) -> bool:
 def check_endpoint(
     field: str,
     ep: EndpointConfig,
-    local: LocalJudgeSettings,
+    local: LocalJudgeSettings | None,
     probe: bool,
     logprobs: Literal["chat", "completions"] | None = None,
     top_logprobs: int = 5,
 ) -> str:
+    """`local`: the config's `local_judge` section, None where it has none (a verl recipe)."""
     if ep.base_url == "local":
+        if local is None:
+            raise CheckFailed(
+                f"{field}.base_url: 'local' starts the embedded judge for `writing-rl train` and `eval` only: "
+                f"{start_hint('http://127.0.0.1:8080/v1', local_judge=False)}"
+            )
         if not local.enabled:
             raise CheckFailed(
                 f"{field}.base_url is 'local' but local_judge.enabled is false: set local_judge.enabled: true, "
@@ -262,10 +281,10 @@ def check_endpoint(
         return f"{field}: the embedded llama.cpp judge, started by the run"
     if not probe:
         return f"{field}: {ep.base_url} (not contacted: --skip-endpoints)"
-    return probe_endpoint(field, ep, logprobs, top_logprobs)
+    return probe_endpoint(field, ep, logprobs, top_logprobs, local_judge=local is not None)
 
 
-def check_judge(field: str, judge: JudgeConfig, local: LocalJudgeSettings, probe: bool) -> str:
+def check_judge(field: str, judge: JudgeConfig, local: LocalJudgeSettings | None, probe: bool) -> str:
     if judge.backend == "rule":
         return f"{field}: rule judge, no endpoint"
     logprobs = judge.soft_via if judge.mode == "soft" else None
@@ -759,28 +778,60 @@ def check_select(cfg: Any, probe: bool = True) -> list[str]:
     return lines
 
 
+def check_task_file(field: str, task: str, path: str, limit: int | None = None) -> list[Any]:
+    """The rows of an eval task's file (the first `limit`, as the run reads them), each with the fields the task
+    reads; a file of another kind is named as such (`eval.task_files`)."""
+    from .eval.task_files import task_file_problem
+    from .jsonl import JsonlFileError, LineProblem, jsonl_rows
+
+    check_file(field, path)
+    rows = []
+    for line, row in jsonl_rows(path):
+        if isinstance(row, LineProblem):
+            raise JsonlFileError(path, line, str(row))
+        rows.append((line, row))
+    if not rows:
+        raise CheckFailed(f"{field}: {path}: the file holds no records")
+    if problem := task_file_problem(task, rows[:limit]):
+        raise CheckFailed(f"{field}: {path}: {problem}")
+    return [row for _, row in rows[:limit]]
+
+
 def check_eval(cfg: Any, probe: bool = True) -> list[str]:
     from .data import load_jsonl
     from .jsonl import read_jsonl
+    from .prompts import load_prompts
 
     tasks = cfg.tasks
     lines = []
     for name in ("writingbench", "longbench_write", "longbench_v2"):
         task = getattr(tasks, name)
         for path in task.paths if task is not None else []:
-            check_file(f"tasks.{name}.path", path)
-            lines.append(f"tasks.{name}: {path}: {len(read_jsonl(path))} items")
+            rows = check_task_file(f"tasks.{name}.path", name, path, task.limit)
+            note = ""
+            if name == "writingbench":  # read as the run reads it: every line, ids unique
+                records = load_prompts(path)[: task.limit]
+                if not any(r.criteria for r in records):
+                    note = " (none with criteria: the critic scores them on its generic rubric)"
+            lines.append(f"tasks.{name}: {path}: {len(rows)} items{note}")
     if tasks.arena is not None:
-        check_file("tasks.arena.samples", tasks.arena.samples, "samples JSONL with references")
+        check_task_file("tasks.arena.samples", "arena", tasks.arena.samples, tasks.arena.limit)
         lines.append(f"tasks.arena: {tasks.arena.samples}: {len(load_jsonl(tasks.arena.samples))} samples")
         for name, folder in tasks.arena.opponents.items():
             if not Path(folder).is_dir():
                 raise CheckFailed(
                     f"tasks.arena.opponents.{name}: {folder}: no such folder (give an earlier eval's output_dir)"
                 )
-            check_file(
+            answers = check_file(
                 f"tasks.arena.opponents.{name}", str(Path(folder) / "generations.jsonl"), "an earlier eval's answers"
             )
+            held = {r.get("task") for r in read_jsonl(answers) if isinstance(r, dict)}
+            if "arena" not in held:
+                what = f"answers for {', '.join(sorted(map(str, held)))} only" if held else "no answers"
+                raise CheckFailed(
+                    f"tasks.arena.opponents.{name}: {answers} holds {what}, none for the arena: evaluate that "
+                    "model with the arena task first, or remove the opponent"
+                )
             lines.append(f"tasks.arena.opponents.{name}: {folder}")
     if not any(getattr(tasks, n) is not None for n in type(tasks).model_fields):
         raise CheckFailed("tasks: no task given (writingbench, longbench_write, arena or longbench_v2)")
@@ -793,19 +844,45 @@ def check_eval(cfg: Any, probe: bool = True) -> list[str]:
 
 
 def check_verl(cfg: Any, probe: bool = True) -> list[str]:
-    """verl's own config validation (needs the verl environment), the parquet files, the judge."""
-    from .verl.launch import compose, key_variables
+    """verl's own config validation (needs the verl environment), the model, the parquet files, the judge."""
+    from .verl.launch import compose, key_variables, missing_variables, model_paths, train_rows
 
-    config = compose(cfg, Path(cfg.output_dir).resolve())
+    config = compose(cfg, Path(cfg.output_dir).resolve())  # checks the model paths before verl reads them
     lines = [f"verl: composed and accepted by verl's validate_config ({config.algorithm.adv_estimator})"]
     for key in ("train_files", "val_files"):
         files = config.data[key]
         for path in [files] if isinstance(files, str) else files:
             check_file(f"verl.data.{key}", path, "parquet from `writing-rl export-verl`")
             lines.append(f"verl.data.{key}: {path}")
-    lines.append(f"verl.actor_rollout_ref.model.path: {config.actor_rollout_ref.model.path}")
-    key_variables(cfg)
-    lines.append(check_judge("judge", cfg.judge, LocalJudgeSettings(), probe))
+    train = [config.data.train_files] if isinstance(config.data.train_files, str) else list(config.data.train_files)
+    try:
+        rows = train_rows(train)
+    except Exception as err:  # pyarrow's ArrowInvalid and OSError: not a parquet file
+        raise CheckFailed(
+            f"verl.data.train_files: {', '.join(train)}: not readable as parquet ({one_line(str(err), 100)}): "
+            "write it with `writing-rl export-verl`"
+        ) from None
+    used = min(rows, config.data.train_max_samples) if config.data.get("train_max_samples", -1) > 0 else rows
+    batch = config.data.train_batch_size
+    if batch > used:
+        cut = f" (train_max_samples: {config.data.train_max_samples})" if used < rows else ""
+        raise CheckFailed(
+            f"verl.data.train_batch_size: {batch} prompts per step, but the training data has {used} rows{cut} "
+            f"({', '.join(train)}): verl drops an incomplete batch, so not one step would run: lower "
+            "train_batch_size or export more samples"
+        )
+    steps = used // batch
+    lines.append(
+        f"verl.data: {used} training rows, {steps} step{'s' if steps > 1 else ''} of {batch} prompts per epoch"
+    )
+    lines += model_paths(config)
+    if probe:
+        key_variables(cfg)
+    else:  # nothing is contacted: the key is not needed yet
+        lines += [
+            f"note: {m}: not needed for --skip-endpoints; export it before train-verl" for m in missing_variables(cfg)
+        ]
+    lines.append(check_judge("judge", cfg.judge, None, probe))
     from omegaconf import OmegaConf
 
     from .cost import VERL_DEFAULTS

@@ -44,12 +44,22 @@ def tiny_model_dir(tmp_path_factory) -> str:
     return str(out)
 
 
-def recipe_file(tmp_path, name, model, **changes) -> Path:
-    """A shipped recipe with the tiny model, data files that exist, and `changes` (dotted keys) applied."""
+def export_rows(out: Path, rows: int) -> None:
+    """`train.parquet` with `rows` samples and `val.parquet` with 2, written by export-verl."""
+    from writing_rl.data import Sample
+    from writing_rl.verl.export import export_verl
+
+    samples = [Sample(id=i, prompt="write a story", references=["a story"]) for i in range(rows + 2)]
+    export_verl(samples[:rows], out, val=samples[rows:])
+
+
+def recipe_file(tmp_path, name, model, rows: int = 40, **changes) -> Path:
+    """A shipped recipe with the tiny model, exported data files (`rows` training rows; the recipes' batches are
+    32 at most), and `changes` (dotted keys) applied."""
     data = yaml.safe_load((ROOT / "configs" / "verl" / name).read_text())
     data["verl"]["actor_rollout_ref"]["model"]["path"] = model
+    export_rows(tmp_path, rows)
     for split in ("train", "val"):
-        (tmp_path / f"{split}.parquet").write_bytes(b"")
         data["verl"]["data"][f"{split}_files"] = str(tmp_path / f"{split}.parquet")
     data["output_dir"] = str(tmp_path / "run")
     for dotted, value in changes.items():
@@ -110,7 +120,10 @@ def test_grpo_recipe_has_groups_and_no_critic(tmp_path, tiny_model_dir):
         ({"verl.actor_rollout_ref.actor.entropy_coef": 0.1}, "verl.actor_rollout_ref.actor.entropy_coef: not a verl"),
         ({"verl.trainer.default_local_dir": "/x"}, "verl.trainer.default_local_dir: set by writing-rl"),
         ({"verl.actor_rollout_ref.actor.loss_agg_mode": "nonsense"}, "verl rejected the config: Invalid loss_agg_mode"),
-        ({"verl.actor_rollout_ref.model.path": "/no/such/model"}, "verl rejected the config"),
+        (
+            {"verl.actor_rollout_ref.model.path": "/no/such/model"},
+            "verl.actor_rollout_ref.model.path: /no/such/model: no",
+        ),
         ({"verl.trainer.use_v1": False}, "verl.trainer.use_v1: must stay true"),
         ({"hydra_overrides": ["model_engine=nonsense"]}, "hydra_overrides:"),
         ({"curriculum_actor.forget_after_steps": 1, "curriculum_actor.flush_after_steps": 3}, "forget_after_steps"),
@@ -128,19 +141,31 @@ def test_bad_recipes_fail_with_one_line_naming_the_key(tmp_path, tiny_model_dir,
 
 
 def test_model_folder_checked_without_a_critic(tmp_path, tiny_model_dir):
-    with pytest.raises(ConfigError, match="verl rejected the config"):
+    with pytest.raises(ConfigError, match="verl.actor_rollout_ref.model.path: .*no-such-model: no such folder"):
         composed(recipe_file(tmp_path, "grpo.yaml", str(tmp_path / "no-such-model")))
 
 
 def test_check_accepts_the_recipe_and_names_a_missing_key_variable(tmp_path, tiny_model_dir, monkeypatch):
     path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir)
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["check", str(path)])  # the run needs it: a failure, before any request
+    assert result.exit_code == 2
+    assert "judge.endpoint.api_key_env: environment variable DASHSCOPE_API_KEY is not set" in result.output
+    # --skip-endpoints checks what can be checked without the judge: the missing key is a note, not a failure
     result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
-    assert result.exit_code == 2 and "DASHSCOPE_API_KEY is not set" in result.output
+    assert result.exit_code == 0, result.output
+    note = (
+        "  note  judge.endpoint.api_key_env: environment variable DASHSCOPE_API_KEY is not set: not needed for "
+        "--skip-endpoints; export it before train-verl"
+    )
+    assert note in result.output.splitlines()
     monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
     result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
     assert result.exit_code == 0, result.output
     assert "verl config" in result.output and "accepted by verl's validate_config (gae)" in result.output
+    assert "  note  " not in result.output
+    assert f"ok  verl.actor_rollout_ref.model.path: {tiny_model_dir} (local folder)" in result.output
+    assert "ok  verl.data: 40 training rows, 1 step of 32 prompts per epoch" in result.output
 
 
 def test_run_folder_holds_configs_but_never_the_key(tmp_path, tiny_model_dir, monkeypatch):
@@ -199,3 +224,132 @@ def test_launch_starts_ray_with_the_key_and_the_curriculum_actor(tmp_path, tiny_
         assert store.levels() == {"s": 1}  # the actor wrote the run folder's store
     assert (run_dir / CHECKPOINTS / "global_step_1" / "writing_rl_curriculum.json").is_file()
     assert not any(SECRET in p.read_text(errors="ignore") for p in run_dir.rglob("*") if p.is_file())
+
+
+# -- mistakes that verl would accept, or find late --------------------------------------------------------------
+PLACEHOLDER = yaml.safe_load((ROOT / "configs/verl/ppo_paper.yaml").read_text())["verl"]["actor_rollout_ref"]["model"]
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache; verl may not read a model at all (it would go to the hub for a name it lacks)."""
+    import huggingface_hub.constants
+
+    from writing_rl.verl import launch
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+
+    def verl_reads_the_model(*args, **kwargs):
+        raise AssertionError("verl's validation (which reads the model) ran before the model path was checked")
+
+    monkeypatch.setattr(launch, "validate", verl_reads_the_model)
+    return tmp_path / "hub-cache"
+
+
+def test_the_shipped_placeholder_model_is_named_before_verl_reads_it(tmp_path, empty_hub_cache, monkeypatch):
+    placeholder = PLACEHOLDER["path"]
+    assert placeholder == "models/qwen2.5-7b-instruct-writingbench-sft" and not Path(placeholder).exists()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
+    path = recipe_file(tmp_path, "ppo_paper.yaml", placeholder)
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(
+        f"recipe: verl.actor_rollout_ref.model.path: {placeholder}: no such folder here ({Path.cwd()}), and no hub "
+        "model of that name in the local Hugging Face cache"
+    )
+    assert len(result.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(app, ["train-verl", str(path), "--skip-check"])  # the launch checks it too
+    assert result.exit_code == 2 and "verl.actor_rollout_ref.model.path: models/qwen2.5" in result.output
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"verl.actor_rollout_ref.model.path": "embedded:smollm2-135m-instruct"}, "which verl cannot read"),
+        ({"verl.actor_rollout_ref.model.path": "Org/NotCached"}, "Org/NotCached: no such folder here"),
+        ({"verl.critic.model.path": "/no/critic"}, "verl.critic.model.path: /no/critic: no such folder"),
+    ],
+)
+def test_model_paths_verl_cannot_read_are_named(tmp_path, tiny_model_dir, empty_hub_cache, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        composed(recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **changes))
+
+
+def test_a_hub_model_in_the_cache_is_accepted(empty_hub_cache):
+    from writing_rl.verl.launch import check_model_path
+
+    snapshot = empty_hub_cache / "models--Org--Tiny" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (empty_hub_cache / "models--Org--Tiny" / "refs").mkdir()
+    (empty_hub_cache / "models--Org--Tiny" / "refs" / "main").write_text("abc123")
+    assert check_model_path("verl.m", "Org/Tiny") == "verl.m: Org/Tiny (in the Hugging Face cache)"
+    with pytest.raises(ConfigError, match="Org/Other: no such folder here .*`hf download Org/Other`"):
+        check_model_path("verl.m", "Org/Other")
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("train_batch_size", "32", "verl.data.train_batch_size: '32' is text, but verl reads a whole number there"),
+        ("train_batch_size", 32.5, "train_batch_size: 32.5 is a number, but verl reads a whole number"),
+        ("max_prompt_length", "lots", "max_prompt_length: 'lots' is text, but verl reads a whole number"),
+        ("shuffle", "yes", "verl.data.shuffle: 'yes' is text, but verl reads true/false there"),
+        ("train_files", 5, "train_files: 5 is a whole number, but verl reads text \\(or a list of them\\)"),
+        ("custom_cls", "mine.py", "verl.data.custom_cls: 'mine.py' is text, but verl reads a mapping there"),
+        (
+            "truncation",
+            None,
+            "verl.data.truncation: None is null, but verl reads text there \\(its default: 'error'\\)",
+        ),
+    ],
+)
+def test_verl_data_values_of_the_wrong_type_are_named(tmp_path, tiny_model_dir, key, value, message):
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **{f"verl.data.{key}": value})
+    with pytest.raises(ConfigError, match=message):
+        composed(path)
+
+
+def test_verl_data_values_of_verls_types_pass(tmp_path, tiny_model_dir):
+    train = str(tmp_path / "train.parquet")
+    changes = {"verl.data.train_files": [train, train], "verl.data.seed": 7, "verl.data.custom_cls.path": None}
+    _, c = composed(recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **changes))
+    assert list(c.data.train_files) == [train, train] and c.data.seed == 7
+
+
+def test_a_batch_larger_than_the_training_data_is_named_with_both_numbers(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("DASHSCOPE_API_KEY", SECRET)
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, rows=10)
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(
+        f"verl.data.train_batch_size: 32 prompts per step, but the training data has 10 rows ({tmp_path}/train.parquet)"
+    )
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, rows=40, **{"verl.data.train_max_samples": 20})
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 2 and "has 20 rows (train_max_samples: 20)" in result.output
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir)
+    (tmp_path / "train.parquet").write_bytes(b"not parquet")
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 2 and "train.parquet: not readable as parquet" in result.output
+
+
+def test_a_dead_judge_gets_a_hint_a_recipe_can_follow(tmp_path, tiny_model_dir):
+    from writing_rl.server import free_port
+
+    port = free_port()
+    changes = {"judge.endpoint.base_url": f"http://127.0.0.1:{port}/v1"}
+    result = CliRunner().invoke(
+        app, ["check", str(recipe_file(tmp_path, "smoke_tiny.yaml", tiny_model_dir, **changes))]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"judge.endpoint: cannot reach http://127.0.0.1:{port}/v1" in result.output
+    assert f"start the judge server first (`writing-rl serve-judge --port {port}`" in result.output
+    assert "point judge.endpoint.base_url at a running one" in result.output
+    assert "local_judge" not in result.output  # a recipe has no such section: it would be refused
+    changes = {"judge.endpoint.base_url": "local"}
+    result = CliRunner().invoke(
+        app, ["check", str(recipe_file(tmp_path, "smoke_tiny.yaml", tiny_model_dir, **changes))]
+    )
+    assert result.exit_code == 2 and "judge.endpoint.base_url: 'local' starts the embedded judge" in result.output
+    assert "writing-rl serve-judge" in result.output and "local_judge" not in result.output

@@ -128,6 +128,7 @@ def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
             config = hydra_compose(config_name="ppo_trainer", overrides=recipe.hydra_overrides)
     except HydraException as err:
         raise ConfigError(f"{source}: hydra_overrides: {' '.join(str(err).split())}") from None
+    data_defaults = config.data
     try:
         config = OmegaConf.merge(config, recipe.verl)
     except (ConfigAttributeError, ConfigKeyError) as err:
@@ -149,8 +150,108 @@ def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
         config.reward.reward_manager.module.path = manager_path
         config.trainer.checkpoint_callback_class = CHECKPOINT_CALLBACK
         config.trainer.default_local_dir = str(run_dir / CHECKPOINTS)
+    check_data_types(data_defaults, recipe.verl.get("data"), source)
+    model_paths(config, f"{source}: ")  # before verl reads them: a hub name it cannot find costs a minute of retries
     validate(config, source)
     return config
+
+
+# verl documents these two as "a list or a single file" (legacy_data.yaml); its default for each is one file.
+FILE_LISTS = ("train_files", "val_files")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list) else type(value).__name__
+
+
+def _fits(value: Any, default: Any, key: str) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        files = key in FILE_LISTS and isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return isinstance(value, str) or files
+    return isinstance(value, list) if isinstance(default, list) else True
+
+
+def check_data_types(defaults: Any, given: Any, source: str = "recipe", prefix: str = "data") -> None:
+    """verl has no dataclass for `data` (its `legacy_data.yaml` is plain YAML that the trainer and `RLHFDataset`
+    read with `.get`, so verl itself never checks a value's type): each value the recipe gives must have the type
+    of verl's own default for that key (a default that is null or an interpolation says nothing and is not
+    checked). Unknown keys were already refused by the merge."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(given, dict):
+        return  # not a mapping: the merge has said so
+    for key, value in given.items():
+        if key not in defaults or OmegaConf.is_interpolation(defaults, key):
+            continue
+        where = f"{source}: verl.{prefix}.{key}"
+        default = defaults[key]
+        if isinstance(default, DictConfig):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {value!r} is {_kind(value)}, but verl reads a mapping there")
+            check_data_types(default, value, source, f"{prefix}.{key}")
+            continue
+        default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
+        if default is not None and not _fits(value, default, key):
+            more = " (or a list of them)" if key in FILE_LISTS else ""
+            raise ConfigError(
+                f"{where}: {value!r} is {_kind(value)}, but verl reads {_kind(default)}{more} there "
+                f"(its default: {default!r})"
+            )
+
+
+def model_paths(config: Any, prefix: str = "") -> list[str]:
+    """The policy's model (and the critic's, where there is one) is a local transformers folder or a hub model
+    already in the local Hugging Face cache: checked before verl reads it, naming the key."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.utils import need_critic
+
+    keys = ["actor_rollout_ref.model.path"] + (["critic.model.path"] if need_critic(config) else [])
+    lines = []
+    for key in keys:
+        name = OmegaConf.select(config, key)
+        if key != keys[0] and name == OmegaConf.select(config, keys[0]):
+            continue  # the critic starts from the policy's model (the recipes' `${actor_rollout_ref.model.path}`)
+        lines.append(check_model_path(f"{prefix}verl.{key}", str(name)))
+    return lines
+
+
+def check_model_path(field: str, name: str) -> str:
+    """`preflight.check_model`, then what verl needs beyond it: no embedded model (only `writing-rl train` converts
+    it), and no hub name that is not in the cache yet (verl's workers would each try to fetch it)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from ..models import EMBEDDED_MODEL
+    from ..preflight import CheckFailed, check_model
+
+    if name == EMBEDDED_MODEL:
+        raise CheckFailed(
+            f"{field}: {name} is the embedded model of `writing-rl train`, which verl cannot read: give the folder "
+            "of a transformers model"
+        )
+    line = check_model(field, name)  # a folder without config.json, a path that is not there, a malformed name
+    if Path(name).expanduser().exists() or isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return line
+    raise CheckFailed(
+        f"{field}: {name}: no such folder here ({Path.cwd()}), and no hub model of that name in the local "
+        f"Hugging Face cache: give the folder of a transformers model, or fetch the hub model first "
+        f"(`hf download {name}`)"
+    )
 
 
 def validate(config: Any, source: str = "recipe") -> None:
@@ -185,13 +286,29 @@ def validate(config: Any, source: str = "recipe") -> None:
 
 
 # -- launching ------------------------------------------------------------------------------------------
+def _named_variables(recipe: VerlRecipe) -> list[tuple[str, str]]:
+    """(recipe key, variable name) for each variable the workers need."""
+    named = [("judge.endpoint.api_key_env", recipe.judge.endpoint.api_key_env)]
+    return [(k, n) for k, n in named + [(f"ray.pass_env.{i}", n) for i, n in enumerate(recipe.ray.pass_env)] if n]
+
+
+def missing_variables(recipe: VerlRecipe) -> list[str]:
+    """'judge.endpoint.api_key_env: environment variable X is not set' for each one not set here."""
+    return [f"{k}: environment variable {n} is not set" for k, n in _named_variables(recipe) if n not in os.environ]
+
+
 def key_variables(recipe: VerlRecipe) -> dict[str, str]:
-    """Values of the variables the workers need, read now; a missing one is an error naming it."""
-    names = [recipe.judge.endpoint.api_key_env, *recipe.ray.pass_env]
-    missing = [n for n in names if n and n not in os.environ]
-    if missing:
-        raise ConfigError(f"environment variable {missing[0]} is not set (named in the recipe; export it first)")
-    return {n: os.environ[n] for n in names if n}
+    """Values of the variables the workers need, read now; a missing one is an error naming it and its key."""
+    if missing := missing_variables(recipe):
+        raise ConfigError(f"{missing[0]} (export it first)")
+    return {n: os.environ[n] for _, n in _named_variables(recipe)}
+
+
+def train_rows(paths: list[str]) -> int:
+    """Rows in verl's training parquet files (their metadata only)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
 
 
 def prepare_run_folder(run_dir: Path, overwrite: bool, resumes: bool) -> None:
