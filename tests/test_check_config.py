@@ -45,7 +45,7 @@ def train_yaml(tmp_path: Path, **over) -> Path:
         "model": str(folder),
         "dataset": str(samples),
         "output_dir": str(tmp_path / "run"),
-        "judge": {"backend": "rule", "rule": {"name": "length_fit"}},
+        "judge": {"backend": "rule", "rule": {"name": "low_repetition"}},
         "grpo": {"max_steps": 1, "report_to": ["none"]},
         **over,
     }

@@ -159,7 +159,7 @@ def test_check_warns_about_misspelt_sample_fields_and_passes(tmp_path):
         "model": str(model_folder(tmp_path)),
         "dataset": str(samples),
         "output_dir": str(tmp_path / "run"),
-        "judge": {"backend": "rule", "rule": {"name": "length_fit"}},
+        "judge": {"backend": "rule", "rule": {"name": "low_repetition"}},
         "grpo": {"max_steps": 1, "report_to": ["none"]},
     }
     path = tmp_path / "train.yaml"

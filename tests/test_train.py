@@ -390,7 +390,10 @@ def test_cli_train_with_a_bad_bytes_dataset_fails_in_one_line_before_making_the_
         b'{"id": 1, "prompt": "p", "references": ["r"]}\n{"id": 2, "prompt": "\xc3\x28", "references": ["r"]}\n'
     )
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(f"dataset: {dataset}\noutput_dir: {tmp_path / 'run'}\n", encoding="utf-8")
+    cfg.write_text(
+        f"dataset: {dataset}\noutput_dir: {tmp_path / 'run'}\njudge: {{backend: rule, rule: {{name: low_repetition}}}}\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(app, ["train", str(cfg)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert result.output.strip().splitlines() == [
