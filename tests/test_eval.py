@@ -295,6 +295,7 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
         "compensated": False,
         "max_prompt_tokens": 64,
         "tokenizer": "word pieces",
+        "generation": {"temperature": 0.1, "top_p": 0.95, "max_tokens": 128},  # official, under `model`'s top_p
     }
     assert scorers["arena"]["mode"] == "hard" and scorers["arena"]["template"]
     on_disk = json.loads((Path(cfg.output_dir) / "results.json").read_text())["scorers"]  # the re-scored run's

@@ -604,26 +604,36 @@ def select_cmd(
 def eval_cmd(
     config: Annotated[Path, typer.Argument(help="YAML: model, tasks, critic, judge, output_dir")],
     model_path: str | None = typer.Option(None, help="evaluate this checkpoint folder (transformers) instead"),
+    endpoint: str | None = typer.Option(
+        None, help="evaluate a served model instead (vLLM, SGLang: an OpenAI-compatible URL ending in /v1)"
+    ),
+    model: str | None = typer.Option(None, "--model", help="with --endpoint: the served model's name"),
+    concurrency: int | None = typer.Option(None, min=1, help="with --endpoint: requests in flight at once"),
     name: str | None = typer.Option(None, help="model name in results and reports"),
+    tasks: str | None = typer.Option(None, help="comma-separated: run only these of the config's tasks"),
+    limit: int | None = typer.Option(None, min=1, help="first N items of each task's files (a quick look)"),
     output_dir: str | None = typer.Option(None, help="override output_dir"),
     skip_check: bool = SKIP_CHECK,
 ) -> None:
     """Evaluate a model: WritingBench-style, LongBench-Write, pairwise arena, LongBench v2 transfer."""
-    from .eval.runner import EvalConfig, evaluate
+    from .eval.runner import EvalConfig, evaluate, with_command_line
 
     try:
-        cfg = load_config(config, EvalConfig)
-        model = cfg.model.model_dump()
+        cfg = with_command_line(
+            load_config(config, EvalConfig),
+            model_path=model_path,
+            endpoint=endpoint,
+            served_model=model,
+            concurrency=concurrency,
+            name=name,
+            tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+            limit=limit,
+            output_dir=output_dir,
+        )
         if model_path:  # checked here, --skip-check or not: a name nothing can load would fail after the
             from .preflight import check_model  # eval folder exists, half a minute of hub retries later
 
             check_model("--model-path", model_path)
-            model.update(transformers_model=model_path, endpoint=None)
-        if name:
-            model["name"] = name
-        cfg = EvalConfig.model_validate(
-            {**cfg.model_dump(), "model": model, "output_dir": output_dir or cfg.output_dir}
-        )
         _preflight("eval", cfg, skip_check)
         results = evaluate(cfg)
     except (ConfigError, EndpointError) as err:

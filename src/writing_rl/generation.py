@@ -9,14 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tqdm.auto import tqdm
 
+from .aio import gather_all
 from .endpoint import EndpointConfig, EndpointError, OpenAICompatClient
 from .judge.cache import cache_key
 from .sqlite_store import open_shared
+
+
+class Sampling(BaseModel):
+    """Sampling settings of one task; a field left None falls through to the level below
+    (the task's `sampling` > the benchmark's official settings > the `model` section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, description="0 = greedy")
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0, description="0 = off; None = the model's own default")
+    min_p: float | None = Field(None, ge=0, le=1, description="None = off (not sent)")
+    max_tokens: int | None = Field(None, ge=1)
+
+    def over(self, below: Sampling | None) -> Sampling:
+        """These settings, with the unset ones taken from `below`."""
+        if below is None:
+            return self
+        return below.model_copy(update=self.model_dump(exclude_none=True))
 
 
 class GeneratorConfig(BaseModel):
@@ -30,7 +52,14 @@ class GeneratorConfig(BaseModel):
     system_prompt: str | None = None
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0, description="None: not sent (the model's own default)")
+    min_p: float | None = Field(None, ge=0, le=1, description="None: not sent")
     max_tokens: int = Field(1024, ge=1)
+    batch_size: int = Field(8, ge=1, description="transformers: prompts generated together (left-padded)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="transformers: auto = the GPU when present")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="transformers: auto = the checkpoint's dtype on a GPU, float32 on the CPU"
+    )
 
     @model_validator(mode="after")
     def _one_backend(self) -> GeneratorConfig:
@@ -38,19 +67,30 @@ class GeneratorConfig(BaseModel):
             raise ValueError(f"generator '{self.name}': give exactly one of endpoint or transformers_model")
         return self
 
+    def with_sampling(self, sampling: Sampling | None) -> GeneratorConfig:
+        """This source with a task's sampling settings applied."""
+        if sampling is None:
+            return self
+        return self.model_copy(update=sampling.model_dump(exclude_none=True))
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling settings as sent (min_p and top_k only when set)."""
+        out: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+        out.update({k: v for k, v in (("top_k", self.top_k), ("min_p", self.min_p)) if v is not None})
+        return out
+
     def fingerprint(self) -> str:
         backend = self.endpoint.model if self.endpoint else self.transformers_model
         # The name identifies a source: two generators with the same model and settings (e.g. two
         # servers both calling their model "default", or the policy and a reference source) never
-        # share answers. The URL is left out so a local server's changing port keeps the cache valid.
+        # share answers. The URL is left out so a local server's changing port keeps the cache valid;
+        # so are batch size, device and dtype, which change no setting a user asked for.
         return cache_key(
             name=self.name,
             backend=backend,
             extra=self.endpoint.extra_body if self.endpoint else None,
             system=self.system_prompt,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
+            **self.sampling(),
         )
 
     def messages(self, prompt: str) -> list[dict[str, str]]:
@@ -85,72 +125,130 @@ class GenerationStore:
 
 
 class Generator:
-    """Generates through the configured backend; `generate` returns None on a failure (reported, not fatal)."""
+    """Generates through the configured backend; a failed answer is None (reported, not fatal).
+
+    `generate_many` is the fast path: an endpoint gets the prompts concurrently (up to the client's
+    `max_concurrency`), a local model gets them in left-padded batches of `batch_size`, longest
+    first, on the GPU when there is one. Within a batch the sampling noise depends on the batch's
+    other prompts, so a local run with sampling is reproducible for the same prompts and settings,
+    not prompt by prompt.
+    """
 
     def __init__(self, config: GeneratorConfig, store: GenerationStore):
         self.config = config
         self.store = store
         self.fingerprint = config.fingerprint()
         self.client = OpenAICompatClient(config.endpoint) if config.endpoint else None
-        self._local: Any = None
+        self._local: LocalModel | None = None
         self._local_lock = asyncio.Lock()
         self.generated = 0
         self.reused = 0
         self.failed = 0
 
-    async def generate(self, prompt: str, index: int = 0) -> str | None:
-        key = GenerationStore.key(self.fingerprint, prompt, index)
-        done = self.store.get(key)
-        if done is not None:
-            self.reused += 1
-            return done
+    async def generate(self, prompt: str, index: int = 0, sampling: Sampling | None = None) -> str | None:
+        return (await self.generate_many([prompt], index, sampling, desc=None))[0]
+
+    async def generate_many(
+        self, prompts: list[str], index: int = 0, sampling: Sampling | None = None, desc: str | None = "generating"
+    ) -> list[str | None]:
+        """One answer per prompt (sample `index`), reusing stored ones; each is stored as soon as it exists."""
+        cfg = self.config.with_sampling(sampling)
+        fingerprint = cfg.fingerprint()
+        keys = [GenerationStore.key(fingerprint, p, index) for p in prompts]
+        out: list[str | None] = [self.store.get(k) for k in keys]
+        self.reused += sum(o is not None for o in out)
+        todo = [i for i, o in enumerate(out) if o is None]
+        if not todo:
+            return out
+        bar = tqdm(total=len(todo), desc=desc, unit="answer", disable=desc is None)
+
+        def done(i: int, text: str | None) -> None:
+            if text is None:
+                self.failed += 1
+            else:
+                self.store.put(keys[i], text)
+                self.generated += 1
+            out[i] = text
+            bar.update(1)
+
         try:
-            text = await (self._via_endpoint(prompt, index) if self.client else self._via_transformers(prompt, index))
-        except EndpointError:
-            self.failed += 1
-            return None
-        self.store.put(key, text)
-        self.generated += 1
-        return text
+            if self.client is not None:
+                await gather_all(self._one_via_endpoint(cfg, prompts[i], index, i, done) for i in todo)
+            else:
+                await self._via_transformers(cfg, [(i, prompts[i]) for i in todo], index, done)
+        finally:
+            bar.close()
+        return out
 
-    async def _via_endpoint(self, prompt: str, index: int) -> str:
-        c = self.config
+    async def _one_via_endpoint(
+        self, cfg: GeneratorConfig, prompt: str, index: int, i: int, done: Callable[[int, str | None], None]
+    ) -> None:
         assert self.client is not None
-        res = await self.client.chat(
-            c.messages(prompt), temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=index
-        )
-        return res.text
+        try:
+            res = await self.client.chat(cfg.messages(prompt), seed=index, **cfg.sampling())
+        except EndpointError:
+            done(i, None)
+            return
+        done(i, res.text)
 
-    async def _via_transformers(self, prompt: str, index: int) -> str:
-        async with self._local_lock:  # one generation at a time on a local model
-            return await asyncio.to_thread(self._generate_locally, prompt, index)
+    async def _via_transformers(
+        self, cfg: GeneratorConfig, jobs: list[tuple[int, str]], index: int, done: Callable[[int, str | None], None]
+    ) -> None:
+        async with self._local_lock:  # one batch at a time on a local model
+            if self._local is None:
+                self._local = await asyncio.to_thread(LocalModel.load, cfg)
+            model = self._local
+            texts = [model.chat_text(cfg.messages(p)) for _, p in jobs]
+            order = sorted(range(len(jobs)), key=lambda j: -len(texts[j]))  # similar lengths pad little
+            for start in range(0, len(order), cfg.batch_size):
+                chunk = order[start : start + cfg.batch_size]
+                answers = await asyncio.to_thread(model.generate, [texts[j] for j in chunk], cfg, index)
+                for j, text in zip(chunk, answers):
+                    done(jobs[j][0], text)
 
-    def _generate_locally(self, prompt: str, index: int) -> str:
+    async def aclose(self) -> None:
+        if self.client:
+            await self.client.aclose()
+
+
+class LocalModel:
+    """A transformers model and its tokenizer, set up for batched chat generation."""
+
+    def __init__(self, tokenizer: Any, model: Any):
+        self.tokenizer = tokenizer
+        self.model = model
+
+    @classmethod
+    def load(cls, cfg: GeneratorConfig) -> LocalModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from .models import resolve_model
 
-        c = self.config
-        if self._local is None:
-            path = resolve_model(c.transformers_model or "")
-            self._local = (AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval())
-        tok, model = self._local
-        inputs = tok.apply_chat_template(
-            c.messages(prompt), add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
+        path = resolve_model(cfg.transformers_model or "")
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+        dtype: Any = cfg.dtype
+        if dtype == "auto" and device == "cpu":
+            dtype = torch.float32  # half precision on a CPU is slow, and not what a GPU computes either
+        tok = AutoTokenizer.from_pretrained(path, padding_side="left")
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        return cls(tok, model)
+
+    def chat_text(self, messages: list[dict[str, str]]) -> str:
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+    def generate(self, texts: list[str], cfg: GeneratorConfig, index: int) -> list[str]:
+        import torch
+
+        tok = self.tokenizer
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        sampling: dict[str, Any] = {"do_sample": cfg.temperature > 0}
+        if cfg.temperature > 0:
+            sampling.update(temperature=cfg.temperature, top_p=cfg.top_p)
+            sampling.update({k: v for k, v in (("top_k", cfg.top_k), ("min_p", cfg.min_p)) if v is not None})
         torch.manual_seed(index)
         with torch.no_grad():
-            out = model.generate(
-                **inputs,
-                max_new_tokens=c.max_tokens,
-                do_sample=c.temperature > 0,
-                temperature=c.temperature or None,
-                top_p=c.top_p,
-                pad_token_id=tok.pad_token_id,
-            )
-        return tok.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-    async def aclose(self) -> None:
-        if self.client:
-            await self.client.aclose()
+            out = self.model.generate(**enc, max_new_tokens=cfg.max_tokens, pad_token_id=tok.pad_token_id, **sampling)
+        return list(tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))

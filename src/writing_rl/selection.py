@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .aio import gather_with_progress, run_sync
+from .aio import gather_all, gather_with_progress, run_sync
 from .config import LocalJudgeSettings
 from .critic import CriticConfig, PointwiseCritic, criteria_list
 from .generation import GenerationStore, Generator, GeneratorConfig
@@ -85,12 +85,15 @@ async def build_refs_async(cfg: BuildRefsConfig) -> dict[str, Any]:
     prompts = load_prompts(cfg.prompts)
     store = GenerationStore(Path(cfg.work_dir) / "generations.sqlite")
     generators = [Generator(g, store) for g in cfg.generators]
-    jobs = [(p, g) for p in prompts for g in generators]
-    texts = await gather_with_progress((g.generate(p.prompt) for p, g in jobs), "generating references")
+    # each source answers every prompt in one go: an endpoint concurrently, a local model in batches
+    texts = await gather_all(
+        g.generate_many([p.prompt for p in prompts], desc=f"references from {g.config.name}") for g in generators
+    )
     by_prompt: dict[str, dict[str, str]] = {}
-    for (p, g), text in zip(jobs, texts):
-        if text is not None:
-            by_prompt.setdefault(json.dumps(p.id), {})[g.config.name] = text
+    for g, answers in zip(generators, texts):
+        for p, text in zip(prompts, answers):
+            if text is not None:
+                by_prompt.setdefault(json.dumps(p.id), {})[g.config.name] = text
     rows = []
     for p in prompts:
         candidates = {**sources_of(p, cfg.keep_existing_references), **by_prompt.get(json.dumps(p.id), {})}
@@ -175,9 +178,11 @@ def to_sample(s: PromptScores) -> dict[str, Any]:
 async def score_pool(
     cfg: SelectConfig, rows: list[dict[str, Any]], critic: PointwiseCritic, policy: Generator
 ) -> list[PromptScores]:
-    answers = await gather_with_progress(
-        (policy.generate(r["prompt"], i) for r in rows for i in range(cfg.samples_per_prompt)), "sampling the policy"
+    n = cfg.samples_per_prompt
+    by_index = await gather_all(
+        policy.generate_many([r["prompt"] for r in rows], i, desc=f"sampling the policy ({i + 1}/{n})") for i in range(n)
     )
+    answers = [by_index[i][row] for row in range(len(rows)) for i in range(n)]  # by row, then sample
     jobs: list[tuple[int, str, str | None]] = []  # (row index, source or "policy", text)
     for i, r in enumerate(rows):
         jobs += [(i, src, text) for src, text in r["candidates"].items()]

@@ -20,11 +20,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..aio import gather_with_progress, run_sync
-from ..config import LocalJudgeSettings
+from ..config import ConfigError, LocalJudgeSettings
 from ..critic import CriticConfig, PointwiseCritic, criteria_list
 from ..data import load_jsonl, sample_key
 from ..endpoint import EndpointError
-from ..generation import GenerationStore, Generator, GeneratorConfig
+from ..generation import GenerationStore, Generator, GeneratorConfig, Sampling
 from ..jsonl import read_jsonl, write_jsonl
 from ..judge import JudgeConfig, Judgement, PairwiseJudge, Verdict, build_judge
 from ..judge.cache import cache_key
@@ -46,6 +46,9 @@ class TaskSlice(BaseModel):
 
     path: str | list[str] = Field(..., description="one file, or several of the same format")
     limit: int | None = Field(None, ge=1, description="first N items of each file only")
+    sampling: Sampling = Field(
+        default_factory=Sampling, description="how the model generates here; unset fields: official, then `model`"
+    )
 
     @property
     def paths(self) -> list[str]:
@@ -62,6 +65,7 @@ class ArenaTask(BaseModel):
     injection: InjectionPolicy = Field(
         "penalize", description="an answer that addresses the judge: penalize (it loses), unknown (missing) or off"
     )
+    sampling: Sampling = Field(default_factory=Sampling, description="how the model generates here; unset: `model`")
 
 
 class LongInputTask(TaskSlice):
@@ -83,15 +87,80 @@ class Tasks(BaseModel):
     longbench_v2: LongInputTask | None = None
 
 
+# How the official scripts had the evaluated model generate (docs/scorers.md, "Generation settings").
+# A field left None here is one the official script does not set: the `model` section's value applies.
+OFFICIAL_SAMPLING: dict[str, Sampling] = {
+    "writingbench": Sampling(temperature=0.7, top_p=0.8, top_k=20, max_tokens=16000),
+    "longbench_write": Sampling(temperature=0.5, max_tokens=32768),
+    "longbench_v2": Sampling(temperature=0.1, max_tokens=128),
+}
+
+
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: GeneratorConfig
     output_dir: str
     tasks: Tasks
+    official_sampling: bool = Field(
+        True, description="each benchmark's official generation settings under the task's own `sampling`"
+    )
     critic: CriticConfig = Field(default_factory=CriticConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     local_judge: LocalJudgeSettings = Field(default_factory=LocalJudgeSettings)
+
+
+TASK_NAMES = tuple(Tasks.model_fields)
+
+
+def with_command_line(
+    cfg: EvalConfig,
+    *,
+    model_path: str | None = None,
+    endpoint: str | None = None,
+    served_model: str | None = None,
+    concurrency: int | None = None,
+    name: str | None = None,
+    tasks: list[str] | None = None,
+    limit: int | None = None,
+    output_dir: str | None = None,
+) -> EvalConfig:
+    """The config with `eval`'s command-line choices applied (lm-eval habits: `--tasks`, `--limit`).
+
+    Raises ConfigError for choices that do not fit together or name nothing in the config."""
+    model = cfg.model.model_dump()
+    if model_path and endpoint:
+        raise ConfigError("give --model-path or --endpoint, not both")
+    if served_model and not endpoint:
+        raise ConfigError("--model names the served model of --endpoint; give --endpoint URL too")
+    if concurrency and not (endpoint or cfg.model.endpoint):
+        raise ConfigError("--concurrency is for a served model (--endpoint); a local model batches instead")
+    if model_path:
+        model.update(transformers_model=model_path, endpoint=None)
+    if endpoint:
+        if not served_model:
+            raise ConfigError("--endpoint needs --model NAME: the model name the server serves")
+        kept = model["endpoint"] or {}
+        model.update(endpoint={**kept, "base_url": endpoint, "model": served_model}, transformers_model=None)
+        model["name"] = name or served_model
+    if concurrency:
+        model["endpoint"]["max_concurrency"] = concurrency
+    if name:
+        model["name"] = name
+    task_data = cfg.tasks.model_dump()
+    if tasks:
+        unknown = sorted(set(tasks) - set(TASK_NAMES))
+        if unknown:
+            raise ConfigError(f"--tasks: no task {', '.join(unknown)}; the tasks are {', '.join(TASK_NAMES)}")
+        absent = [t for t in tasks if task_data[t] is None]
+        if absent:
+            raise ConfigError(f"--tasks: {', '.join(absent)} has no section under `tasks` in the config (its files)")
+        task_data = {t: (v if t in tasks else None) for t, v in task_data.items()}
+    if limit:
+        task_data = {t: (v if v is None else {**v, "limit": limit}) for t, v in task_data.items()}
+    return EvalConfig.model_validate(
+        {**cfg.model_dump(), "model": model, "tasks": task_data, "output_dir": output_dir or cfg.output_dir}
+    )
 
 
 def _rows(t: TaskSlice) -> list[tuple[str, dict[str, Any]]]:
@@ -121,8 +190,15 @@ class EvalRun:
         self.generations: list[dict[str, Any]] = []
         self.judgements: list[dict[str, Any]] = []
 
+    def sampling(self, task: str) -> Sampling:
+        """The task's own settings over the official ones (when on); what is left unset comes from `model`."""
+        own: Sampling = getattr(self.cfg.tasks, task).sampling
+        return own.over(OFFICIAL_SAMPLING.get(task) if self.cfg.official_sampling else None)
+
     async def generate(self, task: str, items: list[tuple[Any, str]]) -> list[str | None]:
-        outputs = await gather_with_progress((self.generator.generate(p) for _, p in items), f"{task}: generating")
+        outputs = await self.generator.generate_many(
+            [p for _, p in items], sampling=self.sampling(task), desc=f"{task}: generating"
+        )
         self.generations += [{"task": task, "id": i, "prompt": p, "output": o} for (i, p), o in zip(items, outputs)]
         return outputs
 
@@ -399,8 +475,10 @@ class EvalRun:
     async def run(self) -> dict[str, Any]:
         results: dict[str, Any] = {"model": self.cfg.model.name, "scorers": self.scorers()}
         tasks = self.cfg.tasks
+        for name, scorer in results["scorers"].items():  # how the answers were made is part of the number
+            scorer["generation"] = self.cfg.model.with_sampling(self.sampling(name)).sampling()
         try:
-            for name in ("writingbench", "longbench_write", "arena", "longbench_v2"):
+            for name in TASK_NAMES:
                 task = getattr(tasks, name)
                 if task is not None:
                     results[name] = await getattr(self, name)(task)
