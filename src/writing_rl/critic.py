@@ -183,35 +183,40 @@ class PointwiseCritic:
         self, question: str, response: str, criterion: Criterion
     ) -> tuple[float | None, str, Reason | None]:
         messages = self.messages(question, response, criterion)
-        c = self.config
-        unread = Reason.NO_VERDICT_MASS if c.mode == "soft" else Reason.PARSE
+        unread = Reason.NO_VERDICT_MASS if self.config.mode == "soft" else Reason.PARSE
         rounds, per_round, official = self._plan()
         attempt, reply = 0, None
-        for _ in range(rounds):
-            for _ in range(per_round):
-                key = cache_key(
-                    kind="pointwise",
-                    messages=messages,
-                    attempt=attempt,
-                    **{k: v for k, v in c.describe().items() if k != "parse_retries"},
-                )
-                if self.cache is not None and (hit := self.cache.get(key)) is not None:
-                    self.stats.cache_hits += 1
-                    return hit["score"], hit["reason"], None
-                try:
-                    score, reply = await (self._soft(messages) if c.mode == "soft" else self._json(messages, attempt))
-                except EndpointError as err:
-                    return None, f"critic call failed: {err}", err.reason
-                attempt += 1
-                if score is not None:
-                    if self.cache is not None:
-                        self.cache.put(key, {"score": score, "reason": reply})
-                    return score, reply, None
-                if official and writingbench.official_check(reply) == "stop":
-                    return None, "a reply the official script stops on (it cannot inspect it)", unread
-            if official and not writingbench.round_goes_on(reply):
-                return None, "no readable score in a round of tries (the official script stops here)", unread
+        try:
+            for _ in range(rounds):
+                for _ in range(per_round):
+                    score, reply = await self._try(messages, attempt)
+                    attempt += 1
+                    if score is not None:
+                        return score, reply, None
+                    if official and writingbench.official_check(reply) == "stop":
+                        return None, "a reply the official script stops on (it cannot inspect it)", unread
+                if official and not writingbench.round_goes_on(reply):
+                    return None, "no readable score in a round of tries (the official script stops here)", unread
+        except EndpointError as err:
+            return None, f"critic call failed: {err}", err.reason
         return None, "no readable score", unread
+
+    async def _try(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
+        """One try (score or None, the critic's reply), through the cache: its key holds the try's number."""
+        c = self.config
+        key = cache_key(
+            kind="pointwise",
+            messages=messages,
+            attempt=attempt,
+            **{k: v for k, v in c.describe().items() if k != "parse_retries"},
+        )
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.stats.cache_hits += 1
+            return hit["score"], hit["reason"]
+        score, reply = await (self._soft(messages) if c.mode == "soft" else self._json(messages, attempt))
+        if score is not None and self.cache is not None:
+            self.cache.put(key, {"score": score, "reason": reply})
+        return score, reply
 
     async def _json(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
         c = self.config
