@@ -182,7 +182,8 @@ V2_REPLIES = {
     "Q0?": "The correct answer is (B)",  # right
     "Q1?": "**The correct answer is (C)**",  # right
     "Q2?": "(A) a\n(B) b\n(C) c\n(D) d",  # restates the options: no answer, wrong (the answer is A)
-    "Q3?": "   ",  # empty: not scored
+    "Q3?": "   ",  # whitespace only: read as the official get_pred reads it (no answer, wrong)
+    "Q4?": "",  # empty: the official get_pred skips it (missing)
 }
 
 
@@ -231,11 +232,11 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
                     "choice_B": "b",
                     "choice_C": "c",
                     "choice_D": "d",
-                    "answer": "BCAA"[i],
+                    "answer": "BCAAA"[i],
                     "context": "text " * 100,
                 }
             )
-            for i in range(4)
+            for i in range(5)
         ),
         encoding="utf-8",
     )
@@ -262,7 +263,7 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
         with_credit = cfg.model_dump()
         with_credit["tasks"]["longbench_v2"]["compensated"] = True
         compensated = evaluate(EvalConfig.model_validate(with_credit))  # re-scored from the saved generations
-    assert again["cost"]["generated"] == 0 and again["cost"]["reused"] == 3 + 1 + 4 + 4
+    assert again["cost"]["generated"] == 0 and again["cost"]["reused"] == 3 + 1 + 4 + 5
     wbr = res["writingbench"]
     # official: the flat mean of all 7 criterion scores (not the mean of the 2 query means, 80), x 10
     assert wbr["score"] == pytest.approx(10 * (5 * 7 + 2 * 9) / 7)
@@ -278,23 +279,25 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
     assert arena["win_rate"] == pytest.approx((3 * 0.75 + 0) / 4) and arena["n"] == 4
     assert arena["position_consistency"] == 0.0 and (arena["win"], arena["tie"], arena["loss"]) == (3, 0, 1)
     assert res["arena"]["injections"] == 1 and res["arena"]["missing_reasons"] == {}
-    v2 = res["longbench_v2"]  # Q0 and Q1 right, Q2 no answer, Q3 empty and not scored
-    assert v2["score"] == pytest.approx(200 / 3) and (v2["n"], v2["missing"]) == (3, 1)
+    v2 = res["longbench_v2"]  # Q0 and Q1 right, Q2 and Q3 (whitespace) no answer, Q4 empty and not scored
+    assert v2["score"] == 50.0 and (v2["n"], v2["missing"]) == (4, 1)
     assert v2["groups"] == {
         "hard": {"score": 100.0, "n": 1},
-        "easy": {"score": 50.0, "n": 2},
-        "short": {"score": pytest.approx(200 / 3), "n": 3},
+        "easy": {"score": pytest.approx(100 / 3), "n": 3},
+        "short": {"score": 50.0, "n": 4},
     }
-    assert compensated["longbench_v2"]["score"] == pytest.approx(100 * 2.25 / 3)  # the official flag: 0.25
+    assert compensated["longbench_v2"]["score"] == pytest.approx(100 * 2.5 / 4)  # the official flag: 0.25
     assert compensated["cost"]["generated"] == 0
     scorers = res["scorers"]
-    assert scorers["writingbench"]["scorer"] == "writingbench-official-1" and scorers["writingbench"]["mode"] == "json"
-    assert scorers["longbench_write"]["scorer"] == "longbench-write-official-1"
+    assert scorers["writingbench"]["scorer"] == "writingbench-official-2" and scorers["writingbench"]["mode"] == "json"
+    assert scorers["longbench_write"]["scorer"] == "longbench-write-official-2"
+    assert scorers["longbench_write"]["strip_thinking"] is False
     assert scorers["longbench_v2"] == {
-        "scorer": "longbench-v2-official-1",
+        "scorer": "longbench-v2-official-2",
         "compensated": False,
         "max_prompt_tokens": 64,
         "tokenizer": "word pieces",
+        "strip_thinking": False,
         "generation": {"temperature": 0.1, "top_p": 0.95, "max_tokens": 128},  # official, under `model`'s top_p
     }
     assert scorers["arena"]["mode"] == "hard" and scorers["arena"]["template"]

@@ -206,6 +206,13 @@ def test_overwrite_refuses_a_folder_that_holds_no_run(tmp_path):
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
+def wb_file(tmp_path: Path) -> Path:
+    path = tmp_path / "wb-ok.jsonl"
+    row = {"index": 1, "query": "Write.", "checklist": [{"name": "c", "criteria_description": "d"}]}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    return path
+
+
 def test_eval_mistakes_name_the_task_file_and_the_opponents_folder(tmp_path):
     base = {
         "model": {"name": "m", "transformers_model": str(model_folder(tmp_path))},
@@ -222,6 +229,10 @@ def test_eval_mistakes_name_the_task_file_and_the_opponents_folder(tmp_path):
             f"tasks.arena.opponents.base: {tmp_path / 'evals/base'}: no such folder",
         ),
         ({}, "tasks: no task given"),
+        (
+            {"writingbench": {"path": str(wb_file(tmp_path)), "requirement_dir": str(tmp_path / "requirement")}},
+            f"tasks.writingbench: writingbench.requirement_dir: {tmp_path / 'requirement'}: no such folder",
+        ),
     ]
     for tasks, expected in cases:
         path = tmp_path / "eval.yaml"

@@ -37,7 +37,7 @@ from writing_rl.selection import (
     select,
     to_sample,
 )
-from writing_rl.writingbench import parse_score, parse_score_lenient, user_prompt
+from writing_rl.writingbench import parse_score, parse_score_lenient, strip_thinking, user_prompt
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -82,7 +82,7 @@ def test_parse_score_official_and_lenient(text, official, lenient):
 
 def test_official_prompt_renders_the_criterion_as_python_does_and_drops_the_thinking():
     criterion = {"name": "Tone", "criteria_description": "Keeps a 'calm' tone", "1-2": "shouty", "9-10": "serene"}
-    prompt = user_prompt("Write a note.", "<think>plan</think>\n\nDear Sam, thanks.", criterion)
+    prompt = user_prompt("Write a note.", strip_thinking("<think>plan</think>\n\nDear Sam, thanks."), criterion)
     rendered = "{'name': 'Tone', 'criteria_description': \"Keeps a 'calm' tone\", '1-2': 'shouty', '9-10': 'serene'}"
     assert prompt.count(f"```{rendered}```") == 2  # stated, and restated before the output format
     assert "```Dear Sam, thanks.```" in prompt and "plan" not in prompt
@@ -211,19 +211,20 @@ async def test_a_critic_reads_the_response_sanitised_and_names_why_a_score_is_mi
     assert result.score is None and result.missing_reasons == ["http_status"]
 
 
-async def test_official_critic_sends_the_official_request_and_retries_15_times():
+async def test_official_critic_sends_the_official_request_and_stops_after_a_failed_round():
     prose = chat_reply('My verdict: {"score": 8, "reason": "fine"}')  # not a bare JSON reply
     with FakeOpenAIServer(lambda p, b, n: prose) as server:
         critic = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server))))
         result = await critic.score("q", "an answer", None)
         await critic.aclose()
-        assert result.score is None and server.calls() == 15  # the official 3 rounds of 5 tries
+        # one round of 5 tries; then the official script's eval() of the last reply raises, and it stops
+        assert result.score is None and server.calls() == 5
         body = server.requests[0][1]
         assert (body["temperature"], body["top_p"], body["max_tokens"]) == (1.0, 0.95, 2048)
         assert body["messages"][0]["content"] == CRITIC_SYSTEM
         assert response_in(body["messages"][1]["content"]) == "an answer"
         lenient = PointwiseCritic(CriticConfig(endpoint=EndpointConfig(**ep(server)), parsing="lenient"))
-        assert (await lenient.score("q", "an answer", None)).score == 8.0 and server.calls() == 16
+        assert (await lenient.score("q", "an answer", None)).score == 8.0 and server.calls() == 6
         await lenient.aclose()
 
 

@@ -1,11 +1,11 @@
 """Pointwise critic: WritingBench's per-criterion scores (integer 1-10) for any response.
 
 By default it follows the official WritingBench scorer exactly (`writing_rl.writingbench`: prompt,
-sampling, acceptance rule, 15 tries). A sample without criteria gets a generic rubric. Options on top,
-each documented where it is defined: `parsing: lenient` (read a score out of prose), `mode: soft` (the
-expected score from log-probabilities, for tiny critics) and the cache. One deliberate difference: a
-criterion still unreadable after the last try is *missing* (the official script stops with an error);
-never a zero. `score_criterion` is the boundary where any unexpected exception of one criterion's calls
+sampling, acceptance rule, rounds of tries). A sample without criteria gets a generic rubric. Options on
+top, each documented where it is defined: `parsing: lenient` (read a score out of prose), `mode: soft` (the
+expected score from log-probabilities, for tiny critics), `parse_retries` (a plain number of re-asks) and
+the cache. One deliberate difference: where the official script stops with an error (a criterion still
+unreadable, or a reply it cannot inspect), the criterion is *missing*; never a zero. `score_criterion` is the boundary where any unexpected exception of one criterion's calls
 becomes a missing score with reason `internal` (its traceback logged at debug level), never a crash.
 """
 
@@ -66,8 +66,11 @@ class CriticConfig(BaseModel):
     temperature: float = Field(writingbench.OFFICIAL_SAMPLING["temperature"], ge=0)
     top_p: float = Field(writingbench.OFFICIAL_SAMPLING["top_p"], gt=0, le=1)
     max_tokens: int = Field(writingbench.OFFICIAL_SAMPLING["max_tokens"], ge=1)
-    parse_retries: int = Field(
-        writingbench.OFFICIAL_ATTEMPTS - 1, ge=0, description="re-asks after an unreadable reply (official: 14)"
+    parse_retries: int | None = Field(
+        None,
+        ge=0,
+        description="None: the official tries (json mode: rounds of 5, another round only where the official "
+        "script goes on, at most 3; soft mode: one); N: N re-asks after an unreadable reply, nothing else",
     )
     cache_path: str | None = None
 
@@ -150,8 +153,19 @@ class PointwiseCritic:
         self._template: ChatTemplate | None = None
 
     def messages(self, question: str, response: str, criterion: Criterion) -> list[dict[str, str]]:
-        user = writingbench.user_prompt(question, sanitize(response), criterion.model_dump())
+        """The official prompt. The reasoning block is cut first: sanitising rewrites its `</think>` marker."""
+        answer = sanitize(writingbench.strip_thinking(response))
+        user = writingbench.user_prompt(question, answer, criterion.model_dump())
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+    def _plan(self) -> tuple[int, int, bool]:
+        """(rounds, tries per round, whether the official script's stop rules apply)."""
+        c = self.config
+        if c.parse_retries is not None:
+            return 1, c.parse_retries + 1, False
+        if c.mode == "soft":  # read from log-probabilities at temperature 0: asking again gives the same
+            return 1, 1, False
+        return writingbench.ROUNDS, writingbench.TRIES_PER_ROUND, True
 
     async def score_criterion(
         self, question: str, response: str, criterion: Criterion
@@ -169,26 +183,40 @@ class PointwiseCritic:
         self, question: str, response: str, criterion: Criterion
     ) -> tuple[float | None, str, Reason | None]:
         messages = self.messages(question, response, criterion)
+        unread = Reason.NO_VERDICT_MASS if self.config.mode == "soft" else Reason.PARSE
+        rounds, per_round, official = self._plan()
+        attempt, reply = 0, None
+        try:
+            for _ in range(rounds):
+                for _ in range(per_round):
+                    score, reply = await self._try(messages, attempt)
+                    attempt += 1
+                    if score is not None:
+                        return score, reply, None
+                    if official and writingbench.official_check(reply) == "stop":
+                        return None, "a reply the official script stops on (it cannot inspect it)", unread
+                if official and not writingbench.round_goes_on(reply):
+                    return None, "no readable score in a round of tries (the official script stops here)", unread
+        except EndpointError as err:
+            return None, f"critic call failed: {err}", err.reason
+        return None, "no readable score", unread
+
+    async def _try(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
+        """One try (score or None, the critic's reply), through the cache: its key holds the try's number."""
         c = self.config
-        for attempt in range(c.parse_retries + 1):
-            key = cache_key(
-                kind="pointwise",
-                messages=messages,
-                attempt=attempt,
-                **{k: v for k, v in c.describe().items() if k != "parse_retries"},
-            )
-            if self.cache is not None and (hit := self.cache.get(key)) is not None:
-                self.stats.cache_hits += 1
-                return hit["score"], hit["reason"], None
-            try:
-                score, reason = await (self._soft(messages) if c.mode == "soft" else self._json(messages, attempt))
-            except EndpointError as err:
-                return None, f"critic call failed: {err}", err.reason
-            if score is not None:
-                if self.cache is not None:
-                    self.cache.put(key, {"score": score, "reason": reason})
-                return score, reason, None
-        return None, "no readable score", Reason.NO_VERDICT_MASS if c.mode == "soft" else Reason.PARSE
+        key = cache_key(
+            kind="pointwise",
+            messages=messages,
+            attempt=attempt,
+            **{k: v for k, v in c.describe().items() if k != "parse_retries"},
+        )
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.stats.cache_hits += 1
+            return hit["score"], hit["reason"]
+        score, reply = await (self._soft(messages) if c.mode == "soft" else self._json(messages, attempt))
+        if score is not None and self.cache is not None:
+            self.cache.put(key, {"score": score, "reason": reply})
+        return score, reply
 
     async def _json(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
         c = self.config

@@ -15,7 +15,19 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from .jsonl import jsonl_rows
 
@@ -30,12 +42,31 @@ class ChatMessage(BaseModel):
 
 
 class Criterion(BaseModel):
-    """A WritingBench-style criterion: name, description, and score-band texts ("1-2" ... "9-10")."""
+    """A WritingBench-style criterion: name, description, and score-band texts ("1-2" ... "9-10").
+
+    `model_dump()` keeps the keys in the order the record gave them: the official WritingBench critic prompt
+    prints the checklist entry as it is (`str(dict)`), so a file whose entries start with another key must
+    reach the critic in that order (pydantic alone puts the declared fields first)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     name: StrictStr
     criteria_description: StrictStr
+    _key_order: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_key_order(cls, data: Any, handler: ModelWrapValidatorHandler[Criterion]) -> Criterion:
+        criterion = handler(data)
+        if isinstance(data, Mapping):
+            criterion._key_order = tuple(data)
+        return criterion
+
+    @model_serializer(mode="wrap")
+    def _in_key_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped = handler(self)
+        rank = {key: i for i, key in enumerate(self._key_order)}
+        return dict(sorted(dumped.items(), key=lambda item: rank.get(item[0], len(rank))))
 
     @property
     def bands(self) -> dict[str, str]:

@@ -797,6 +797,21 @@ def check_task_file(field: str, task: str, path: str, limit: int | None = None) 
     return [row for _, row in rows[:limit]]
 
 
+def _requirement_lines(task: Any) -> list[str]:
+    """The requirement folder the WritingBench task will read, read now: a wrong path or file stops the check."""
+    from .eval.requirements import load_requirements
+
+    try:
+        folder = task.requirement_folder()
+        found = load_requirements(folder) if folder is not None else {}
+    except ValueError as err:
+        raise CheckFailed(f"tasks.writingbench: {err}") from err
+    if folder is None:
+        return []
+    held = ", ".join(found) or "none of style, format, length"
+    return [f"tasks.writingbench: requirement scores from {folder}: {held}"]
+
+
 def check_eval(cfg: Any, probe: bool = True) -> list[str]:
     from .data import load_jsonl
     from .jsonl import read_jsonl
@@ -814,6 +829,8 @@ def check_eval(cfg: Any, probe: bool = True) -> list[str]:
                 if not any(r.criteria for r in records):
                     note = " (none with criteria: the critic scores them on its generic rubric)"
             lines.append(f"tasks.{name}: {path}: {len(rows)} items{note}")
+    if tasks.writingbench is not None:
+        lines += _requirement_lines(tasks.writingbench)
     if tasks.arena is not None:
         check_task_file("tasks.arena.samples", "arena", tasks.arena.samples, tasks.arena.limit)
         lines.append(f"tasks.arena: {tasks.arena.samples}: {len(load_jsonl(tasks.arena.samples))} samples")

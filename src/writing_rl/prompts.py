@@ -1,7 +1,9 @@
 """Candidate prompts for building references and selecting data.
 
-Accepts our sample format (`id`, `prompt`, optional `references`, `criteria`, `lang`, `length`) and
-WritingBench's (`index`, `query`, `checklist`, `domain1`, `domain2`), from any path.
+Accepts our sample format (`id`, `prompt`, optional `references`, `criteria`, `lang`, `length`, `domain`) and
+WritingBench's (`index`, `query`, `checklist`, `domain1`, `domain2`), from any path. WritingBench's two
+domain levels stay two fields (`domain1`, `domain2`), as its per-domain scores read them: a name may hold
+a "/" ("Politics & Law/Policy" is no pair). `domain` joins them with "/" for display and the sample files.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class PromptRecord(BaseModel):
     lang: str | None = None
     length: int | None = None
     domain: str | None = None
+    domain1: str | None = None  # WritingBench's domain levels; our format's `domain` is its domain1
+    domain2: str | None = None
     references: list[str] = []  # existing references, kept as sources "given-0", "given-1", ...
 
     @property
@@ -47,11 +51,15 @@ def _normalise(row: dict[str, Any]) -> dict[str, Any]:
             "prompt": row["query"],
             "criteria": row.get("checklist"),
             "domain": "/".join(x for x in (row.get("domain1"), row.get("domain2")) if x) or None,
+            "domain1": row.get("domain1"),
+            "domain2": row.get("domain2"),
             "length": row.get("length"),
         }
+    else:
+        row = {**row, "domain1": row.get("domain1", row.get("domain"))}  # one level, never split at "/"
     keep = {
         k: row[k]
-        for k in ("id", "prompt", "criteria", "lang", "length", "domain", "references")
+        for k in ("id", "prompt", "criteria", "lang", "length", "domain", "domain1", "domain2", "references")
         if row.get(k) is not None
     }
     if isinstance(keep.get("prompt"), list):  # chat prompt: its text, turns joined

@@ -169,7 +169,7 @@ def to_sample(s: PromptScores) -> dict[str, Any]:
         "policy_score": s.policy_score,
         "margin": s.margin,
     }
-    for key in ("criteria", "lang", "length", "domain"):
+    for key in ("criteria", "lang", "length", "domain", "domain1", "domain2"):
         if r.get(key) is not None:
             sample[key] = r[key]
     return sample

@@ -4,24 +4,29 @@ same critic.
 
 - Prompt: the official system and user texts below (Apache-2.0, quoted unchanged because the score
   depends on every word). The criterion is filled in as Python renders its checklist entry
-  (`str(dict)`), and the response is cut after a `</think>\\n\\n` marker (`process_gen_field`).
+  (`str(dict)`, keys in the file's order), and the response is cut after its first `</think>\\n\\n`
+  (`process_gen_field`), before anything else reads it: our sanitiser runs on the cut answer.
 - Sampling: temperature 1.0, top_p 0.95, at most 2048 new tokens (`CriticAgent.run`).
 - Reply: accepted when, stripped of the characters `json|\\``, it is a JSON object whose `score` equals
-  one of 1..10 and whose `reason` is a string (`success_check_fn_score`); otherwise asked again,
-  15 tries in all (3 rounds of 5).
+  one of 1..10 and whose `reason` is a string (`success_check_fn_score`); otherwise asked again, in rounds
+  of 5 tries (`CriticAgent.run`). After a failed round the script reads the last reply with `json.loads`,
+  else `eval`: only when that works does it start another round (at most 3); otherwise it stops with an
+  error, as it does on a reply its check cannot even inspect (`official_check`, `round_goes_on`).
 - Aggregation: the benchmark score is the mean of all criterion scores (flat, `calculate_scores.py`),
   a domain's score the mean of its queries' means; the leaderboard multiplies by 10.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 # Bumped whenever our reading of the official scorer changes, so results name the scorer they used.
-SCORER_VERSION = "writingbench-official-1"
-OFFICIAL_ATTEMPTS = 15  # the official loop: 3 rounds x 5 tries
+SCORER_VERSION = "writingbench-official-2"
+TRIES_PER_ROUND = 5  # CriticAgent.run: max_try
+ROUNDS = 3  # EvalAgent.generate_score: retry < 3
 OFFICIAL_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "max_tokens": 2048}
 
 SYSTEM = "You are an expert evaluator with extensive experience in evaluating response of given query."
@@ -86,14 +91,59 @@ _SCORE_PATTERN = re.compile(r'"score"\s*:\s*"?(\d{1,2})(?![\d.])')
 
 
 def strip_thinking(response: str) -> str:
-    """The answer after a reasoning model's `</think>` block, as the official scorer reads it."""
+    """What the official scorer reads of a reasoning model's output (`process_gen_field`): the text after the
+    first `</think>\\n\\n`, else all of it. Done before sanitising, which rewrites the marker."""
     at = response.find(THINK_MARKER)
     return response if at == -1 else response[at + len(THINK_MARKER) :]
 
 
-def user_prompt(query: str, response: str, criterion: dict[str, Any]) -> str:
-    """The official user prompt; the criterion dict appears as `str(dict)`, keys in their file order."""
-    return USER.format(query=query, response=strip_thinking(response), criteria=criterion)
+def user_prompt(query: str, answer: str, criterion: dict[str, Any]) -> str:
+    """The official user prompt for an answer already cut by `strip_thinking`; the criterion dict appears as
+    `str(dict)`, keys in their file order."""
+    return USER.format(query=query, response=answer, criteria=criterion)
+
+
+Check = Literal["accepted", "rejected", "stop"]
+
+
+def official_check(text: str | None) -> Check:
+    """What `success_check_fn_score` does with a reply: accept it, reject it (ask again), or stop the script
+    with an exception: `json.loads` failing other than by a decode error (nesting too deep, an int past the
+    digit limit), a JSON scalar that `"score" in` cannot search, a string or list holding the words "score"
+    and "reason" (then indexed by a key)."""
+    try:
+        result = json.loads((text or "").strip("json|`"))
+    except json.JSONDecodeError:
+        return "rejected"
+    except (ValueError, RecursionError):
+        return "stop"
+    if not isinstance(result, (dict, list, str)):
+        return "stop"
+    if "score" not in result or "reason" not in result:
+        return "rejected"
+    if not isinstance(result, dict):
+        return "stop"
+    return "accepted" if parse_score(text) is not None else "rejected"
+
+
+def round_goes_on(last_reply: str | None) -> bool:
+    """After a round of 5 rejected replies, the official script reads the last with `json.loads`, else `eval`,
+    and starts another round only when that works. We never `eval` a model's text: `ast.literal_eval` stands
+    in, which reads the literals (a Python dict in single quotes, say) and refuses any other expression that
+    `eval` would run (a call, a name): the only replies on which the two differ, and rare."""
+    body = (last_reply or "").strip("json|`")
+    try:
+        json.loads(body)
+        return True
+    except json.JSONDecodeError:
+        pass
+    except (ValueError, RecursionError):
+        return False
+    try:
+        ast.literal_eval(body)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return False
+    return True
 
 
 def parse_score(text: str | None) -> float | None:

@@ -6,9 +6,9 @@
 - S_q: a judge (GPT-4o in the paper) reads `judge.txt` with the request and the response, at temperature
   0.5 and up to 1024 new tokens. Its reply is read as the official script does: the body of a
   ```` ```json ```` block if there is one, newlines removed, the whole text `json.loads`-ed, and all six
-  dimensions present (values taken as `float`, not range-checked); otherwise it asks again, 5 tries in
-  all, and a response still unread is left out. S_q: for each dimension (mean over responses − 1) × 25,
-  then the mean over the six dimensions.
+  dimensions present (values taken as `float`, not range-checked); otherwise it asks again until 5 tries
+  are spent, and a response still unread is left out. A reply can spend two tries (`read_quality`). S_q:
+  for each dimension (mean over responses − 1) × 25, then the mean over the six dimensions.
 - S = (S_l + S_q) / 2, as the LongWriter paper reports it.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import statistics
 
-SCORER_VERSION = "longbench-write-official-1"
+SCORER_VERSION = "longbench-write-official-2"
 DIMENSIONS = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
 QUALITY_SAMPLING = {"temperature": 0.5, "max_tokens": 1024}
 QUALITY_ATTEMPTS = 5
@@ -62,29 +62,55 @@ def quality_prompt(request: str, response: str) -> str:
 
 
 def parse_quality(text: str | None) -> dict[str, float] | None:
-    """The six ratings as the official script reads them, or None (it would ask again).
+    """The six ratings as the official script reads them, or None (unread, or unusable)."""
+    return read_quality(text)[0]
+
+
+def read_quality(text: str | None) -> tuple[dict[str, float] | None, int]:
+    """(the six ratings or None, the tries the official loop spends on this reply: 0 when it takes the reply).
+
+    The official loop (`eval_quality.py`) charges a try for a reply it cannot read, and checks the dimensions in
+    order: a reply missing one charges a try and sets the ratings to None, so the check of the next dimension
+    fails on None and charges a second. A reply missing any dimension but the last costs 2 of the 5 tries.
+    A reply the loop takes whose values its aggregation cannot `float()` (a string or list of the six names,
+    "good" as a rating, an int too large) would stop the official script: here it is taken and left out
+    (None at cost 0), never asked again.
 
     Bounded on any input: the block is found in one forward scan (the official `re.search(r"```json\\n(.*?)\\n```",
     text, re.DOTALL)` finds the same, but rescans the rest of the text for every unclosed opening), and JSON nested
-    past the interpreter's depth (100,000 `[`), numbers too long for `int` and numbers too large for `float` are
-    no score, as any other unreadable reply."""
+    past the interpreter's depth (100,000 `[` or `{`) or holding an int too long for `int` is a reply it cannot
+    read (the official `except Exception` catches the same errors), never an exception here."""
     if text is None:
-        return None
+        return None, 1
     if "```json" in text:
         block = _json_block(text)
-        if block is None:
-            return None
+        if block is None:  # the official `None.replace` raises: one try
+            return None, 1
         text = block
     try:
         scores = json.loads(text.replace("\n", ""))
     except (ValueError, RecursionError):  # JSONDecodeError, an int past the digit limit, nesting too deep
-        return None
-    if not isinstance(scores, dict) or any(d not in scores for d in DIMENSIONS):
-        return None
+        return None, 1
+    if (cost := _missing_dimension_cost(scores)) > 0:
+        return None, cost
+    if not isinstance(scores, dict):
+        return None, 0
     try:  # the official aggregation takes float(); a value it could not read would stop it
-        return {d: float(scores[d]) for d in DIMENSIONS}
+        return {d: float(scores[d]) for d in DIMENSIONS}, 0
     except (TypeError, ValueError, OverflowError):
-        return None
+        return None, 0
+
+
+def _missing_dimension_cost(scores: object) -> int:
+    """Tries the official dimension check charges: 0 when every name is `in` the value, 1 when only the last is
+    missing or `in` cannot search the value (a number, null), 2 when an earlier one is missing."""
+    try:
+        missing = [d not in scores for d in DIMENSIONS]  # type: ignore[operator]
+    except TypeError:
+        return 1
+    if not any(missing):
+        return 0
+    return 1 if missing.index(True) == len(DIMENSIONS) - 1 else 2
 
 
 def _json_block(text: str) -> str | None:

@@ -6,7 +6,8 @@
   `-(-max_tokens // 2)` tokens, decoded together (the question and choices sit at the end, so they stay).
 - Answer: the first "The correct answer is (X)", else "The correct answer is X", after removing every
   `*`; case-sensitive, X in A-D. Anything else is no answer (wrong), even a reply that lists the options.
-- An empty reply is not scored (the official script skips it; we count it as missing). Accuracy
+- An empty reply is not scored (the official `get_pred` skips `output == ''`; we count it as missing); any
+  other reply is read, whitespace alone too (no answer: wrong). Accuracy
   overall, by difficulty ("easy", anything else "hard") and by length ("short", "medium", anything else
   "long"). `compensated` (the official flag, off by default) credits a reply with no answer 0.25.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-SCORER_VERSION = "longbench-v2-official-1"
+SCORER_VERSION = "longbench-v2-official-2"
 
 # `prompts/0shot.txt` (Apache-2.0), quoted unchanged.
 TEMPLATE = """Please read the following text and answer the question below.

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..aio import gather_with_progress, run_sync
 from ..config import ConfigError, LocalJudgeSettings
 from ..critic import CriticConfig, PointwiseCritic, criteria_list
-from ..data import load_jsonl, sample_key
+from ..data import Criterion, load_jsonl, sample_key
 from ..endpoint import EndpointError
 from ..generation import GenerationStore, Generator, GeneratorConfig, Sampling
 from ..jsonl import read_jsonl, write_jsonl
@@ -33,9 +33,10 @@ from ..judge.screen import InjectionPolicy, screen
 from ..prompts import load_prompts
 from ..reasons import Reason, unexpected_failure
 from ..server import local_judge_limits, point_local_endpoints, with_local_server
-from ..text_metrics import count_length, length_score
+from ..text_metrics import answer_after_thinking, count_length, length_score
 from . import longbench_write as lbw
 from . import longctx
+from .requirements import load_requirements, requirement_scores
 from .stats import bootstrap_ci, bradley_terry, position_consistency
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,30 @@ class TaskSlice(BaseModel):
     @property
     def paths(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class WritingBenchTask(TaskSlice):
+    requirement_dir: str | None = Field(
+        None,
+        description="WritingBench's requirement/ folder ({style,format,length}/{req}_subset[_C].jsonl) for its "
+        "R and C scores; default: a requirement/ folder beside the task file, as in the official layout",
+    )
+
+    def requirement_folder(self) -> Path | None:
+        if self.requirement_dir is not None:
+            if not Path(self.requirement_dir).is_dir():
+                raise ValueError(f"writingbench.requirement_dir: {self.requirement_dir}: no such folder")
+            return Path(self.requirement_dir)
+        beside = [Path(p).parent / "requirement" for p in self.paths]
+        return next((folder for folder in beside if folder.is_dir()), None)
+
+
+class LongWriteTask(TaskSlice):
+    strip_thinking: bool = Field(
+        False,
+        description="score a reasoning model's answer only (after its last </think>); not official: the "
+        "official scripts count and judge the whole output",
+    )
 
 
 class ArenaTask(BaseModel):
@@ -76,13 +101,18 @@ class LongInputTask(TaskSlice):
         None, description="HF tokenizer for counting prompt tokens; default: the model's own, or word pieces"
     )
     compensated: bool = Field(False, description="official option: a reply with no answer scores 0.25, not 0")
+    strip_thinking: bool = Field(
+        False,
+        description="read the answer after a reasoning model's last </think> only; not official: the official "
+        "pred.py reads the first 'The correct answer is' anywhere, inside the reasoning too",
+    )
 
 
 class Tasks(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    writingbench: TaskSlice | None = None
-    longbench_write: TaskSlice | None = None
+    writingbench: WritingBenchTask | None = None
+    longbench_write: LongWriteTask | None = None
     arena: ArenaTask | None = None
     longbench_v2: LongInputTask | None = None
 
@@ -202,21 +232,28 @@ class EvalRun:
         self.generations += [{"task": task, "id": i, "prompt": p, "output": o} for (i, p), o in zip(items, outputs)]
         return outputs
 
-    async def writingbench(self, t: TaskSlice) -> dict[str, Any]:
+    async def writingbench(self, t: WritingBenchTask) -> dict[str, Any]:
         """Official aggregation: the mean of all criterion scores; a domain's, the mean of its queries'
-        means; both × 10 (the leaderboard's scale). A query counts only with every criterion scored."""
+        means, by the record's own `domain1` and `domain2`; all × 10 (the leaderboard's scale). A query counts
+        only with every criterion scored. With a requirement folder, its R and C scores too."""
+        folder = t.requirement_folder()
+        subsets = load_requirements(folder) if folder is not None else {}
         records = [r for path in t.paths for r in load_prompts(path)[: t.limit]]
         outputs = await self.generate("writingbench", [(r.id, r.prompt) for r in records])
+        rubrics = [criteria_list(r.criteria) for r in records]
 
-        async def score(r, o):  # type: ignore[no-untyped-def]
-            return None if o is None else await self.critic.score(r.prompt, o, criteria_list(r.criteria))
+        async def score(r, o, rubric):  # type: ignore[no-untyped-def]
+            return None if o is None else await self.critic.score(r.prompt, o, rubric)
 
-        results = await gather_with_progress((score(r, o) for r, o in zip(records, outputs)), "writingbench: scoring")
+        results = await gather_with_progress(
+            (score(r, o, rubric) for r, o, rubric in zip(records, outputs, rubrics)), "writingbench: scoring"
+        )
         by_domain: dict[str, dict[str, list[float]]] = {"domain1": defaultdict(list), "domain2": defaultdict(list)}
         criterion_scores: list[float] = []
-        scored = 0
+        query_means: dict[Any, float] = {}
+        by_name: dict[Any, dict[str, float]] = {}
         missing: Counter[str] = Counter()
-        for r, res in zip(records, results):
+        for r, rubric, res in zip(records, rubrics, results):
             per = None if res is None else res.per_criterion
             complete = per is not None and all(s is not None for s in per)
             query_mean = statistics.fmean(per) if complete else None  # type: ignore[arg-type]
@@ -234,62 +271,74 @@ class EvalRun:
             )
             if query_mean is None:
                 continue
-            scored += 1
             criterion_scores += per  # type: ignore[arg-type]
-            for level, name in zip(("domain1", "domain2"), (r.domain or "?").split("/", 1)):
-                by_domain[level][name].append(query_mean)
-        return {
+            query_means[r.id] = query_mean
+            by_name[r.id] = _scores_by_name(rubric, per)  # type: ignore[arg-type]
+            for level in ("domain1", "domain2"):
+                if (name := getattr(r, level)) is not None:  # as the official: a record without it is not counted
+                    by_domain[level][name].append(query_mean)
+        result = {
             "score": 10 * statistics.fmean(criterion_scores) if criterion_scores else None,
-            "n": scored,
-            "missing": len(records) - scored,
+            "n": len(query_means),
+            "missing": len(records) - len(query_means),
             "missing_reasons": dict(missing),
             "per_domain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain1"].items())},
             "per_subdomain": {d: 10 * statistics.fmean(v) for d, v in sorted(by_domain["domain2"].items())},
         }
+        if subsets:
+            result["requirements"] = requirement_scores(subsets, query_means, by_name)
+        return result
 
-    async def _quality(self, request: str, output: str | None) -> tuple[dict[str, float] | None, str | None]:
+    async def _quality(self, request: str, answer: str | None) -> tuple[dict[str, float] | None, str | None]:
         """The judge's six LongBench-Write ratings for one response, asked as the official script asks, and a
         reason code when there are none; an unexpected exception is none with reason `internal`, not the end of
         the task (cancellation, KeyboardInterrupt, SystemExit and MemoryError pass)."""
         try:
-            return await self._rate_quality(request, output)
+            return await self._rate_quality(request, answer)
         except MemoryError:
             raise
         except Exception as err:
             unexpected_failure(err, logger, "the LongBench-Write quality call")
             return None, Reason.INTERNAL.value
 
-    async def _rate_quality(self, request: str, output: str | None) -> tuple[dict[str, float] | None, str | None]:
-        if output is None:
+    async def _rate_quality(self, request: str, answer: str | None) -> tuple[dict[str, float] | None, str | None]:
+        """The official loop's accounting: asked until 5 tries are spent, a reply costing 1 or 2 of them
+        (`lbw.read_quality`); a reply the loop takes but cannot aggregate ends the asking, left out."""
+        if answer is None:
             return None, Reason.NO_OUTPUT.value
-        messages = [{"role": "user", "content": lbw.quality_prompt(request, sanitize(output))}]
+        messages = [{"role": "user", "content": lbw.quality_prompt(request, sanitize(answer))}]
         model, cache = self.cfg.critic.endpoint.model, self.critic.cache
         key = cache_key(kind="longbench_write_quality", scorer=lbw.SCORER_VERSION, model=model, messages=messages)
         if cache is not None and (hit := cache.get(key)) is not None:
             return hit, None
-        for _ in range(lbw.QUALITY_ATTEMPTS):
+        spent = 0
+        while spent < lbw.QUALITY_ATTEMPTS:
             try:
                 res = await self.critic.client.chat(messages, **lbw.QUALITY_SAMPLING)
             except EndpointError as err:  # a failed judgement is missing, and asked again on a re-run
                 return None, err.reason.value
-            if (rated := lbw.parse_quality(res.text)) is not None:
-                if cache is not None:
+            rated, cost = lbw.read_quality(res.text)
+            if cost == 0:
+                if rated is not None and cache is not None:
                     cache.put(key, rated)
-                return rated, None
+                return rated, None if rated is not None else Reason.PARSE.value
+            spent += cost
         return None, Reason.PARSE.value
 
-    async def longbench_write(self, t: TaskSlice) -> dict[str, Any]:
+    async def longbench_write(self, t: LongWriteTask) -> dict[str, Any]:
         pairs = _rows(t)
         if not pairs:
             raise ValueError(f"longbench_write: no items in {t.paths}")
         ids, rows = zip(*pairs)
         outputs = await self.generate("longbench_write", [(i, r["prompt"]) for i, r in zip(ids, rows)])
+        # `strip_thinking` cuts before anything reads the output: the sanitiser rewrites a `</think>` marker
+        answers = [o if o is None or not t.strip_thinking else answer_after_thinking(o) for o in outputs]
         qualities = await gather_with_progress(
-            (self._quality(r["prompt"], o) for r, o in zip(rows, outputs)), "longbench_write: quality"
+            (self._quality(r["prompt"], a) for r, a in zip(rows, answers)), "longbench_write: quality"
         )
         missing = Counter(code for _, code in qualities if code)
         s_l, rated, points = [], [], []
-        for i, r, o, (q, code) in zip(ids, rows, outputs, qualities):
+        for i, r, o, (q, code) in zip(ids, rows, answers, qualities):
             length = None if o is None else count_length(o)
             sl = None if length is None else length_score(int(r["length"]), length)
             self.judgements.append(
@@ -405,16 +454,18 @@ class EvalRun:
         return result
 
     async def longbench_v2(self, t: LongInputTask) -> dict[str, Any]:
-        """Accuracy in percent, overall and per official group; an empty or failed reply is missing."""
+        """Accuracy in percent, overall and per official group. As the official `get_pred`, only an empty reply
+        (or a failed one) is missing; any other, whitespace alone too, is read and scored."""
         rows = [r for _, r in _rows(t)]
         encode, decode = self._tokenizer(t)
         prompts = [longctx.build_prompt(r, t.max_prompt_tokens, encode, decode) for r in rows]
         outputs = await self.generate("longbench_v2", [(r["_id"], p) for r, p in zip(rows, prompts)])
         credit: dict[str, list[float]] = defaultdict(list)
         for r, o in zip(rows, outputs):
-            reply = (o or "").strip()
-            choice = longctx.parse_choice(reply)
-            value = longctx.credit(choice, r["answer"], t.compensated) if reply else None
+            reply = "" if o is None else o
+            answer = answer_after_thinking(reply) if t.strip_thinking else reply
+            choice = longctx.parse_choice(answer.strip())
+            value = longctx.credit(choice, r["answer"], t.compensated) if reply != "" else None
             self.judgements.append(
                 {"task": "longbench_v2", "id": r["_id"], "choice": choice, "answer": r["answer"], "credit": value}
             )
@@ -452,6 +503,7 @@ class EvalRun:
                 "scorer": lbw.SCORER_VERSION,
                 "model": critic.endpoint.model,
                 **lbw.QUALITY_SAMPLING,
+                "strip_thinking": tasks.longbench_write.strip_thinking,
             }
         if tasks.arena:
             judge = self.cfg.judge
@@ -469,6 +521,7 @@ class EvalRun:
                 "compensated": v2.compensated,
                 "max_prompt_tokens": v2.max_prompt_tokens,
                 "tokenizer": v2.tokenizer or self.cfg.model.transformers_model or "word pieces",
+                "strip_thinking": v2.strip_thinking,
             }
         return out
 
@@ -497,6 +550,15 @@ class EvalRun:
         write_jsonl(self.out / "judgements.jsonl", self.judgements)
         (self.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
         return results
+
+
+def _scores_by_name(rubric: list[Criterion] | None, scores: list[float]) -> dict[str, float]:
+    """A query's criterion scores by name; a name given twice keeps its first (the official keys them by name)."""
+    names = [c.name for c in rubric] if rubric else [f"criterion {i}" for i in range(len(scores))]
+    out: dict[str, float] = {}
+    for name, score in zip(names, scores):
+        out.setdefault(name, score)
+    return out
 
 
 async def _no_call() -> None:
