@@ -850,14 +850,31 @@ def check_eval(cfg: Any, probe: bool = True) -> list[str]:
                     "model with the arena task first, or remove the opponent"
                 )
             lines.append(f"tasks.arena.opponents.{name}: {folder}")
+    if tasks.creative_writing_v3 is not None:
+        lines.append(check_creative_writing(tasks.creative_writing_v3))
     if not any(getattr(tasks, n) is not None for n in type(tasks).model_fields):
-        raise CheckFailed("tasks: no task given (writingbench, longbench_write, arena or longbench_v2)")
+        raise CheckFailed(
+            "tasks: no task given (writingbench, longbench_write, arena, longbench_v2 or creative_writing_v3)"
+        )
     lines.append(check_generator("model", cfg.model, cfg.local_judge, probe))
-    if tasks.writingbench is not None or tasks.longbench_write is not None:
+    if any(t is not None for t in (tasks.writingbench, tasks.longbench_write, tasks.creative_writing_v3)):
         lines.append(check_critic("critic", cfg.critic, cfg.local_judge, probe))
     if tasks.arena is not None:
         lines.append(check_judge("judge", cfg.judge, cfg.local_judge, probe))
     return lines
+
+
+def check_creative_writing(task: Any) -> str:
+    """The official files of the user's clone, read and checked as the run reads them."""
+    from .eval import creative_writing as cw
+
+    try:
+        bench = cw.load_benchmark(task.repo)
+        pieces = cw.items(bench.prompts[: task.limit], task.iterations)
+    except cw.BenchmarkFilesError as err:
+        raise CheckFailed(str(err)) from err
+    prompts = len(bench.prompts[: task.limit])
+    return f"tasks.creative_writing_v3: {task.repo}: {prompts} prompts x {task.iterations} iterations = {len(pieces)} pieces"
 
 
 def check_verl(cfg: Any, probe: bool = True) -> list[str]:

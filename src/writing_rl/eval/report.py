@@ -197,6 +197,7 @@ def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) 
 
 BENCHMARKS = {
     "writingbench": "WritingBench",
+    "creative_writing_v3": "EQ-Bench Creative Writing v3",
     "longbench_write": "LongBench-Write",
     "arena": "arena",
     "longbench_v2": "LongBench v2",
@@ -209,6 +210,13 @@ def _metrics(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if wb := res.get("writingbench"):
         m["writingbench"] = {"WritingBench score": wb.get("score")}
         m["writingbench"].update({f"WritingBench: {d}": v for d, v in (wb.get("per_domain") or {}).items()})
+    if cw := res.get("creative_writing_v3"):
+        ci = cw.get("ci95")
+        m["creative_writing_v3"] = {
+            "EQ-Bench Creative Writing v3 rubric (0-100)": cw.get("score"),
+            "EQ-Bench Creative Writing v3 95% CI": f"{ci[0]:.1f}–{ci[1]:.1f}" if ci else None,
+            "EQ-Bench Creative Writing v3 pieces scored / missing": f"{cw.get('n')} / {cw.get('missing')}",
+        }
     if lw := res.get("longbench_write"):
         m["longbench_write"] = {f"LongBench-Write {k}": lw.get(k) for k in ("S_l", "S_q", "S")}
     if ar := res.get("arena"):
@@ -242,6 +250,11 @@ def scorer_label(scorer: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in scorer.items() if v is not None)
 
 
+# Scorer-record fields that are not the scorer: where the files lie (the same files elsewhere score the same,
+# and their hash is compared). How the model generated (`generation`) is compared: it changes the number.
+NOT_SCORING = {"repo"}
+
+
 def scorer_differences(evals: list[dict[str, Any]]) -> dict[str, list[str]]:
     """benchmark -> the scorer fields that differ between the evals holding it (or why they cannot be
     compared); benchmarks scored the same way everywhere are left out."""
@@ -253,8 +266,9 @@ def scorer_differences(evals: list[dict[str, Any]]) -> dict[str, list[str]]:
         if not all(records):
             out[bench] = ["no scorer record"]
             continue
-        keys = sorted({k for r in records for k in r})
-        out[bench] = [k for k in keys if len({json.dumps(r.get(k), sort_keys=True) for r in records}) > 1]
+        keys = sorted({k for r in records for k in r} - NOT_SCORING)
+        if fields := [k for k in keys if len({json.dumps(r.get(k), sort_keys=True) for r in records}) > 1]:
+            out[bench] = fields
     return out
 
 

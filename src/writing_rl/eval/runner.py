@@ -34,6 +34,7 @@ from ..prompts import load_prompts
 from ..reasons import Reason, unexpected_failure
 from ..server import local_judge_limits, point_local_endpoints, with_local_server
 from ..text_metrics import answer_after_thinking, count_length, length_score
+from . import creative_writing as cw
 from . import longbench_write as lbw
 from . import longctx
 from .requirements import load_requirements, requirement_scores
@@ -108,6 +109,24 @@ class LongInputTask(TaskSlice):
     )
 
 
+class CreativeWritingV3Task(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(..., description=f"your clone of {cw.UPSTREAM}: its prompts, criteria and judge prompt are read")
+    limit: int | None = Field(None, ge=1, description="the first N prompts (of those with seed modifiers)")
+    iterations: int = Field(
+        cw.OFFICIAL_ITERATIONS, ge=1, description="pieces per prompt, each with the next seed modifier (leaderboard: 3)"
+    )
+    bootstrap_resamples: int = Field(2000, ge=100)
+    sampling: Sampling = Field(
+        default_factory=Sampling, description="how the model generates here; unset fields: official, then `model`"
+    )
+    sanitize: bool = Field(
+        True,
+        description="pass each piece through the judge sanitiser first, as every judged answer here (official: off)",
+    )
+
+
 class Tasks(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,6 +134,7 @@ class Tasks(BaseModel):
     longbench_write: LongWriteTask | None = None
     arena: ArenaTask | None = None
     longbench_v2: LongInputTask | None = None
+    creative_writing_v3: CreativeWritingV3Task | None = None
 
 
 # How the official scripts had the evaluated model generate (docs/scorers.md, "Generation settings").
@@ -123,6 +143,8 @@ OFFICIAL_SAMPLING: dict[str, Sampling] = {
     "writingbench": Sampling(temperature=0.7, top_p=0.8, top_k=20, max_tokens=16000),
     "longbench_write": Sampling(temperature=0.5, max_tokens=32768),
     "longbench_v2": Sampling(temperature=0.1, max_tokens=128),
+    # no top_p officially: 1.0 is the servers' default (and no filter)
+    "creative_writing_v3": Sampling(top_p=1.0, **cw.GENERATION),
 }
 
 
@@ -201,6 +223,10 @@ def _rows(t: TaskSlice) -> list[tuple[str, dict[str, Any]]]:
 class EvalRun:
     def __init__(self, cfg: EvalConfig):
         self.cfg = cfg
+        self.cw_bench: cw.Benchmark | None = None
+        if cw_task := cfg.tasks.creative_writing_v3:  # a bad clone or setting fails here, before any call
+            self.cw_bench = cw.load_benchmark(cw_task.repo)
+            cw.items(self.cw_bench.prompts[: cw_task.limit], cw_task.iterations)
         self.out = Path(cfg.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.store = GenerationStore(self.out / "generations.sqlite")
@@ -492,6 +518,90 @@ class EvalRun:
             return tok.encode, (lambda ids: tok.decode(ids, skip_special_tokens=True))
         return longctx.word_tokens()
 
+    async def creative_writing_v3(self, t: CreativeWritingV3Task) -> dict[str, Any]:
+        """EQ-Bench Creative Writing v3's rubric score (0-100) as the official code computes it
+        (`eval/creative_writing.py`); a piece not written or not judged is missing with its reason, never 0."""
+        assert self.cw_bench is not None  # loaded with the config
+        bench = self.cw_bench
+        prompts = {p.id: p for p in bench.prompts[: t.limit]}
+        todo = cw.items(list(prompts.values()), t.iterations)
+        outputs = await self.generate(cw.TASK, [(i.id, i.prompt) for i in todo])
+        pieces = [cw.clean_piece(o) for o in outputs]
+        judged = await gather_with_progress(
+            (self._creative_judgement(prompts[i.prompt_id], p, t.sanitize) for i, p in zip(todo, pieces)),
+            f"{cw.TASK}: judging",
+        )
+        missing: Counter[str] = Counter()
+        scored: list[tuple[str, float | None]] = []
+        for item, output, (reply, scores, code) in zip(todo, outputs, judged):
+            score = None if scores is None else cw.piece_score(scores, bench.negative)
+            code = code or (Reason.PARSE.value if score is None else None)  # every value dropped
+            if code:
+                missing[code] += 1
+            scored.append((item.prompt_id, score))
+            self.judgements.append(
+                {
+                    "task": cw.TASK,
+                    "id": item.id,
+                    "prompt_id": item.prompt_id,
+                    "iteration": item.iteration,
+                    "seed_modifier": item.seed_modifier,
+                    "chars": None if output is None else len(cw.strip_reasoning(output).strip()),
+                    "score": None if score is None else 5 * score,
+                    "score_0_20": score,
+                    "scores": scores,
+                    "judge_reply": reply,
+                    "missing_reason": code,
+                }
+            )
+        n = sum(1 for _, s in scored if s is not None)
+        return {
+            **cw.summarize(scored, resamples=t.bootstrap_resamples).as_dict(),
+            "n": n,
+            "missing": len(todo) - n,
+            "missing_reasons": dict(missing),
+            "prompts": len(prompts),
+            "iterations": t.iterations,
+        }
+
+    async def _creative_judgement(
+        self, prompt: cw.Prompt, piece: str | None, sanitize_piece: bool
+    ) -> tuple[str | None, dict[str, float] | None, str | None]:
+        """(the judge's reply, the scores read from it, a reason code when there are none); an unexpected
+        exception is none with reason `internal`, not the end of the task (as `_quality`)."""
+        try:
+            return await self._judge_piece(prompt, piece, sanitize_piece)
+        except MemoryError:
+            raise
+        except Exception as err:
+            unexpected_failure(err, logger, "the creative writing judge call")
+            return None, None, Reason.INTERNAL.value
+
+    async def _judge_piece(
+        self, prompt: cw.Prompt, piece: str | None, sanitize_piece: bool
+    ) -> tuple[str | None, dict[str, float] | None, str | None]:
+        if piece is None:  # no output, or shorter than the official 500 characters
+            return None, None, Reason.NO_OUTPUT.value
+        assert self.cw_bench is not None
+        text = cw.judge_prompt(self.cw_bench, prompt, sanitize(piece) if sanitize_piece else piece)
+        messages = [{"role": "user", "content": text}]
+        model, cache = self.cfg.critic.endpoint.model, self.critic.cache
+        key = cache_key(kind=cw.TASK, scorer=cw.SCORER_VERSION, model=model, messages=messages, **cw.JUDGE_SAMPLING)
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            reply = hit["reply"]
+        else:
+            try:
+                reply = cw.strip_reasoning((await self.critic.client.chat(messages, **cw.JUDGE_SAMPLING)).text)
+            except EndpointError as err:  # a failed judgement is missing, and asked again on a re-run
+                return None, None, err.reason.value
+        scores = cw.parse_scores(reply)
+        if not scores:  # officially left unjudged, and judged again on the next run: so not cached
+            return reply, None, Reason.PARSE.value
+        if cache is not None and hit is None:
+            cache.put(key, {"reply": reply})
+        return reply, scores, None
+
     def scorers(self) -> dict[str, Any]:
         """Which scorer and which critic or judge produced each benchmark's numbers."""
         tasks, critic = self.cfg.tasks, self.cfg.critic
@@ -522,6 +632,16 @@ class EvalRun:
                 "max_prompt_tokens": v2.max_prompt_tokens,
                 "tokenizer": v2.tokenizer or self.cfg.model.transformers_model or "word pieces",
                 "strip_thinking": v2.strip_thinking,
+            }
+        if tasks.creative_writing_v3:
+            cw_task = tasks.creative_writing_v3
+            out["creative_writing_v3"] = {
+                "scorer": cw.SCORER_VERSION,
+                "model": critic.endpoint.model,
+                "judge_sampling": cw.JUDGE_SAMPLING,
+                "iterations": cw_task.iterations,
+                "sanitize": cw_task.sanitize,
+                **cw.source(cw_task.repo),
             }
         return out
 
