@@ -18,7 +18,7 @@ belongs to and which rollout of the group it is, so this manager adds, from the 
   rollouts of one group with token-identical responses count once too (the group then waits for its flush),
 - `global_steps`: the training step (a row field in the v1 agent loop, else the batch's `meta_info`).
 
-This module imports verl at load time: verl loads it, in the `verl` environment only.
+This module imports verl at load time: verl loads it, in the `verl` environment only, after the version check.
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ import hashlib
 from typing import Any
 
 import torch
-from verl import DataProto
-from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+from .version import check_verl_version
+
+check_verl_version()  # before the experimental import below: a clear error instead of its ImportError
+
+from verl import DataProto  # noqa: E402
+from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager  # noqa: E402
 
 
 def _scalar(value: Any) -> Any:
