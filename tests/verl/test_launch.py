@@ -2,6 +2,7 @@
 one-line errors for bad recipes, API keys passed by name only, and the launch wiring inside a Ray cluster."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,30 @@ def test_launch_starts_ray_with_the_key_and_the_curriculum_actor(tmp_path, tiny_
         assert store.levels() == {"s": 1}  # the actor wrote the run folder's store
     assert (run_dir / CHECKPOINTS / "global_step_1" / "writing_rl_curriculum.json").is_file()
     assert not any(SECRET in p.read_text(errors="ignore") for p in run_dir.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("command", [["check", "--skip-endpoints"], ["train-verl", "--skip-check"], ["train-verl"]])
+def test_an_untested_verl_is_named_before_verl_is_used(tmp_path, tiny_model_dir, monkeypatch, command):
+    """`check` and `train-verl` (with or without the pre-flight check) stop on a verl outside the tested range,
+    naming it and the range, before composing verl's config or starting Ray."""
+    import ray
+
+    from writing_rl.verl import version
+
+    def untouched(*args, **kwargs):
+        raise AssertionError("Ray was started before verl's version was checked")
+
+    monkeypatch.setattr(version, "installed_version", lambda name: "0.10.0")
+    monkeypatch.setattr(ray, "init", untouched)
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir)
+    result = CliRunner().invoke(app, [command[0], str(path), *command[1:]])
+    assert result.exit_code == 2, result.output
+    assert "verl 0.10.0 is not a version writing-rl's verl integration was tested with (0.9.x: >=0.9.0,<0.10)" in (
+        result.output
+    )
+    monkeypatch.setitem(sys.modules, "verl.trainer.main_ppo", None)  # as if verl's trainer had moved: ImportError
+    with pytest.raises(ConfigError, match="verl 0.10.0 is not a version"):
+        train_verl(path)
 
 
 # -- mistakes that verl would accept, or find late --------------------------------------------------------------

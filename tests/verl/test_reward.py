@@ -40,9 +40,15 @@ def kwargs(server: FakeOpenAIServer, **extra) -> dict:
     return {"judge": judge, "reward": {"win": 1.1, "tie": 0.55, "loss": 0.1}, **extra}
 
 
+IDENTITY = ("uid", "rollout_id", "global_steps")
+
+
 async def score(answer: str, server, sample: Sample = SAMPLE, split: str = "train", **kw) -> dict[str, float]:
+    """`compute_score` as our reward manager calls it: the rollout's identity (`uid=`, `rollout_id=`,
+    `global_steps=` here) in `extra_info`, the settings as kwargs."""
     row = verl_row(sample, 0, split)
-    return await compute_score(row["data_source"], answer, row["reward_model"]["ground_truth"], row["extra_info"], **kw)
+    extra_info = row["extra_info"] | {k: kw.pop(k) for k in IDENTITY if k in kw}
+    return await compute_score(row["data_source"], answer, row["reward_model"]["ground_truth"], extra_info, **kw)
 
 
 async def test_same_float_keys_for_win_tie_loss_unknown(server):

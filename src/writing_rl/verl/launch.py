@@ -34,6 +34,7 @@ from ..eval.report import VERL_METRICS
 from ..judge import JudgeConfig
 from ..reward import ExtraRewards, RewardConfig
 from .groups import DEFAULT_ACTOR_NAME, FlushSettings
+from .version import check_verl_version
 
 REWARD_FUNCTION = ("pkg://writing_rl.verl.reward", "compute_score")
 REWARD_MANAGER = ("pkg://writing_rl.verl.reward_manager", "WritingRewardManager")
@@ -93,10 +94,12 @@ class VerlRecipe(BaseModel):
 
 # -- composing verl's config ------------------------------------------------------------------------------
 def verl_config_dir() -> Path:
+    """verl's config folder, after the version check (`check` and `train-verl` both compose through here)."""
+    check_verl_version()
     try:
         import verl
-    except ImportError:
-        raise ConfigError("verl is not installed here: use the verl environment (`make verl-env`)") from None
+    except ImportError as err:
+        raise ConfigError(f"verl is installed but cannot be imported here ({err}): use the verl environment") from None
     return Path(verl.__file__).parent / "trainer" / "config"
 
 
@@ -329,6 +332,7 @@ def prepare_run_folder(run_dir: Path, overwrite: bool, resumes: bool) -> None:
 
 def prepare(recipe_path: Path, output_dir: str | None = None, overwrite: bool = False) -> tuple[VerlRecipe, Any, Path]:
     """Recipe -> validated verl config and a run folder holding both (no Ray yet, nothing secret written)."""
+    check_verl_version()  # before the verl imports below (`.checkpoint` imports verl's trainer)
     from omegaconf import OmegaConf
     from verl.utils.device import auto_set_device
 
@@ -367,6 +371,7 @@ def train_verl(
     recipe_path: Path, output_dir: str | None = None, overwrite: bool = False, task_runner_class: Any = None
 ) -> Path:
     """Start Ray (or join `ray.address`), the curriculum actor, then verl's `run_ppo`; returns the run folder."""
+    check_verl_version()  # before verl's trainer imports below, which differ between verl releases
     import ray
     from omegaconf import OmegaConf
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo

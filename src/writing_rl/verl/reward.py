@@ -15,7 +15,8 @@ verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, *
 - `curriculum_factory`: `module:function` that turns that name into a `GroupCurriculum` (default
   `writing_rl.verl.curriculum_actor:connect_curriculum`); another store can plug in here.
 
-Our reward manager (`writing_rl.verl.reward_manager`) adds each rollout's `uid`, `rollout_id` and `global_steps`.
+Our reward manager (`writing_rl.verl.reward_manager`) adds each rollout's `uid`, `rollout_id` and `global_steps` to
+its `extra_info` (verl's reward manager passes the reward function nothing else of the row).
 Training rows (`extra_info.split == "train"`) ask the curriculum for their group's level and report the
 outcome; validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
 the group completes without moving.
@@ -45,8 +46,6 @@ from .contract import GroupCurriculum
 from .export import sample_from_extra_info
 
 DEFAULT_CURRICULUM_FACTORY = "writing_rl.verl.curriculum_actor:connect_curriculum"
-# What the reward manager adds to every call (not settings).
-IDENTITY_KWARGS = ("uid", "rollout_id", "global_steps")
 _SECTIONS = ("judge", "reward", "extras")
 
 
@@ -73,7 +72,7 @@ class VerlRewardSettings(BaseModel):
 
 def settings_from_kwargs(reward_kwargs: dict[str, Any]) -> VerlRewardSettings:
     """`reward_kwargs` (plain or OmegaConf values) to validated settings; a `ConfigError` names the bad key."""
-    data = {k: _plain(v) for k, v in reward_kwargs.items() if k not in IDENTITY_KWARGS}
+    data = {k: _plain(v) for k, v in reward_kwargs.items()}
     path = data.pop("config", None)
     merged: dict[str, Any] = {}
     if path is not None:
@@ -211,9 +210,7 @@ _SCORERS: dict[str, VerlScorer] = {}
 
 def scorer_for(reward_kwargs: dict[str, Any]) -> VerlScorer:
     """The process's scorer for these settings (built on first use, then reused by every call)."""
-    key = json.dumps(
-        {k: _plain(v) for k, v in reward_kwargs.items() if k not in IDENTITY_KWARGS}, sort_keys=True, default=str
-    )
+    key = json.dumps({k: _plain(v) for k, v in reward_kwargs.items()}, sort_keys=True, default=str)
     if key not in _SCORERS:
         _SCORERS[key] = VerlScorer(settings_from_kwargs(reward_kwargs))
     return _SCORERS[key]
@@ -222,13 +219,15 @@ def scorer_for(reward_kwargs: dict[str, Any]) -> VerlScorer:
 async def compute_score(
     data_source: str, solution_str: str, ground_truth: str, extra_info: dict[str, Any] | None = None, **kwargs: Any
 ) -> dict[str, float]:
-    """verl's custom reward function (see the module docstring for the kwargs and the returned keys)."""
+    """verl's custom reward function (see the module docstring for the kwargs and the returned keys); the
+    rollout's identity is read from `extra_info`, where our reward manager puts it."""
     scorer = scorer_for(kwargs)
-    step = kwargs.get("global_steps")
+    info = dict(extra_info or {})
+    uid, rollout_id, step = (info.get(key) for key in ("uid", "rollout_id", "global_steps"))
     return await scorer.score(
         solution_str,
-        dict(extra_info or {}),
-        None if kwargs.get("uid") is None else str(kwargs["uid"]),
-        None if kwargs.get("rollout_id") is None else str(kwargs["rollout_id"]),
+        info,
+        None if uid is None else str(uid),
+        None if rollout_id is None else str(rollout_id),
         int(step) if step is not None else 0,
     )

@@ -4,8 +4,10 @@
                             module: {path: pkg://writing_rl.verl.reward_manager}}
 
 verl 0.9.1's `NaiveRewardManager.run_single` calls the reward function with the row's `data_source`,
-`reward_model.ground_truth` and `extra_info` only. The curriculum also needs to know which group a rollout
-belongs to and which rollout of the group it is, so this manager adds, from the row's non-tensor fields:
+`reward_model.ground_truth` and `extra_info` only (into which it merges the row's `tool_extra_fields`,
+`num_turns` and `rollout_reward_scores`). The curriculum also needs to know which group a rollout belongs to
+and which rollout of the group it is, so this manager adds to a copy of the row's `extra_info`, then leaves
+the rest to verl's own `run_single`:
 
 - `uid`: the prompt's group id (verl's trainer gives each prompt of a step a fresh uuid; its `rollout.n`
   rollouts share it),
@@ -18,7 +20,10 @@ belongs to and which rollout of the group it is, so this manager adds, from the 
   rollouts of one group with token-identical responses count once too (the group then waits for its flush),
 - `global_steps`: the training step (a row field in the v1 agent loop, else the batch's `meta_info`).
 
-This module imports verl at load time: verl loads it, in the `verl` environment only.
+A copy, because verl's repeat leaves a group's rows sharing one `extra_info` dict, and verl's `run_single`
+writes into the dict it is given: identity set in place would reach the group's other rollouts.
+
+This module imports verl at load time: verl loads it, in the `verl` environment only, after the version check.
 """
 
 from __future__ import annotations
@@ -26,9 +31,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import torch
-from verl import DataProto
-from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+from .version import check_verl_version
+
+check_verl_version()  # before the experimental import below: a clear error instead of its ImportError
+
+from verl import DataProto  # noqa: E402
+from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager  # noqa: E402
 
 
 def _scalar(value: Any) -> Any:
@@ -60,25 +71,20 @@ def rollout_identity(data: DataProto) -> dict[str, Any]:
     }
 
 
+def with_identity(data: DataProto) -> DataProto:
+    """The row verl's `run_single` scores (the last), its `extra_info` a copy holding `rollout_identity`;
+    `data` itself is left as it was."""
+    last = data[-1:]  # a new DataProto: replacing a key of its non-tensor batch leaves `data`'s alone
+    extra = dict(last[0].non_tensor_batch.get("extra_info") or {})
+    extra.update(rollout_identity(last))
+    column = np.empty(1, dtype=object)
+    column[0] = extra
+    last.non_tensor_batch["extra_info"] = column
+    return last
+
+
 class WritingRewardManager(NaiveRewardManager):
-    """Scores one rollout with `compute_score(..., uid=, rollout_id=, global_steps=)`."""
+    """verl's naive manager; the reward function finds `uid`, `rollout_id` and `global_steps` in `extra_info`."""
 
     async def run_single(self, data: DataProto) -> dict:
-        data = data[-1:]  # as verl's naive manager: a multi-turn output is scored on its last sequence
-        item = data[0]
-        ids = response_ids(data)
-        text = await self.loop.run_in_executor(None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True))
-        kwargs = {
-            "data_source": item.non_tensor_batch["data_source"],
-            "solution_str": text,
-            "ground_truth": item.non_tensor_batch["reward_model"]["ground_truth"],
-            "extra_info": dict(item.non_tensor_batch.get("extra_info") or {}),
-            **rollout_identity(data),
-        }
-        if self.is_async_reward_score:
-            result = await self.compute_score(**kwargs)
-        else:
-            result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
-        if isinstance(result, dict):
-            return {"reward_score": result["score"], "reward_extra_info": dict(result)}
-        return {"reward_score": result, "reward_extra_info": {"acc": result}}
+        return await super().run_single(with_identity(data))
