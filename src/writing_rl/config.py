@@ -11,14 +11,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .curriculum import CurriculumConfig
+from .errors import ConfigError  # noqa: F401  (re-exported: `from writing_rl.config import ConfigError`)
 from .judge import JudgeConfig
 from .reward import RewardConfig
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    pass
 
 
 class LocalJudgeSettings(BaseModel):

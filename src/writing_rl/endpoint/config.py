@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..errors import ConfigError
+
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # how API keys of common providers begin (OpenAI, Anthropic, Hugging Face, Groq, Google, xAI, GitHub, GitLab,
 # Slack, AWS, Replicate, NVIDIA, Perplexity, Stripe-style pk_/rk_, Fireworks, Together)
@@ -107,8 +109,6 @@ class EndpointConfig(BaseModel):
 def check_concurrency(endpoint: EndpointConfig, world_size: int, field: str = "endpoint") -> None:
     """Every process needs at least one request in flight: a total below the process count is a config error."""
     if endpoint.max_concurrency < world_size:
-        from ..config import ConfigError
-
         raise ConfigError(
             f"{field}.max_concurrency: {endpoint.max_concurrency} is the endpoint's total across all processes, "
             f"fewer than the {world_size} training processes: set it to at least {world_size}"
