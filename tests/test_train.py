@@ -108,6 +108,8 @@ def test_grpo_steps_reward_reaches_trainer_unknowns_excluded_promotions_follow_j
         (2.0, 0.0, 0.0)
     ] * 2  # the UNSURE prompt's two completions, every step
     assert all(r["reward/pairwise"] == pytest.approx(0.5) for r in steps)  # components logged as metrics too
+    # the timings: generation (from the step's start to the reward call) and the judge's share of the step
+    assert all(0 < r["time/judge_s"] < r["time/generation_s"] + r["time/judge_s"] < r["step_time"] for r in steps)
     shown = CliRunner().invoke(app, ["rollouts", str(run), "--step", "2", "--sample", "1"])
     assert shown.exit_code == 0, shown.output
     assert shown.output.count("── step 2 · sample 1 ·") == 2 and "missing because: parse (no verdict" in shown.output
