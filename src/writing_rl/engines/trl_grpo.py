@@ -44,7 +44,7 @@ from ..data import Sample
 from ..judge.judgement import Judge
 from ..judge.outage import OutageWait
 from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, PairwiseReward
+from ..reward import ExtraRewards, Outcome, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
 from .rank_metrics import broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
@@ -295,7 +295,7 @@ class WritingReward:
 
     def _decide(self, records: list[RolloutRecord], step: int) -> Settled:
         """Rank 0, with every rank's records: promotions from whole groups, the store, rollout records."""
-        groups: dict[tuple[str, int], list[str | None]] = defaultdict(list)
+        groups: dict[tuple[str, int], list[Outcome | None]] = defaultdict(list)
         for r in records:
             groups[(r.sample, r.level)].append(r.outcome)
         dynamic = self.curriculum.config.schedule == "dynamic"
