@@ -3,9 +3,10 @@
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/step_overhead.py                     # tiny random Llama
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/step_overhead.py --model embedded:smollm2-135m-instruct
 
-"ours" is `writing_rl.train.train`: `WritingRLGRPOTrainer` with the rule judge (`length_fit`, no
-latency) behind the whole reward path (`PairwiseReward` in `reference_first` order, injection screen),
-the dynamic curriculum in its SQLite store, rollout records, metrics.jsonl. "trl" is `trl.GRPOTrainer`
+"ours" is `writing_rl.train.train`: TRL's `GRPOTrainer` with our `WritingReward` reward function and
+the rule judge (`length_fit`, no latency) behind the whole reward path (`PairwiseReward` in
+`reference_first` order, injection screen), the dynamic curriculum in its SQLite store, rollout
+records, metrics.jsonl. "trl" is `trl.GRPOTrainer`
 with a plain Python reward function (the same length score, computed directly). Both get the same
 model, the same `GRPOConfig` (built by our `grpo_args` from one config), the same prompts in the same
 order, and completions forced to full length (`min_new_tokens`), so both do the same model work.

@@ -1,40 +1,70 @@
-"""Rollout records: size caps, filters and the readable form."""
+"""Rollout records: the one record type, size caps, filters and the readable form."""
 
 import hashlib
 import json
 
 import pytest
 
-from writing_rl.rollouts import RolloutSettings, RolloutWriter, capped, format_rollout, read_rollouts
+from writing_rl.jsonl import JsonlFileError
+from writing_rl.judge import Injection, Verdict, VerdictProbs
+from writing_rl.reasons import Reason
+from writing_rl.rollouts import (
+    CappedText,
+    JudgedOrder,
+    RolloutRecord,
+    RolloutSettings,
+    RolloutWriter,
+    capped,
+    format_rollout,
+    read_rollouts,
+)
 
 
-def record(step: int, sample_id, text: str = "an answer", reward: float | None = 0.75) -> dict:
-    return {
-        "step": step,
-        "sample": json.dumps(sample_id),
-        "sample_id": sample_id,
-        "index": 0,
-        "level": 1,
-        "n_levels": 3,
-        "reference_source": "given-1",
-        "completion": capped(text, 50),
-        "judgements": [
-            {
-                "order": "reference_first",
-                "verdict": "B" if reward is not None else "unknown",
-                "probs": {"a": 0.2, "b": 0.7, "tie": 0.1} if reward is not None else None,
-                "text": capped("[[B]]", 50),
-                "error": None if reward is not None else "no verdict probability at the verdict position",
-                "cached": False,
-            }
+def record(step: int, sample_id, text: str = "an answer", reward: float | None = 0.75) -> RolloutRecord:
+    known = reward is not None
+    return RolloutRecord(
+        step=step,
+        sample=json.dumps(sample_id),
+        sample_id=sample_id,
+        index=0,
+        level=1,
+        n_levels=3,
+        reference_source="given-1",
+        completion=CappedText.of(text, 50),
+        judgements=[
+            JudgedOrder(
+                order="reference_first",
+                verdict=Verdict.B if known else Verdict.UNKNOWN,
+                probs=VerdictProbs(a=0.2, b=0.7, tie=0.1) if known else None,
+                text=CappedText.of("[[B]]", 50),
+                error=None if known else "no verdict probability at the verdict position",
+                reason=None if known else Reason.NO_VERDICT_MASS,
+            )
         ],
-        "outcome": "win" if reward is not None else None,
-        "reward": reward,
-        "components": {"pairwise": reward, "repetition": -0.05},
-        "injection": None,
-        "missing_reason": None if reward is not None else "no_verdict_mass",
-        "missing_detail": None if reward is not None else "A, B and tie hold less than min_verdict_mass=0.001",
-    }
+        outcome="win" if known else None,
+        reward=reward,
+        components={"pairwise": reward, "repetition": -0.05},
+        missing_reason=None if known else Reason.NO_VERDICT_MASS,
+        missing_detail=None if known else "A, B and tie hold less than min_verdict_mass=0.001",
+    )
+
+
+def test_a_record_written_reads_back_as_the_same_record(tmp_path):
+    cut = record(2, "x", text="y" * 80).model_copy(update={"injection": Injection(("verdict_token",), "[[B]]")})
+    written = [record(1, 5), record(1, 5, reward=None), cut]
+    RolloutWriter(tmp_path, RolloutSettings()).write(written)
+    assert read_rollouts(tmp_path) == written
+    line = json.loads((tmp_path / "rollouts.jsonl").read_text().splitlines()[0])
+    assert line["completion"] == {"text": "an answer", "chars": 9}  # no hash field under the cap, as before
+    assert line["judgements"][0]["verdict"] == "B" and line["judgements"][0]["probs"]["b"] == 0.7
+
+
+def test_a_line_that_is_not_a_rollout_record_is_named(tmp_path):
+    good = json.dumps(record(1, 5).to_json())
+    bad = dict(record(1, 6).to_json(), outcome="won")
+    (tmp_path / "rollouts.jsonl").write_text(f"{good}\n\n{json.dumps(bad)}\n", encoding="utf-8")
+    with pytest.raises(JsonlFileError, match=r"rollouts.jsonl:3: not a rollout record: outcome"):
+        read_rollouts(tmp_path)
 
 
 def test_long_texts_become_hash_and_length():
@@ -56,8 +86,8 @@ def test_writer_stops_at_the_size_cap_with_one_warning(tmp_path):
 def test_filters_by_step_and_by_sample_id_or_key(tmp_path):
     RolloutWriter(tmp_path, RolloutSettings()).write([record(1, 5), record(1, "5"), record(2, 5), record(2, "x")])
     assert len(read_rollouts(tmp_path, step=2)) == 2
-    assert [r["sample_id"] for r in read_rollouts(tmp_path, sample="5")] == [5, "5", 5]  # id text matches both
-    assert [r["sample_id"] for r in read_rollouts(tmp_path, sample='"5"')] == ["5"]  # the typed key only one
+    assert [r.sample_id for r in read_rollouts(tmp_path, sample="5")] == [5, "5", 5]  # id text matches both
+    assert [r.sample_id for r in read_rollouts(tmp_path, sample='"5"')] == ["5"]  # the typed key only one
     with pytest.raises(FileNotFoundError, match="no rollout records"):
         read_rollouts(tmp_path / "nothing")
 

@@ -660,11 +660,13 @@ def rollouts_cmd(
         rows = read_rollouts(run, step=step, sample=sample)
     except FileNotFoundError as err:
         _fail(str(err), 2)
+    except JsonlFileError as err:  # a line that is not a rollout record: named, in one line
+        _fail(str(err), 1)
     if not rows:
         _fail("no rollout records match", 1)
     shown = rows if limit <= 0 else rows[:limit]
     for r in shown:
-        typer.echo(json.dumps(r, ensure_ascii=False) if as_json else format_rollout(r))
+        typer.echo(json.dumps(r.to_json(), ensure_ascii=False) if as_json else format_rollout(r))
     if len(shown) < len(rows) and not as_json:
         typer.echo(f"... {len(rows) - len(shown)} more (use --limit 0, --step or --sample)")
 

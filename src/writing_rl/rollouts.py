@@ -6,8 +6,11 @@ order's verdict, probabilities and judge text (and how many tokens of each answe
 judge's context), the reward with its components kept apart, what the injection screen found
 (`injection`), and, when the reward is missing, its reason code (`missing_reason`: transport,
 timeout, http_status, bad_response, credentials, parse, no_verdict_mass, context_overflow, injection,
-not_applicable, internal) with the details in words (`missing_detail`). Texts longer than `max_text_chars` are kept as a hash and a length;
-the file stops growing at `max_mb` (one warning says so).
+not_applicable, internal) with the details in words (`missing_detail`). Texts longer than
+`max_text_chars` are kept as a hash and a length; the file stops growing at `max_mb` (one warning says so).
+
+`RolloutRecord` is the one definition of a record: the training engine builds it (`RolloutRecord.of_pair`),
+`RolloutWriter` writes it, and `read_rollouts` (behind `writing-rl rollouts`) validates every line back into it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,24 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
-from .jsonl import read_jsonl
+from .data import SampleId
+from .jsonl import JsonlFileError, LineProblem, jsonl_rows
+from .judge.screen import Injection
+from .judge.verdict import Verdict, VerdictProbs
+from .reasons import Reason
+from .reward import Order, Outcome
+
+if TYPE_CHECKING:
+    from pydantic import SerializerFunctionWrapHandler
+
+    from .data import Sample
+    from .reward import PairReward
 
 ROLLOUTS_FILE = "rollouts.jsonl"
 
@@ -33,11 +48,134 @@ class RolloutSettings(BaseModel):
     max_mb: float = Field(512.0, gt=0, description="stop writing records once the file reaches this size")
 
 
+class CappedText(BaseModel):
+    """A text as a record keeps it: the text itself, or (over the cap) only its length and sha256, so a
+    long completion can still be matched to its copy elsewhere without filling the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str | None
+    chars: int
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, text: str, limit: int) -> CappedText:
+        if len(text) <= limit:
+            return cls(text=text, chars=len(text))
+        return cls(text=None, chars=len(text), sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+    @model_serializer(mode="wrap")
+    def _without_absent_hash(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("sha256") is None:  # a text under the cap is written as {"text", "chars"}, as it always was
+            out.pop("sha256", None)
+        return out
+
+    def shown(self) -> str:
+        if self.text is not None:
+            return self.text
+        return f"<{self.chars} characters, sha256 {(self.sha256 or '?')[:16]}… (over the size cap)>"
+
+
 def capped(text: str, limit: int) -> dict[str, Any]:
-    """The text itself, or its sha256 and length when it is over the cap."""
-    if len(text) <= limit:
-        return {"text": text, "chars": len(text)}
-    return {"text": None, "chars": len(text), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    """The text itself, or its sha256 and length when it is over the cap (as plain JSON)."""
+    return CappedText.of(text, limit).model_dump()
+
+
+class JudgedOrder(BaseModel):
+    """What the judge said in one order (which answer it read first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order: Order
+    verdict: Verdict
+    probs: VerdictProbs | None = None
+    text: CappedText
+    error: str | None = None
+    reason: Reason | None = None
+    truncated: tuple[int, int] | None = None  # tokens cut from answers A and B to fit the judge's context
+    cached: bool = False
+
+
+class RolloutRecord(BaseModel):
+    """One completion of a training step: the one type both the engine (writer) and
+    `writing-rl rollouts` (reader) use, so neither can drift from the other.
+
+    `step` is the training step these completions train, numbered as in metrics.jsonl (TRL's
+    `global_step` after that optimizer step)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: int
+    sample: str  # the sample's typed key (`data.sample_key`)
+    sample_id: SampleId
+    index: int  # which completion of this sample in the step
+    level: int
+    n_levels: int
+    reference_source: str
+    completion: CappedText
+    judgements: list[JudgedOrder]
+    outcome: Outcome | None
+    reward: float | None
+    components: dict[str, float | None]  # each term of the reward apart (pairwise, length, repetition)
+    injection: Injection | None = None
+    missing_reason: Reason | None = None
+    missing_detail: str | None = None
+
+    @classmethod
+    def of_pair(
+        cls,
+        *,
+        step: int,
+        sample: Sample,
+        index: int,
+        level: int,
+        text: str,
+        pair: PairReward,
+        components: dict[str, float | None],
+        reward: float | None,
+        max_text_chars: int,
+    ) -> RolloutRecord:
+        """The record of one judged completion (`pair`: the judge's reward against reference `level`)."""
+        sources = getattr(sample, "reference_sources", None)
+        source = sources[level] if isinstance(sources, list) and level < len(sources) else f"reference {level}"
+        return cls(
+            step=step,
+            sample=sample.key,
+            sample_id=sample.id,
+            index=index,
+            level=level,
+            n_levels=len(sample.references),
+            reference_source=source,
+            completion=CappedText.of(text, max_text_chars),
+            judgements=[
+                JudgedOrder(
+                    order=order,
+                    verdict=j.verdict,
+                    probs=j.probs,
+                    text=CappedText.of(j.text, max_text_chars),
+                    error=j.error,
+                    reason=j.reason,
+                    truncated=j.truncated,
+                    cached=j.cached,
+                )
+                for order, j in zip(pair.orders, pair.judgements)
+            ],
+            outcome=pair.outcome,
+            reward=reward,
+            components=components,
+            injection=pair.injection,
+            missing_reason=pair.missing_reason,
+            missing_detail=pair.missing_detail,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def truncated(self) -> bool:
+        """Whether any judged order saw the answers cut to fit the judge's context."""
+        return any(j.truncated and any(j.truncated) for j in self.judgements)
 
 
 class RolloutWriter:
@@ -48,7 +186,7 @@ class RolloutWriter:
         self.settings = settings
         self.stopped = False
 
-    def write(self, records: list[dict[str, Any]]) -> int:
+    def write(self, records: Sequence[RolloutRecord]) -> int:
         if not self.settings.enabled or self.stopped or not records:
             return 0
         limit = self.settings.max_mb * 1024 * 1024
@@ -63,57 +201,60 @@ class RolloutWriter:
                         stacklevel=2,
                     )
                     break
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
                 written += 1
         return written
 
 
-def read_rollouts(path: Path, step: int | None = None, sample: str | None = None) -> list[dict[str, Any]]:
-    """Records of a run folder (or a rollouts file), filtered by step and by sample id or key."""
+def read_rollouts(path: Path, step: int | None = None, sample: str | None = None) -> list[RolloutRecord]:
+    """Records of a run folder (or a rollouts file), filtered by step and by sample id or key; a line that
+    is not a rollout record is a `JsonlFileError` naming it."""
     path = path / ROLLOUTS_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"no rollout records at {path}")
-    rows = read_jsonl(path)
+    records = []
+    for line, row in jsonl_rows(path):
+        if isinstance(row, LineProblem):
+            raise JsonlFileError(path, line, str(row))
+        try:
+            records.append(RolloutRecord.model_validate(row))
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "the line"
+            raise JsonlFileError(path, line, f"not a rollout record: {where}: {first['msg']}") from None
     if step is not None:
-        rows = [r for r in rows if r["step"] == step]
+        records = [r for r in records if r.step == step]
     if sample is not None:
-        rows = [r for r in rows if sample in (r["sample"], str(r["sample_id"]))]
-    return rows
-
-
-def _text(field: dict[str, Any]) -> str:
-    if field.get("text") is not None:
-        return field["text"]
-    return f"<{field['chars']} characters, sha256 {field.get('sha256', '?')[:16]}… (over the size cap)>"
+        records = [r for r in records if sample in (r.sample, str(r.sample_id))]
+    return records
 
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in (text.splitlines() or [""]))
 
 
-def format_rollout(r: dict[str, Any]) -> str:
+def format_rollout(r: RolloutRecord) -> str:
     """A readable block: header, completion, each judged order, reward and components."""
-    reward = "missing" if r["reward"] is None else f"{r['reward']:.3f}"
-    comps = ", ".join(f"{k} {v:.3f}" for k, v in r["components"].items() if v is not None)
-    why = r.get("missing_reason")
-    detail = r.get("missing_detail")
+    reward = "missing" if r.reward is None else f"{r.reward:.3f}"
+    comps = ", ".join(f"{k} {v:.3f}" for k, v in r.components.items() if v is not None)
+    why = None if r.missing_reason is None else r.missing_reason.value
+    detail = r.missing_detail
     lines = [
-        f"── step {r['step']} · sample {r['sample_id']} · completion {r['index']} · "
-        f"reference level {r['level']}/{r['n_levels'] - 1} ({r['reference_source']})",
-        f"  reward {reward} ({comps or 'no components'}); outcome {r['outcome'] or 'unknown'}"
+        f"── step {r.step} · sample {r.sample_id} · completion {r.index} · "
+        f"reference level {r.level}/{r.n_levels - 1} ({r.reference_source})",
+        f"  reward {reward} ({comps or 'no components'}); outcome {r.outcome or 'unknown'}"
         + (f"; missing because: {why}" + (f" ({detail})" if detail else "") if why else ""),
     ]
-    if r.get("injection"):
-        found = r["injection"]
-        lines.append(f"  injection screen: {', '.join(found['rules'])}: {found['excerpt']!r}")
-    lines += ["  completion:", _indent(_text(r["completion"]))]
-    for j in r["judgements"]:
-        probs = j.get("probs")
-        shown = f" P(A) {probs['a']:.2f} P(B) {probs['b']:.2f} P(tie) {probs['tie']:.2f}" if probs else ""
-        error = f" error ({j.get('reason') or 'unknown'}): {j['error']}" if j.get("error") else ""
-        cut = j.get("truncated")
+    if r.injection is not None:
+        lines.append(f"  injection screen: {', '.join(r.injection.rules)}: {r.injection.excerpt!r}")
+    lines += ["  completion:", _indent(r.completion.shown())]
+    for j in r.judgements:
+        p = j.probs
+        shown = f" P(A) {p.a:.2f} P(B) {p.b:.2f} P(tie) {p.tie:.2f}" if p else ""
+        error = f" error ({j.reason.value if j.reason else 'unknown'}): {j.error}" if j.error else ""
+        cut = j.truncated
         cut_shown = f" (answers cut to fit: A -{cut[0]}, B -{cut[1]} tokens)" if cut and any(cut) else ""
-        lines.append(f"  judged {j['order'].replace('_', ' ')}: verdict {j['verdict']}{shown}{cut_shown}{error}")
-        if j["text"].get("text") or j["text"].get("sha256"):
-            lines.append(_indent(_text(j["text"]), "      "))
+        lines.append(f"  judged {j.order.replace('_', ' ')}: verdict {j.verdict.value}{shown}{cut_shown}{error}")
+        if j.text.text or j.text.sha256:
+            lines.append(_indent(j.text.shown(), "      "))
     return "\n".join(lines)

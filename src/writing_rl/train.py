@@ -326,14 +326,16 @@ def _train(
     callbacks: Sequence[TrainerCallback],
     preemption: PreemptionCallback,
 ) -> Path:
+    from trl import GRPOTrainer
+
     from .engines.preemption import Preempted
     from .engines.trl_grpo import (
         CurriculumCheckpointCallback,
+        GenerationClock,
         JudgeSpendCallback,
         MetricsJsonlCallback,
         UnknownRewardGuard,
         WritingReward,
-        WritingRLGRPOTrainer,
     )
 
     run_dir = Path(cfg.output_dir)
@@ -401,6 +403,9 @@ def _train(
                 lines = cost_lines(cfg, samples, state.num_processes, measured=measured)
                 print("with the tokens the audit measured:", *lines, sep="\n  ", flush=True)
         reward = PairwiseReward(judge, cfg.reward)
+        where = judge_cfg.endpoint.base_url if judge_cfg.backend == "llm" else "the rule judge"
+        clock = GenerationClock()
+        # TRL's own trainer: the reward function does the curriculum, the rollouts and the metrics itself
         writing_reward = WritingReward(
             samples,
             reward,
@@ -409,10 +414,14 @@ def _train(
             cfg.extras.repetition_weight,
             cfg.rollouts.max_text_chars,
             OutageWait(judge_cfg.endpoint.base_url, cfg.outage_wait_s) if isinstance(judge, PairwiseJudge) else None,
+            ranks=state,
+            rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
+            unknown_guard=UnknownRewardGuard(cfg.max_unknown_steps, where),
+            judge_spend=spend,
+            clock=clock,
         )
-        where = judge_cfg.endpoint.base_url if judge_cfg.backend == "llm" else "the rule judge"
         keeper = JudgeSpendCallback(spend, budget, price)
-        trainer = WritingRLGRPOTrainer(
+        trainer = GRPOTrainer(
             model=model_path,
             reward_funcs=[writing_reward],
             args=grpo_args(cfg, run_dir),
@@ -423,11 +432,8 @@ def _train(
                 MetricsJsonlCallback(run_dir / "metrics.jsonl"),
                 preemption,
                 *callbacks,
+                clock,  # last: a callback that waits in on_step_begin (a step timer) is not counted as generation
             ],
-            writing_reward=writing_reward,
-            rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
-            unknown_guard=UnknownRewardGuard(cfg.max_unknown_steps, where),
-            judge_spend=spend,
         )
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -2,13 +2,19 @@
 so a rank's own counters show a fraction of the load. Counts and summed latencies add up over the ranks;
 the mean latency is the total latency over the total calls (not a mean of the ranks' means); the judge
 time of a batch is the slowest rank's, since the ranks judge side by side and the step waits for all.
+
+Also the two other hand-overs between ranks the reward function makes: what only rank 0 needs (the
+rollout records) goes to rank 0 alone, and what rank 0 decides goes back to every rank.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from ..judge.judgement import Judge
+
+T = TypeVar("T")
 
 COUNTS = (
     "judge/calls",
@@ -54,3 +60,26 @@ def gather_judge_metrics(local: dict[str, float], num_processes: int) -> dict[st
     from accelerate.utils import gather_object
 
     return combine_ranks(gather_object([local]))
+
+
+def gather_to_main(items: Sequence[T], num_processes: int) -> list[T] | None:
+    """Every rank's `items`, in rank order, on rank 0 only (None on the others): for large objects only rank 0
+    uses, which an all-gather would copy into every process. Every rank must call it."""
+    if num_processes == 1:
+        return list(items)
+    import torch.distributed as dist
+
+    box: list[Any] | None = [None] * num_processes if dist.get_rank() == 0 else None
+    dist.gather_object(list(items), box, dst=0)
+    return None if box is None else [x for part in box for x in part]
+
+
+def broadcast_from_main(obj: T | None, num_processes: int) -> T:
+    """Rank 0's `obj` on every rank (the others pass None). Every rank must call it."""
+    if num_processes == 1:
+        return obj  # type: ignore[return-value]
+    from accelerate.utils import broadcast_object_list
+
+    box = [obj]
+    broadcast_object_list(box, from_process=0)
+    return box[0]  # type: ignore[return-value]

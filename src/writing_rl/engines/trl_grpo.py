@@ -1,16 +1,19 @@
 """TRL GRPO adapter: the pairwise reward against each prompt's current reference, with the
-dynamic curriculum decided once per generation batch from whole GRPO groups.
+dynamic curriculum decided once per generation batch from whole GRPO groups, on TRL's public API only.
 
 How the pieces meet:
-- `WritingReward` is a plain TRL reward function. Each rank scores its slice of completions
-  against the reference level that every rank holds in the same in-memory table, and keeps one
-  rollout record per completion (sample, level, judgements, outcome, reward components, what the
-  injection screen found, why a reward is missing). Unknown verdicts return None, which TRL turns
-  into NaN and leaves out of the group baseline.
-- `WritingRLGRPOTrainer._calculate_rewards` runs right after TRL gathers the rewards: it gathers the
-  records of all ranks, lets the main process apply the promotion rule to each whole group, write
-  the store and the rollout records, and broadcasts the new levels, so every rank sees identical levels.
-  The judge metrics it logs are totals over all ranks (`rank_metrics`); only the main process holds the store.
+- `WritingReward` is a plain TRL reward function. TRL calls it once per generation batch on every rank at
+  the same point, with `trainer_state` and `log_metric` among its keywords (`trl_version.py` says since when).
+  Each rank scores its slice of completions against the reference level that every rank holds in the same
+  in-memory table and builds one `RolloutRecord` per completion. Unknown verdicts return None, which TRL
+  turns into NaN and leaves out of the group baseline.
+- Then, still inside that call, `WritingReward.settle` sends the records to rank 0 only (they carry
+  completions and judge texts of up to 20,000 characters each, and only rank 0 writes them); rank 0 applies
+  the promotion rule to each whole group, writes the store and the rollout records, computes the step's
+  metrics and watches for a dead judge, and broadcasts the new levels, those metrics and the guard's
+  decision: every rank holds identical levels, logs identical metrics through `log_metric`, and stops
+  together. The judge counters are totals over all ranks (`rank_metrics`, a few numbers all-gathered), so
+  every rank also keeps the judge budget alike. Only the main process holds the store.
 - `CurriculumCheckpointCallback` saves the curriculum snapshot inside each checkpoint folder, so a
   resume restores exactly the state that checkpoint saw.
 - `UnknownRewardGuard` stops training when the judge has given no reward for several generation
@@ -18,8 +21,10 @@ How the pieces meet:
   (`judge/outage.py`) waits for a judge that stopped answering and judges the step again if it comes back.
 - `PreemptionCallback` (`preemption.py`) ends the run at the end of a step, with a checkpoint, on SIGTERM/SIGUSR1.
 - `JudgeSpendCallback` keeps what the judge cost (`writing_rl.spend`, counted over all ranks in
-  `_calculate_rewards`) in every checkpoint, and stops training with a checkpoint at the end of the step
+  `WritingReward.settle`) in every checkpoint, and stops training with a checkpoint at the end of the step
   in which the spend reaches `judge.budget`.
+- `GenerationClock` marks where each optimizer step (or gradient-accumulation micro-step) begins, so the
+  reward function can log `time/generation_s` without reaching into the trainer.
 """
 
 from __future__ import annotations
@@ -27,25 +32,48 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from accelerate.utils import broadcast_object_list, gather_object
 from transformers import TrainerCallback
-from trl import GRPOTrainer
 
 from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
 from ..judge.outage import OutageWait
 from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, PairReward, PairwiseReward
-from ..rollouts import RolloutWriter, capped
+from ..reward import ExtraRewards, Outcome, PairwiseReward
+from ..rollouts import RolloutRecord, RolloutWriter
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
-from .rank_metrics import gather_judge_metrics, judge_counters
+from .rank_metrics import broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
 
 CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
+
+LogMetric = Callable[[str, float], None]
+
+
+class Ranks(Protocol):
+    """Where this process stands among the training processes (accelerate's `PartialState` is one)."""
+
+    @property
+    def process_index(self) -> int: ...
+
+    @property
+    def num_processes(self) -> int: ...
+
+    @property
+    def is_main_process(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OneProcess:
+    """A world of one: the reward function used outside a distributed launch (tests, benchmarks)."""
+
+    process_index: int = 0
+    num_processes: int = 1
+    is_main_process: bool = True
 
 
 def completion_text(completion: Any) -> str:
@@ -55,105 +83,21 @@ def completion_text(completion: Any) -> str:
     return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
 
 
-class WritingReward:
-    """Pairwise judge reward (plus optional length and repetition terms) as a TRL reward function.
+class GenerationClock(TrainerCallback):
+    """Marks the start of every optimizer step and micro-step: TRL generates right after one of these
+    (in the step's `training_step`), so the time from the mark to the reward call is the generation,
+    plus any log-probability pass TRL runs before scoring (with `beta` > 0, or off-policy settings)."""
 
-    Every call also keeps one rollout record per completion (see `writing_rl.rollouts`); the trainer
-    gathers them, updates the curriculum from them and writes them to the run folder.
-    """
+    def __init__(self) -> None:
+        self.mark: float | None = None
 
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        reward: PairwiseReward,
-        curriculum: Curriculum,
-        length_weight: float = 0.0,
-        repetition_weight: float = 0.0,
-        max_text_chars: int = 20_000,
-        outage: OutageWait | None = None,
-    ):
-        self.__name__ = "writing_rl"
-        self.samples = {s.key: s for s in samples}
-        self.reward = reward
-        self.curriculum = curriculum
-        self.extras = ExtraRewards(length_weight=length_weight, repetition_weight=repetition_weight)
-        self.max_text_chars = max_text_chars
-        self.outage = outage  # waits out a judge that is restarting, then judges the batch again
-        self.levels: dict[str, int] = {}  # dynamic schedule: identical on every rank
-        self.pending: list[dict[str, Any]] = []
-        self.last_judge_s = 0.0
+    def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.mark = time.perf_counter()
+        return control
 
-    def level_of(self, sample: Sample, step: int) -> int:
-        if self.curriculum.config.schedule == "dynamic":
-            return min(self.levels.get(sample.key, 0), len(sample.references) - 1)
-        return self.curriculum.level(sample, step)
-
-    def __call__(
-        self, prompts: list, completions: list, sample_key: list[str], trainer_state: Any = None, **_: Any
-    ) -> list[float | None]:
-        step = int(getattr(trainer_state, "global_step", 0) or 0)
-        samples = [self.samples[k] for k in sample_key]
-        levels = [self.level_of(s, step) for s in samples]
-        texts = [completion_text(c) for c in completions]
-        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)]
-        started = time.perf_counter()
-        results = self.reward.score_batch_sync(items)
-        if self.outage is not None:
-            results = self.outage.after(results, lambda: self.reward.score_batch_sync(items))
-        self.last_judge_s = time.perf_counter() - started
-        rewards: list[float | None] = []
-        seen: dict[str, int] = defaultdict(int)
-        for s, text, lvl, r in zip(samples, texts, levels, results):
-            parts = {"pairwise": r.reward, **self.extras.terms(s, text)}
-            total = None if r.reward is None else sum(v for v in parts.values() if v is not None)
-            rewards.append(total)
-            self.pending.append(self._record(step + 1, s, seen[s.key], lvl, text, r, parts, total))
-            seen[s.key] += 1
-        return rewards
-
-    def _record(
-        self, step: int, s: Sample, index: int, level: int, text: str, r: PairReward, parts: dict, total: float | None
-    ) -> dict[str, Any]:
-        sources = getattr(s, "reference_sources", None)
-        source = sources[level] if isinstance(sources, list) and level < len(sources) else f"reference {level}"
-        cap = self.max_text_chars
-        return {
-            "step": step,  # the training step these completions train, numbered as in metrics.jsonl
-            "sample": s.key,
-            "sample_id": s.id,
-            "index": index,
-            "level": level,
-            "n_levels": len(s.references),
-            "reference_source": source,
-            "completion": capped(text, cap),
-            "judgements": [
-                {
-                    "order": order,
-                    "verdict": j.verdict.value,
-                    "probs": None if j.probs is None else vars(j.probs),
-                    "text": capped(j.text, cap),
-                    "error": j.error,
-                    "reason": None if j.reason is None else j.reason.value,
-                    "truncated": None if j.truncated is None else list(j.truncated),
-                    "cached": j.cached,
-                }
-                for order, j in zip(r.orders, r.judgements)
-            ],
-            "outcome": r.outcome,
-            "reward": total,
-            "components": parts,
-            "injection": None if r.injection is None else r.injection.to_json(),
-            "missing_reason": None if r.missing_reason is None else r.missing_reason.value,
-            "missing_detail": r.missing_detail,
-        }
-
-    def pop_pending(self) -> list[dict[str, Any]]:
-        out, self.pending = self.pending, []
-        return out
-
-    @property
-    def judge(self) -> Judge:
-        return self.reward.judge
+    def on_substep_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.mark = time.perf_counter()
+        return control
 
 
 class JudgeUnavailable(RuntimeError):
@@ -169,127 +113,212 @@ class UnknownRewardGuard:
         self.judge = judge
         self.streak = 0
 
-    def observe(self, records: Sequence[dict[str, Any]]) -> None:
-        if not records or any(r["outcome"] is not None for r in records):
+    def problem(self, records: Sequence[RolloutRecord]) -> str | None:
+        """Count this step; the reason to stop training, once the streak reaches the limit."""
+        if not records or any(r.outcome is not None for r in records):
             self.streak = 0
-            return
+            return None
         self.streak += 1
         if self.limit and self.streak >= self.limit:
-            raise JudgeUnavailable(
+            return (
                 f"stopped after {self.streak} step(s) in a row without a single reward from the judge at "
                 f"{self.judge}; last error: {last_error(records)}. Check it with `writing-rl check CONFIG`"
             )
+        return None
 
 
-def last_error(records: Sequence[dict[str, Any]]) -> str:
+def last_error(records: Sequence[RolloutRecord]) -> str:
     """The most recent judge error in these rollout records, on one line."""
     for r in reversed(records):
-        for j in reversed(r["judgements"]):
-            if j.get("error"):
-                return " ".join(str(j["error"]).split())[:300]
-        if r.get("missing_detail") or r.get("missing_reason"):
-            return str(r.get("missing_detail") or r.get("missing_reason"))
+        for j in reversed(r.judgements):
+            if j.error:
+                return " ".join(j.error.split())[:300]
+        if r.missing_detail:
+            return r.missing_detail
+        if r.missing_reason is not None:
+            return r.missing_reason.value
     return "none recorded"
 
 
-class WritingRLGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer plus the curriculum update and writing-rl metrics; everything else is TRL's."""
+def step_metrics(records: Sequence[RolloutRecord]) -> dict[str, float]:
+    """What one generation batch's records say, over all ranks: outcome rates, why rewards are missing,
+    and the mean of each reward component over the known rewards."""
+    outcomes: list[str | None] = [r.outcome for r in records]
+    n = max(len(outcomes), 1)
+    out = {f"judge/{name}_rate": outcomes.count(name) / n for name in ("win", "tie", "loss")}
+    out["judge/unknown_rate"] = outcomes.count(None) / n
+    out["judge/injection_rate"] = sum(r.injection is not None for r in records) / n
+    out["judge/truncated_rate"] = sum(r.truncated for r in records) / n
+    reasons = [None if r.missing_reason is None else r.missing_reason.value for r in records]
+    for code in ALL_REASONS:  # every code every step, so each is one steady curve
+        out[f"judge/missing/{code}"] = float(reasons.count(code))
+    known = [r for r in records if r.reward is not None]
+    for part in sorted({k for r in known for k in r.components}):
+        values = [r.components.get(part) or 0.0 for r in known]
+        out[f"reward/{part}"] = sum(values) / len(values)
+    return out
+
+
+@dataclass
+class Settled:
+    """What rank 0 sends every rank after a generation batch: small, whatever the batch size."""
+
+    levels: dict[str, int]
+    metrics: dict[str, float] = field(default_factory=dict)
+    stop: str | None = None  # why training stops (a dead judge), when it does
+
+
+class WritingReward:
+    """Pairwise judge reward (plus optional length and repetition terms) as a TRL reward function, which
+    also moves the curriculum, writes the rollout records and logs the writing-rl metrics (see the module
+    docstring). Outside a trainer, `score` alone judges a batch and returns its records."""
 
     def __init__(
         self,
-        *args: Any,
-        writing_reward: WritingReward,
+        samples: Sequence[Sample],
+        reward: PairwiseReward,
+        curriculum: Curriculum,
+        length_weight: float = 0.0,
+        repetition_weight: float = 0.0,
+        max_text_chars: int = 20_000,
+        outage: OutageWait | None = None,
+        *,
+        ranks: Ranks = OneProcess(),
         rollout_writer: RolloutWriter | None = None,
         unknown_guard: UnknownRewardGuard | None = None,
         judge_spend: JudgeSpend | None = None,
-        **kwargs: Any,
+        clock: GenerationClock | None = None,
     ):
-        self.writing_reward = writing_reward
-        self.rollout_writer = rollout_writer
+        self.__name__ = "writing_rl"  # the name TRL logs this reward function's rewards under
+        self.samples = {s.key: s for s in samples}
+        self.reward = reward
+        self.curriculum = curriculum
+        self.extras = ExtraRewards(length_weight=length_weight, repetition_weight=repetition_weight)
+        self.max_text_chars = max_text_chars
+        self.outage = outage  # waits out a judge that is restarting, then judges the batch again
+        self.ranks = ranks
+        self.rollout_writer = rollout_writer  # rank 0's; None on the other ranks
         self.unknown_guard = unknown_guard
         self.judge_spend = judge_spend if judge_spend is not None else JudgeSpend()
-        super().__init__(*args, **kwargs)
-        self._sync_levels(self._initial_levels())
+        self.clock = clock
+        self.levels: dict[str, int] | None = None  # the dynamic schedule's, identical on every rank once set
+        self.last_judge_s = 0.0
+        self.judge_totals: dict[str, float] | None = None  # this rank's judge counters at the last batch
 
-    # -- curriculum -------------------------------------------------------------------------
-    def _initial_levels(self) -> dict[str, int] | None:
-        return self.writing_reward.curriculum.store.levels() if self.accelerator.is_main_process else None
+    def level_of(self, sample: Sample, step: int) -> int:
+        if self.curriculum.config.schedule == "dynamic":
+            return min((self.levels or {}).get(sample.key, 0), len(sample.references) - 1)
+        return self.curriculum.level(sample, step)
 
-    def _sync_levels(self, levels: dict[str, int] | None) -> None:
-        box = [levels]
-        if self.accelerator.num_processes > 1:
-            broadcast_object_list(box, from_process=0)
-        self.writing_reward.levels = dict(box[0] or {})
-
-    def _update_curriculum(self) -> None:
-        wr = self.writing_reward
-        local = wr.pop_pending()
-        records = gather_object(local) if self.accelerator.num_processes > 1 else local
-        step = self.state.global_step
-        promotions = 0
-        new_levels: dict[str, int] | None = None
-        if self.accelerator.is_main_process:
-            groups: dict[tuple[str, int], list[str | None]] = defaultdict(list)
-            for r in records:
-                groups[(r["sample"], r["level"])].append(r["outcome"])
-            for (key, level), outcomes in groups.items():
-                sample = wr.samples[key]
-                new = wr.curriculum.record(sample, level, outcomes, step)
-                promotions += wr.curriculum.config.schedule == "dynamic" and new > level
-            new_levels = wr.curriculum.store.levels()
-            if self.rollout_writer is not None:
-                self.rollout_writer.write(records)
-        self._sync_levels(new_levels)
-        outcomes = [r["outcome"] for r in records]
-        n = max(len(outcomes), 1)
-        metrics = self._metrics["train"]
-        for name in ("win", "tie", "loss"):
-            metrics[f"judge/{name}_rate"].append(outcomes.count(name) / n)
-        metrics["judge/unknown_rate"].append(outcomes.count(None) / n)
-        metrics["judge/injection_rate"].append(sum(r.get("injection") is not None for r in records) / n)
-        metrics["judge/truncated_rate"].append(
-            sum(any(j.get("truncated") and any(j["truncated"]) for j in r["judgements"]) for r in records) / n
-        )
-        reasons = [r.get("missing_reason") for r in records]
-        for code in ALL_REASONS:  # every code every step, so each is one steady curve
-            metrics[f"judge/missing/{code}"].append(float(reasons.count(code)))
-        known = [r for r in records if r["reward"] is not None]
-        for part in sorted({k for r in known for k in r["components"]}):
-            values = [r["components"].get(part, 0.0) for r in known]
-            metrics[f"reward/{part}"].append(sum(values) / len(values))
-        metrics["curriculum/promotions"].append(float(promotions))
-        levels = [wr.level_of(s, step + 1) for s in wr.samples.values()]
-        metrics["curriculum/mean_level"].append(sum(levels) / max(len(levels), 1))
-        if self.unknown_guard is not None:  # every rank holds all records, so every rank stops together
-            self.unknown_guard.observe(records)
-
-    # -- hooks into TRL ---------------------------------------------------------------------
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
-        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        wr = self.writing_reward
-        totals = judge_counters(wr.judge)
-        previous = getattr(self, "_judge_totals", dict.fromkeys(totals, 0))
-        self._judge_totals = totals
-        local = {name: totals[name] - previous[name] for name in totals} | {"time/judge_s": wr.last_judge_s}
-        metrics = self._metrics["train" if self.model.training else "eval"]
-        # per generation batch, over all ranks (each judged its own slice)
-        batch = gather_judge_metrics(local, self.accelerator.num_processes)
-        for name, value in batch.items():
-            metrics[name].append(value)
-        self.judge_spend.add_batch(batch)  # the same totals on every rank: every rank keeps the budget alike
-        if self.model.training:
-            self._update_curriculum()
-        else:
-            wr.pop_pending()  # evaluation never moves the curriculum
+    def __call__(
+        self,
+        prompts: list,
+        completions: list,
+        sample_key: list[str],
+        trainer_state: Any = None,
+        log_metric: LogMetric | None = None,
+        **_: Any,
+    ) -> list[float | None]:
+        called = time.perf_counter()
+        step = int(getattr(trainer_state, "global_step", 0) or 0)
+        if self.levels is None:  # the first batch: every rank takes rank 0's levels (restored ones on a resume)
+            self.levels = self._levels_from_main(self.curriculum.store.levels() if self.ranks.is_main_process else None)
+        rewards, records = self.score(completions, sample_key, step)
+        local = {"time/judge_s": self.last_judge_s}
+        if self.clock is not None and self.clock.mark is not None:
+            local["time/generation_s"] = called - self.clock.mark
+        self.settle(records, step, local, log_metric)
         return rewards
 
-    def _generate(self, prompts: list):  # type: ignore[override]
+    def score(
+        self, completions: Sequence[Any], sample_key: Sequence[str], step: int
+    ) -> tuple[list[float | None], list[RolloutRecord]]:
+        """Judge this rank's completions; their rewards, and one rollout record each (numbered `step + 1`,
+        the step they train, as metrics.jsonl numbers it). Talks to no other rank."""
+        samples = [self.samples[k] for k in sample_key]
+        levels = [self.level_of(s, step) for s in samples]
+        texts = [completion_text(c) for c in completions]
+        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)]
         started = time.perf_counter()
-        out = super()._generate(prompts)
-        self._metrics["train" if self.model.training else "eval"]["time/generation_s"].append(
-            time.perf_counter() - started
-        )
-        return out
+        results = self.reward.score_batch_sync(items)
+        if self.outage is not None:
+            results = self.outage.after(results, lambda: self.reward.score_batch_sync(items))
+        self.last_judge_s = time.perf_counter() - started
+        rewards: list[float | None] = []
+        records: list[RolloutRecord] = []
+        seen: dict[str, int] = defaultdict(int)
+        for s, text, lvl, r in zip(samples, texts, levels, results):
+            parts: dict[str, float | None] = {"pairwise": r.reward, **self.extras.terms(s, text)}
+            total = None if r.reward is None else sum(v for v in parts.values() if v is not None)
+            rewards.append(total)
+            records.append(
+                RolloutRecord.of_pair(
+                    step=step + 1,
+                    sample=s,
+                    index=seen[s.key],
+                    level=lvl,
+                    text=text,
+                    pair=r,
+                    components=parts,
+                    reward=total,
+                    max_text_chars=self.max_text_chars,
+                )
+            )
+            seen[s.key] += 1
+        return rewards, records
+
+    def settle(
+        self, records: list[RolloutRecord], step: int, local: dict[str, float], log_metric: LogMetric | None
+    ) -> None:
+        """After every rank scored its slice (every rank calls this, at the same point): move the
+        curriculum on rank 0, share its levels, metrics and stop decision, count the judge spend, log.
+
+        `local` holds this rank's timings (`time/judge_s`, and `time/generation_s` when known)."""
+        world = self.ranks.num_processes
+        totals = judge_counters(self.judge)
+        previous = self.judge_totals or dict.fromkeys(totals, 0.0)
+        self.judge_totals = totals
+        counts = {name: totals[name] - previous[name] for name in totals} | {"time/judge_s": local["time/judge_s"]}
+        batch = gather_judge_metrics(counts, world)  # totals over the ranks, the same on every rank
+        self.judge_spend.add_batch(batch)  # so every rank keeps the budget alike
+        everyone = gather_to_main(records, world)  # None on every rank but 0
+        settled = broadcast_from_main(self._decide(everyone, step) if everyone is not None else None, world)
+        self.levels = settled.levels
+        if log_metric is not None:
+            metrics = batch | settled.metrics
+            if "time/generation_s" in local:  # this rank's; TRL logs the mean over the ranks
+                metrics["time/generation_s"] = local["time/generation_s"]
+            for name in sorted(metrics):  # same names, same order on every rank: TRL gathers them by name
+                log_metric(name, metrics[name])
+        if settled.stop is not None:
+            raise JudgeUnavailable(settled.stop)
+
+    def _decide(self, records: list[RolloutRecord], step: int) -> Settled:
+        """Rank 0, with every rank's records: promotions from whole groups, the store, rollout records."""
+        groups: dict[tuple[str, int], list[Outcome | None]] = defaultdict(list)
+        for r in records:
+            groups[(r.sample, r.level)].append(r.outcome)
+        dynamic = self.curriculum.config.schedule == "dynamic"
+        promotions = 0
+        for (key, level), outcomes in groups.items():
+            new = self.curriculum.record(self.samples[key], level, outcomes, step)
+            promotions += dynamic and new > level
+        self.levels = self.curriculum.store.levels()
+        if self.rollout_writer is not None:
+            self.rollout_writer.write(records)
+        metrics = step_metrics(records)
+        metrics["curriculum/promotions"] = float(promotions)
+        levels = [self.level_of(s, step + 1) for s in self.samples.values()]
+        metrics["curriculum/mean_level"] = sum(levels) / max(len(levels), 1)
+        stop = None if self.unknown_guard is None else self.unknown_guard.problem(records)
+        return Settled(self.levels, metrics, stop)
+
+    def _levels_from_main(self, levels: dict[str, int] | None) -> dict[str, int]:
+        return dict(broadcast_from_main(levels, self.ranks.num_processes) or {})
+
+    @property
+    def judge(self) -> Judge:
+        return self.reward.judge
 
 
 class JudgeSpendCallback(TrainerCallback):

@@ -1,56 +1,49 @@
-"""The TRL the GRPO adapter was tested with, checked before a run starts.
+"""The TRL versions whose public reward-function contract the GRPO adapter relies on, checked before a
+run starts.
 
-The adapter leans on TRL internals: it overrides the private `GRPOTrainer._calculate_rewards` and
-`_generate`, and it returns `None` for an unknown verdict, which TRL turns into NaN and leaves out of
-the group baseline only from TRL 1.6.0 on (before, an unknown would train as a loss). On a TRL it was
-not tested with, a run stops at the start with this explanation rather than train on a changed
-contract.
+The adapter uses only TRL's public API: `trl.GRPOTrainer` as it is, with `WritingReward` as a custom
+reward function. What it needs of that contract, and since when TRL has it:
+
+- every rank calls each reward function once per generation batch, at the same point, so the function
+  may run collectives (gather the records, broadcast the levels) inside it;
+- the `trainer_state` keyword (TRL 0.20), for the step number;
+- the `log_metric` keyword (TRL 1.0), to log the writing-rl metrics next to TRL's own;
+- a `None` reward is left out of the group baseline and of the logged reward (TRL 1.6.0; before, it was
+  summed as 0 and an unknown verdict trained as a loss).
+
+So the adapter accepts TRL 1.6.0 and every later 1.x; a 2.0 may change the contract and is refused until
+tested. `tests/test_trl_version.py` checks the contract itself on the installed TRL with a tiny run, so a
+1.x that broke it fails the suite rather than a training run.
 """
 
 from __future__ import annotations
 
-import inspect
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..config import ConfigError
 
-TESTED_TRL = SpecifierSet(">=1.16.0,<1.17")  # the `train` extra pins trl==1.16.0
-UNKNOWNS_EXCLUDED_FROM = Version("1.6.0")
-# The private methods the adapter overrides, with the parameters it calls them with.
-OVERRIDDEN = {
-    "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
-    "_generate": ["self", "prompts"],
-}
+UNKNOWNS_EXCLUDED_FROM = Version("1.6.0")  # None rewards leave the baseline (huggingface/trl#5902)
+NEXT_MAJOR = Version("2.0.0")
+SUPPORTED_TRL = f">={UNKNOWNS_EXCLUDED_FROM},<{NEXT_MAJOR}"
+TESTED_TRL = "1.16.0"  # what the `train` extra pins
 
 
-def check_trl(version: str | None = None, trainer: type | None = None) -> None:
-    """Raise ConfigError unless TRL (or the given `version` / `trainer` class) is one the engine was
-    tested with."""
+def check_trl(version: str | None = None) -> None:
+    """Raise ConfigError unless TRL (or the given `version`) keeps the reward-function contract above."""
     try:
         version = version or installed_version("trl")
     except PackageNotFoundError:
-        raise ConfigError("training needs TRL: pip install 'writing-rl[train]' (trl==1.16.0)") from None
-    fix = "install the tested version: pip install 'trl==1.16.0' (the `train` extra)"
+        raise ConfigError(f"training needs TRL: pip install 'writing-rl[train]' (trl=={TESTED_TRL})") from None
+    fix = f"install a supported version: pip install 'trl{SUPPORTED_TRL}' (the `train` extra pins {TESTED_TRL})"
     if Version(version) < UNKNOWNS_EXCLUDED_FROM:
         raise ConfigError(
-            f"TRL {version} scores a missing (None) reward as a loss; writing-rl needs TRL >= 1.6.0 and was "
-            f"tested with {TESTED_TRL}: {fix}"
+            f"TRL {version} scores a missing (None) reward as a loss; writing-rl needs TRL {SUPPORTED_TRL}: {fix}"
         )
-    if Version(version) not in TESTED_TRL:
+    if Version(version) >= NEXT_MAJOR:
         raise ConfigError(
-            f"TRL {version} is not a version the writing-rl engine was tested with ({TESTED_TRL}); it overrides "
-            f"private GRPOTrainer methods that may have changed: {fix}"
+            f"TRL {version} is a new major version whose reward-function contract writing-rl has not been checked "
+            f"against (it supports {SUPPORTED_TRL}): {fix}"
         )
-    if trainer is None:
-        from trl import GRPOTrainer as trainer
-    for name, params in OVERRIDDEN.items():
-        method = getattr(trainer, name, None)
-        found = list(inspect.signature(method).parameters) if callable(method) else None
-        if found != params:
-            raise ConfigError(
-                f"TRL {version}: GRPOTrainer.{name} is {found or 'missing'}, the engine expects {params}: {fix}"
-            )
