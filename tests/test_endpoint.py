@@ -9,7 +9,9 @@ from writing_rl.endpoint import EndpointConfig, OpenAICompatClient
 
 
 async def test_connections_are_kept_alive_across_waves_of_requests():
-    """Four waves of 24 requests go over at most 24 connections: a batch never reconnects per wave."""
+    """Four waves of 24 requests reuse their connections: a batch never reconnects per wave (that would be
+    ~96 connections). On a loaded 2-core machine a run once opened 25: a connection not yet back in the pool
+    when the next request starts, or one the server closed, is replaced. A few over 24 are that, not a wave."""
 
     def behaviour(path, body, n):
         time.sleep(0.05)
@@ -21,4 +23,4 @@ async def test_connections_are_kept_alive_across_waves_of_requests():
         await client.aclose()
     assert [r.text for r in results] == ["ok"] * 96
     assert server.calls("/chat/completions") == 96 and client.stats.requests == 96
-    assert 1 <= len(server.client_ports) <= 24
+    assert 1 <= len(server.client_ports) <= 24 + 8
