@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -15,7 +17,6 @@ from pydantic import BaseModel
 
 from .config import ConfigError, CoreConfig, load_config, read_yaml
 from .data import SampleFileError
-from .endpoint import EndpointError
 from .jsonl import JsonlFileError
 from .reasons import Reason
 
@@ -48,6 +49,24 @@ def _options(
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors(prefix: str = "", before_exit: Callable[[Exception], None] | None = None) -> Iterator[None]:
+    """The one place an expected failure becomes one line and its exit status. Each of our error classes says
+    its own (`exit_code`: 2 a config, option or file to fix; 1 unreadable data or a failed run; 3 the judge
+    budget reached; 75 preempted). Anything else is a bug and goes on to `main`, which names it."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as err:
+        code = getattr(type(err), "exit_code", None)
+        if not (isinstance(code, int) and type(err).__module__.startswith("writing_rl.")):
+            raise
+        if before_exit is not None:
+            before_exit(err)
+        _fail(f"{prefix}{err}", code)
 
 
 SKIP_CHECK = typer.Option(False, "--skip-check", help="start without the pre-flight check (air-gapped starts)")
@@ -148,15 +167,11 @@ def check_cmd(
     chosen = kind or config_kind(data if isinstance(data, dict) else {})
     if chosen not in CHECKS:
         _fail(f"--kind must be one of {', '.join(CHECKS)}, got {chosen!r}", 2)
-    try:
+    with user_errors():
         if num_processes is None and accelerate_config is not None:
             num_processes = accelerate_processes(accelerate_config)
         cfg = load_config(config, config_model(chosen))
         lines = _checks(chosen, cfg, probe=not skip_endpoints, num_processes=num_processes)
-    except ConfigError as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     typer.echo(f"{config}: {chosen} config")
     _echo_checked(lines)
     if audit and _check_audit(config, cfg, pairs, strict, probe=not skip_endpoints) != "usable":
@@ -167,20 +182,16 @@ def check_cmd(
 
 def _check_audit(config: Path, cfg: BaseModel, pairs: int, strict: bool, probe: bool) -> str:
     """`check --audit`: a small audit after the checks; a useless judge warns (or, --strict, fails)."""
-    from .audit import AuditError, AuditSettings
+    from .audit import AuditSettings
     from .audit.command import audit_inputs, default_folder, run_audit
     from .audit.report import headline, write_audit
 
     if not probe:
         _fail("--audit calls the judge: it cannot go with --skip-endpoints", 2)
     folder = default_folder(config)
-    try:
+    with user_errors(prefix="judge audit: "):
         inputs = audit_inputs(cfg)
         result = run_audit(inputs, AuditSettings(pairs=pairs), folder)
-    except (ConfigError, AuditError, EndpointError) as err:
-        _fail(f"judge audit: {err}", 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     page = write_audit(result, folder)
     report = result.to_json()
     typer.echo(f"  {'ok' if result.verdict == 'usable' else 'warn'}  {headline(report)}; details: {page}")
@@ -312,10 +323,8 @@ def judge_pair(
             raise  # unreachable: _fail exits
 
     first, second = text(answer_a), text(answer_b)
-    try:
+    with user_errors():
         jc = _judge_of(config) if config else CoreConfig().judge
-    except ConfigError as err:
-        _fail(str(err), 2)
     local = local or jc.endpoint.base_url == "local"  # the config's own embedded judge (local_judge)
     if mode:
         try:
@@ -386,21 +395,17 @@ def judge_audit_cmd(
     kind: str | None = typer.Option(None, help="train, ablation, eval or verl; default: read from the keys"),
 ) -> None:
     """Can this judge tell your references apart? Tier agreement, position and length bias, unknowns, cost."""
-    from .audit import AuditError, AuditSettings
+    from .audit import AuditSettings
     from .audit.command import audit_inputs, default_folder, load_any, run_audit
     from .audit.report import table, write_audit
 
-    try:
+    with user_errors():
         cfg, has_dataset = load_any(config, kind)
         inputs = audit_inputs(cfg, data, has_dataset)
         configured = getattr(cfg, "audit", None) or AuditSettings()
         settings = configured.model_copy(update={"pairs": pairs or configured.pairs or 32, "seed": seed})
         folder = out or default_folder(config)
         result = run_audit(inputs, settings, folder, cache=cache, progress=True)
-    except (ConfigError, AuditError, EndpointError) as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     page = write_audit(result, folder)
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
@@ -502,7 +507,7 @@ def train_cmd(
 
     Stopped by judge.budget (or --budget): exit status 3, with a checkpoint of the last step and no final/.
     Stopped by SIGTERM or SIGUSR1 (preemption): exit status 75, after the current step, with its checkpoint."""
-    from .engines.preemption import EXIT_PREEMPTED, Preempted
+    from .engines.preemption import Preempted
     from .engines.trl_grpo import JudgeUnavailable
     from .spend import JudgeBudgetReached
     from .train import load_train_config, resume_config, run_folder_problem, summarize_run, train
@@ -511,7 +516,13 @@ def train_cmd(
         _fail("give either CONFIG or --resume RUN, not both", 2)
     if resume and overwrite:
         _fail("--overwrite starts over, --resume continues: give one of them", 2)
-    try:
+    run_dir: Path | None = None
+
+    def summary_of_a_stopped_run(err: Exception) -> None:
+        if run_dir is not None and isinstance(err, (JudgeUnavailable, JudgeBudgetReached, Preempted)):
+            typer.echo(summarize_run(run_dir), err=isinstance(err, JudgeUnavailable))
+
+    with user_errors(before_exit=summary_of_a_stopped_run):
         cfg = _overridden(resume_config(resume) if resume else load_train_config(config), output_dir, max_steps)
         cfg = _with_budget(cfg, budget)
         run_dir = Path(cfg.output_dir)
@@ -523,19 +534,6 @@ def train_cmd(
         for line in _budget_start_lines(cfg, resume is not None, skip_check):
             typer.echo(f"  {line}")
         run_dir = train(cfg, resume=resume is not None, overwrite=overwrite)
-    except ConfigError as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
-    except JudgeUnavailable as err:
-        typer.echo(summarize_run(run_dir), err=True)
-        _fail(str(err), 1)
-    except JudgeBudgetReached as err:
-        typer.echo(summarize_run(run_dir))
-        _fail(str(err), 3)
-    except Preempted as err:
-        typer.echo(summarize_run(run_dir))
-        _fail(str(err), EXIT_PREEMPTED)
     typer.echo(summarize_run(run_dir))
 
 
@@ -549,11 +547,9 @@ def train_verl_cmd(
     """Train with verl on Ray (PPO or GRPO): verl's config plus the recipe, the curriculum as a Ray actor."""
     from .verl.launch import VerlRecipe, train_verl
 
-    try:
+    with user_errors():
         _preflight("verl", load_config(recipe, VerlRecipe), skip_check)
         run_dir = train_verl(recipe, output_dir, overwrite)
-    except ConfigError as err:
-        _fail(str(err), 2)
     typer.echo(f"run folder: {run_dir}; curriculum: writing-rl curriculum show {run_dir}")
 
 
@@ -564,14 +560,10 @@ def build_refs_cmd(
     """Generate one reference per generator per prompt (resumable, cached)."""
     from .selection import BuildRefsConfig, build_refs
 
-    try:
+    with user_errors():
         cfg = load_config(config, BuildRefsConfig)
         _preflight("build-refs", cfg, skip_check)
         result = build_refs(cfg)
-    except (ConfigError, EndpointError) as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     typer.echo(
         f"{result['prompts']} prompts: {result['generated']} references generated, {result['reused']} reused from "
         f"earlier runs, {result['failed']} failed; pool written to {result['output']}"
@@ -585,14 +577,10 @@ def select_cmd(
     """Margin-aware data selection: score policy and references, keep the prompts with most headroom."""
     from .selection import SelectConfig, select
 
-    try:
+    with user_errors():
         cfg = load_config(config, SelectConfig)
         _preflight("select", cfg, skip_check)
         summary = select(cfg)
-    except (ConfigError, EndpointError) as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     typer.echo(
         f"kept {summary['kept']} of {summary['prompts']} prompts ({summary['strategy']}) -> {cfg.output}; "
         f"critic calls {summary['cost']['critic_calls']}, cache hits {summary['cost']['critic_cache_hits']}; "
@@ -618,7 +606,7 @@ def eval_cmd(
     """Evaluate a model: WritingBench-style, LongBench-Write, pairwise arena, LongBench v2 transfer."""
     from .eval.runner import EvalConfig, evaluate, with_command_line
 
-    try:
+    with user_errors():
         cfg = with_command_line(
             load_config(config, EvalConfig),
             model_path=model_path,
@@ -636,10 +624,6 @@ def eval_cmd(
             check_model("--model-path", model_path)
         _preflight("eval", cfg, skip_check)
         results = evaluate(cfg)
-    except (ConfigError, EndpointError) as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     shown = {k: v for k, v in results.items() if k != "cost"}
     typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str)[:4000])
     typer.echo(f"everything is in {cfg.output_dir} (results.json, generations.jsonl, judgements.jsonl)")
@@ -680,12 +664,8 @@ def ablation_cmd(
     """Scheduling ablation: train dynamic / static / none / strongest from one seed, compare on held-out prompts."""
     from .ablation import AblationConfig, results_table, run_ablation
 
-    try:
+    with user_errors():
         results = run_ablation(_overridden(load_config(config, AblationConfig), output_dir, max_steps))
-    except (ConfigError, EndpointError) as err:
-        _fail(str(err), 2)
-    except DATA_ERRORS as err:
-        _fail(str(err), 1)
     typer.echo(results_table(results))
     typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
 
@@ -739,10 +719,8 @@ def report_cmd(
     ablation folder, the ablation's page. A folder it cannot read is named, and nothing is written (exit 2)."""
     from .eval.report import write_report
 
-    try:
+    with user_errors():
         page = write_report(runs, out)
-    except ValueError as err:
-        _fail(str(err), 2)
     typer.echo(f"report: {page}")
 
 

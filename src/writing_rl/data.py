@@ -185,6 +185,8 @@ class ValidationReport:
 class SampleFileError(ValueError):
     """Raised when a sample file has bad lines; carries every error, not just the first."""
 
+    exit_code = 1  # as `validate` exits for bad lines
+
     def __init__(self, source: str, errors: list[LineError]):
         self.errors = errors
         if len(errors) == 1:  # one line: "samples.jsonl: line 3: not valid UTF-8 ..."

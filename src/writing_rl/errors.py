@@ -5,3 +5,5 @@ from __future__ import annotations
 
 class ConfigError(ValueError):
     """A config, option or file the user gave cannot work: the message names it and the fix (exit 2)."""
+
+    exit_code = 2  # `writing-rl` exit status: fix the config, option or file

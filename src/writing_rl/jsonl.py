@@ -16,6 +16,8 @@ class LineProblem(ValueError):
 class JsonlFileError(ValueError):
     """A JSONL file with a line that cannot be read; the message names the file and the line."""
 
+    exit_code = 1  # as `validate` exits for bad lines
+
     def __init__(self, path: str | Path, line: int, problem: str):
         self.path, self.line, self.problem = str(path), line, problem
         super().__init__(f"{path}:{line}: {problem}")

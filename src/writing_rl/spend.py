@@ -152,6 +152,8 @@ class JudgeBudgetReached(RuntimeError):
     """Training stopped, with a checkpoint, because the judge spend reached `judge.budget`; the message is one
     line: what was spent against which limit, and the command that continues the run."""
 
+    exit_code = 3  # stopped by the budget, with a checkpoint to continue from
+
 
 def checkpoint_spend(checkpoint: Path | None) -> JudgeSpend:
     """The spend saved with a checkpoint; nothing before the first (or in a checkpoint from before spends were saved)."""

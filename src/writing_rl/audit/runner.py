@@ -63,6 +63,8 @@ class AuditSettings(BaseModel):
 class AuditError(ValueError):
     """The audit cannot run on this data (no sample has two references in a known order)."""
 
+    exit_code = 2  # the data to audit is the thing to fix
+
 
 # A call that failed before the judge could answer: the endpoint's failure, not the judge's.
 ENDPOINT_FAILURES = frozenset(

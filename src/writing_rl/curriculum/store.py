@@ -71,6 +71,8 @@ PromotionDecision = Callable[[list[float]], bool]
 class NotACurriculumStore(ValueError):
     """A file opened read-only as a curriculum store holds something else (the message says what)."""
 
+    exit_code = 2  # the wrong file was given
+
 
 class CurriculumStore:
     def __init__(self, path: str | Path, read_only: bool = False):

@@ -40,6 +40,8 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 class EndpointError(RuntimeError):
     """A request failed for good (after retries, or with a non-retryable status); `reason` says how."""
 
+    exit_code = 2  # a command stops: the endpoint is the thing to fix
+
     def __init__(self, message: str, reason: Reason = Reason.TRANSPORT):
         super().__init__(message)
         self.reason = reason

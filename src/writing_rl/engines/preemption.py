@@ -32,6 +32,8 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL (sysexits.h): "a temporary failure; retry lat
 class Preempted(RuntimeError):
     """Training stopped on a signal; `checkpoint` is the folder `--resume` continues from (None: none saved)."""
 
+    exit_code = EXIT_PREEMPTED
+
     def __init__(self, message: str, checkpoint: str | None = None):
         super().__init__(message)
         self.checkpoint = checkpoint

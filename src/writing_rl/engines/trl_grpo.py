@@ -103,6 +103,8 @@ class GenerationClock(TrainerCallback):
 class JudgeUnavailable(RuntimeError):
     """Training stopped because the judge gave no reward for several steps in a row."""
 
+    exit_code = 1  # the run failed; its summary says how far it got
+
 
 class UnknownRewardGuard:
     """Counts steps in which no completion got a reward; at `limit` in a row, stops training with the

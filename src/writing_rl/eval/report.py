@@ -299,6 +299,8 @@ def _plot_lengths(evals: list[dict[str, Any]], out: Path) -> list[str]:
 class ReportError(ValueError):
     """What `report` cannot read, in one line; nothing has been written."""
 
+    exit_code = 2  # a folder given that report cannot read
+
 
 # What `report` reads; said whenever a given folder is none of these.
 EXPECTED = (

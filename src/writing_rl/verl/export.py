@@ -33,6 +33,8 @@ VAL_FILE = "val.parquet"
 class ExportError(ValueError):
     """Bad export options or inputs; the message is one line."""
 
+    exit_code = 2  # an option or input to fix
+
 
 def _schema():  # type: ignore[no-untyped-def]
     """Explicit types: a column that is null in every row (no criteria anywhere) must still be a string."""
