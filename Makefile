@@ -45,9 +45,9 @@ demo: $(STAMP)
 	$(BIN)/writing-rl train configs/demo.yaml --output-dir $$run && \
 	$(BIN)/writing-rl report $$run --out $$run/report
 
-# the scheduling ablation against a known-truth rule judge (docs/sanity-checks.md); re-running reuses finished schedules
+# the scheduling ablation against a known-truth rule judge (docs/sanity-checks.md); re-running reuses finished trainings
 ablation: $(STAMP)
-	@echo "the scheduling ablation: about 26 minutes on 2 cores (3 schedules x 3 seeds); re-running reuses finished ones"
+	@echo "the scheduling ablation: about 26 minutes on 2 cores (3 schedules, one seed); re-running reuses finished ones"
 	$(BIN)/writing-rl ablation configs/ablation/length_fit.yaml
 
 # build-refs -> select -> train on the embedded default; re-running reuses every cached generation and score

@@ -1,6 +1,9 @@
-"""`writing-rl ablation` end to end at a tiny setting: every schedule trains, the held-out table and report appear."""
+"""`writing-rl ablation`: arms (named overrides) × seeds, paired by (seed, prompt), reused on re-run; end to end at
+a tiny setting, and the statistics and config checks on their own."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -9,11 +12,20 @@ pytest.importorskip("trl")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from writing_rl.ablation import AblationConfig, paired_difference_ci, schedule_config  # noqa: E402
+from writing_rl.ablation import (  # noqa: E402
+    AblationConfig,
+    crossed_bootstrap,
+    narrowed,
+    paired_difference,
+    plan_trainings,
+    time_left,
+)
 from writing_rl.cli import app  # noqa: E402
+from writing_rl.config import ConfigError, load_config  # noqa: E402
 from writing_rl.curriculum import CurriculumStore  # noqa: E402
 
 pytestmark = pytest.mark.train
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(path, rows):
@@ -27,24 +39,24 @@ def samples(prefix: str, n: int):
             "id": f"{prefix}{i}",
             "prompt": f"In about {4 + i} words, write about topic {prefix}{i}.",
             "length": 4 + i,
-            "references": [" ".join(["w"] * (12 + i)), " ".join(["w"] * (7 + i)), " ".join(["w"] * (4 + i))],
+            "references": [" ".join(["w"] * (6 + i)), " ".join(["w"] * (5 + i)), " ".join(["w"] * (4 + i))],
         }
         for i in range(n)
     ]
 
 
-def config(tmp_path, tiny_model, **ablation):
+def config(tmp_path, tiny_model, max_steps=3, **ablation):
     return {
         "model": tiny_model,
         "dataset": write(tmp_path / "train.jsonl", samples("t", 3)),
         "output_dir": str(tmp_path / "ablation"),
-        "judge": {"backend": "rule", "rule": "length_fit"},
+        "judge": {"backend": "rule", "rule": {"name": "length_fit", "tolerance": 0}},
         "grpo": {
             "num_generations": 2,
             "per_device_train_batch_size": 4,
             "max_completion_length": 8,
-            "learning_rate": 1e-3,
-            "max_steps": 3,
+            "learning_rate": 0.2,  # large enough for 2 steps to change a tiny model's held-out answers
+            "max_steps": max_steps,
             "save_steps": 100,
             "report_to": ["none"],
         },
@@ -56,51 +68,213 @@ def config(tmp_path, tiny_model, **ablation):
     }
 
 
-def test_schedules_map_to_curricula(tmp_path, tiny_model):
-    cfg = AblationConfig.model_validate(config(tmp_path, tiny_model))
-    assert cfg.ablation.metrics == ["length_fit"]
-    assert schedule_config(cfg, "static", 3).milestones == [1, 2]  # 3 steps, 3 levels: evenly spread
-    assert schedule_config(cfg, "strongest", 3).schedule == "fixed"
-    assert schedule_config(cfg, "none", 3).schedule == "none"
-
-
-def test_paired_difference_interval_excludes_zero_only_for_a_real_gain():
-    base = [50.0, 60.0, 70.0, 80.0, 55.0, 65.0]
-    better = [b + 10 + (i % 2) for i, b in enumerate(base)]
-    mean, low, high = paired_difference_ci(better, base, resamples=1000, seed=0)
-    assert mean == pytest.approx(10.5) and low > 0
-    noisy = [b + (10 if i % 2 else -10) for i, b in enumerate(base)]
-    _, low, high = paired_difference_ci(noisy, base, resamples=1000, seed=0)
-    assert low < 0 < high
-
-
-def test_ablation_command_trains_each_schedule_and_reports(tmp_path, tiny_model):
+def load(tmp_path, data) -> AblationConfig:
     path = tmp_path / "ablation.yaml"
-    path.write_text(yaml.safe_dump(config(tmp_path, tiny_model, schedules=["dynamic", "strongest"])))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # arms in the order written
+    return load_config(path, AblationConfig)
+
+
+def test_the_older_schedules_list_becomes_arms_and_every_seed_gets_its_run_folder(tmp_path, tiny_model):
+    cfg = load(tmp_path, config(tmp_path, tiny_model, schedules=["dynamic", "static", "strongest"], seeds=[3, 5]))
+    assert cfg.ablation.metrics == ["length_fit"] and cfg.n_trainings() == 6
+    plan = plan_trainings(cfg, tmp_path / "out")
+    assert [t.name for t in plan] == [f"{a}/seed{s}" for s in (3, 5) for a in ("dynamic", "static", "strongest")]
+    for t in plan:
+        assert t.run_dir == tmp_path / "out" / t.arm / f"seed{t.seed}"
+        assert t.config.grpo.seed == t.seed and t.config.curriculum.seed == t.seed  # training and sampling seeded
+    runs = {t.name: t.config.curriculum for t in plan}
+    assert runs["static/seed3"].milestones == [1, 2]  # 3 steps, 3 levels: evenly spread
+    assert runs["strongest/seed5"].schedule == "fixed" and runs["strongest/seed5"].fixed_level == -1
+    assert runs["dynamic/seed3"].schedule == "dynamic"
+    assert [t.config.audit.pairs > 0 for t in plan] == [True] + [False] * 5  # same judge and data: one audit
+    assert load(tmp_path, config(tmp_path, tiny_model)).seeds() == [0]  # no seeds: the training config's seed
+    assert load(tmp_path, config(tmp_path, tiny_model)).ablation.reference_arm() == "dynamic"
+
+
+def test_an_arm_is_any_set_of_overrides_and_one_that_does_not_fit_is_named_at_load(tmp_path, tiny_model):
+    arms = {
+        "dynamic": {},
+        "k2": {"curriculum": {"wins_to_promote": 2}},
+        "winrate": {"curriculum": {"rule": "win_rate", "window": 4}},
+        "other_data": {"dataset": write(tmp_path / "other.jsonl", samples("o", 2)), "grpo": {"max_steps": 2}},
+    }
+    cfg = load(tmp_path, config(tmp_path, tiny_model, arms=arms, seeds=[0]))
+    plan = {t.arm: t.config for t in plan_trainings(cfg, tmp_path / "out")}
+    assert plan["k2"].curriculum.wins_to_promote == 2 and plan["k2"].curriculum.rule == "wins"
+    assert plan["winrate"].curriculum.rule == "win_rate" and plan["winrate"].curriculum.window == 4
+    assert plan["other_data"].dataset.endswith("other.jsonl") and plan["other_data"].grpo.max_steps == 2
+    assert plan["dynamic"].grpo.max_steps == 3 and plan["dynamic"].grpo.learning_rate == 0.2  # the base kept
+    assert [plan[a].audit.pairs > 0 for a in plan] == [True, False, False, True]  # new data: audited again
+
+    def problem(**ablation) -> str:
+        with pytest.raises(ConfigError) as err:
+            load(tmp_path, config(tmp_path, tiny_model, **ablation))
+        assert len(str(err.value).splitlines()) == 1
+        return str(err.value)
+
+    bad = problem(arms={"dynamic": {}, "dynamic_k2": {"curriculum": {"wins_to_promot": 2}}})
+    assert "arm 'dynamic_k2'" in bad and "curriculum.wins_to_promot: unknown key; did you mean 'wins_to_promote'" in bad
+    bad = problem(arms={"majority": {"curriculum": {"rule": "majority"}}})
+    assert "arm 'majority'" in bad and "curriculum.rule" in bad
+    assert "grpo.seed is set by the ablation" in problem(arms={"s": {"grpo": {"seed": 4}}})
+    assert "ablation.arms.x" in problem(arms={"x": "dynamic"})  # not a mapping of overrides
+    assert "arm name 'base'" in problem(arms={"base": {}})
+    assert "give `arms` or `schedules`, not both" in problem(arms={"a": {}}, schedules=["none"])
+    assert "compare_to: 'dynamic' is not an arm" in problem(arms={"a": {}}, compare_to="dynamic")
+    assert "names a seed twice" in problem(seeds=[1, 1])
+
+
+def test_the_command_line_narrows_seeds_and_arms(tmp_path, tiny_model):
+    cfg = load(tmp_path, config(tmp_path, tiny_model, schedules=["dynamic", "none", "static"]))
+    small = narrowed(cfg, [1, 2], ["none", "static"])
+    assert small.seeds() == [1, 2] and list(small.ablation.arm_overrides()) == ["none", "static"]
+    assert small.ablation.reference_arm() == "none"  # dynamic left out: the first arm is the comparison
+    with pytest.raises(ConfigError, match="--arms: nope not in the config's arms"):
+        narrowed(cfg, None, ["nope"])
+    with pytest.raises(ConfigError, match="names a seed twice"):
+        narrowed(cfg, [0, 0], None)
+
+
+def grid(values):
+    """{(seed, prompt): value} from rows of per-prompt values, one row per seed."""
+    return {(s, f"p{p}"): v for s, row in enumerate(values) for p, v in enumerate(row)}
+
+
+def test_paired_differences_pair_by_seed_and_prompt_not_by_position():
+    dynamic = grid([[50, 70, 60, 80], [20, 90, 40, 65], [55, 35, 75, 45]])
+    better = {k: v + 10 for k, v in reversed(dynamic.items())}  # the same pairs, stored in another order
+    d = paired_difference(better, dynamic, resamples=500)
+    assert (d.estimate, d.low, d.high) == pytest.approx((10, 10, 10))  # every pair differs by exactly 10
+    unpaired = crossed_bootstrap({k: a - b for k, a, b in zip(dynamic, better.values(), dynamic.values())}, 500)
+    assert unpaired.high - unpaired.low > 20  # what pairing by position would have given
+    with pytest.raises(ValueError, match="cannot pair"):
+        paired_difference({**better, (3, "p0"): 1.0}, dynamic)
+
+
+def test_the_interval_resamples_seeds_as_well_as_prompts():
+    # every prompt scores the same within a seed: all the noise is between seeds
+    seed_noise = grid([[40] * 8, [60] * 8, [50] * 8, [70] * 8])
+    ci = crossed_bootstrap(seed_noise, 1000)
+    assert ci.estimate == 55 and ci.low < 50 and ci.high > 60
+    one_seed = crossed_bootstrap(grid([[40, 60, 50, 70, 45, 65]]), 1000)  # one seed: prompts alone
+    assert one_seed.low < 55 < one_seed.high and one_seed.high - one_seed.low < 30
+    real_gain = paired_difference(
+        grid([[b + 10 + (i % 2) for i, b in enumerate([50, 60, 70, 80])]]), grid([[50, 60, 70, 80]]), 1000
+    )
+    assert real_gain.estimate == pytest.approx(10.5) and real_gain.low > 0
+    noise = paired_difference(
+        grid([[b + (10 if i % 2 else -10) for i, b in enumerate([50, 60, 70, 80, 55, 65])]]),
+        grid([[50, 60, 70, 80, 55, 65]]),
+        1000,
+    )
+    assert noise.low < 0 < noise.high
+
+
+def test_time_left_comes_from_the_measured_seconds_per_step_and_per_training():
+    assert time_left([], 40, 2, 3) is None
+    rows = [{"kind": "train", "steps": 10, "seconds": 400, "step_seconds": 30}, {"kind": "heldout", "seconds": 60}]
+    line = time_left(rows, 40, 2, 3)  # 40 x 30 s + 2 x (400 - 10 x 30) s + 3 x 60 s = 1580 s
+    assert (
+        "~26 min" in line and "30.0 s + 2 trainings at 100 s overhead" in line and "3 held-out models at 60 s" in line
+    )
+    assert "~20 min" in time_left([{"kind": "train", "steps": 10, "seconds": 300}], 40, 2, 3)  # no steady rate: s/step
+
+
+def runs_of(out: Path) -> list[str]:
+    return sorted(str(p.parent.relative_to(out)) for p in out.glob("*/seed*/final"))
+
+
+def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finished_runs(tmp_path, tiny_model):
+    data = config(tmp_path, tiny_model, max_steps=2, schedules=["dynamic", "strongest"], seeds=[0, 1])
+    data["grpo"]["save_steps"] = 2  # a checkpoint at the last step, kept below, to resume from
+    data["ablation"]["keep_checkpoints"] = True
+    path = tmp_path / "ablation.yaml"
+    path.write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(app, ["ablation", str(path)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "ablation"
-    results = json.loads((out / "results.json").read_text())
-    assert set(results["models"]) == {"base", "dynamic", "strongest"}
-    for name in ("dynamic", "strongest"):
-        row = results["models"][name]["length_fit"]
-        assert row["ci95"][0] <= row["mean"] <= row["ci95"][1] and "diff_vs_base" in row
-        metrics = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
-        assert len([m for m in metrics if "reward" in m]) == 3
-    strongest = [json.loads(line) for line in (out / "strongest" / "rollouts.jsonl").read_text().splitlines()]
+    assert runs_of(out) == ["dynamic/seed0", "dynamic/seed1", "strongest/seed0", "strongest/seed1"]
+    assert "2 arms x 2 seeds = 4 trainings of 2 steps" in result.output
+    assert "training 1/4 dynamic/seed0" in result.output and "training 4/4 strongest/seed1" in result.output
+    assert re.search(r"training 2/4 strongest/seed0: training -> .* time left: ~", result.output)  # after one
+    for run in runs_of(out):
+        saved = yaml.safe_load((out / run / "config.yaml").read_text())
+        assert saved["grpo"]["seed"] == int(run[-1]) and saved["curriculum"]["seed"] == int(run[-1])
+        metrics = [json.loads(line) for line in (out / run / "metrics.jsonl").read_text().splitlines()]
+        assert len([m for m in metrics if "reward" in m]) == 2
+    strongest = [json.loads(line) for line in (out / "strongest/seed1/rollouts.jsonl").read_text().splitlines()]
     assert {r["level"] for r in strongest} == {2}  # the fixed baseline never leaves the strongest reference
-    with CurriculumStore(out / "strongest" / "curriculum.sqlite") as store:  # and its store says so
+    with CurriculumStore(out / "strongest/seed1/curriculum.sqlite") as store:  # and its store says so
         assert store.levels() == {f'"t{i}"': 2 for i in range(3)} and store.integrity_ok()
-    generations = [json.loads(line) for line in (out / "heldout" / "generations.jsonl").read_text().splitlines()]
-    assert len(generations) == 3 * 4 * 2  # 3 models x 4 held-out prompts x 2 answers
-    page = (out / "report" / "index.html").read_text()
-    assert "Δ vs base" in page and "../dynamic/rollouts.jsonl" in page
-    assert (out / "report" / "ablation_curves.png").stat().st_size > 10_000
-    assert "| dynamic |" in result.output
 
-    again = CliRunner().invoke(app, ["ablation", str(path)])  # finished schedules and answers are reused
-    assert again.exit_code == 0 and "reusing" in again.output
-    assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+    generations = [json.loads(line) for line in (out / "heldout" / "generations.jsonl").read_text().splitlines()]
+    assert len(generations) == 3 * 2 * 4 * 2  # (base + 2 arms) x 2 seeds x 4 held-out prompts x 2 answers
+    base = {seed: [g["text"] for g in generations if g["model"] == "base" and g["seed"] == seed] for seed in (0, 1)}
+    assert base[0] != base[1]  # each seed's held-out answers are sampled with their own seed, the base's too
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"base", "dynamic", "strongest"} and results["seeds"] == [0, 1]
+    assert results["compare_to"] == "dynamic" and set(results["runs"]) == set(runs_of(out))
+    per_prompt = results["per_prompt"]
+    for name, row in results["models"].items():
+        r = row["length_fit"]
+        assert r["ci95"][0] <= r["mean"] <= r["ci95"][1] and set(r["per_seed"]) == {"0", "1"}
+        assert ("diff_vs_base" in r) is (name != "base") and ("diff_vs_dynamic" in r) is (name == "strongest")
+    pairs = [
+        s - d
+        for seed in ("0", "1")
+        for s, d in zip(per_prompt["strongest"]["length_fit"][seed], per_prompt["dynamic"]["length_fit"][seed])
+    ]
+    assert any(pairs)  # the arms' answers differ, so pairing them is not trivially 0
+    diff = results["models"]["strongest"]["length_fit"]["diff_vs_dynamic"]
+    assert diff["mean"] == pytest.approx(sum(pairs) / len(pairs)) and diff["ci95"][0] <= diff["mean"]
+    page = (out / "report" / "index.html").read_text()
+    assert "Δ vs dynamic" in page and "Δ vs base" in page and "../dynamic/seed0/rollouts.jsonl" in page
+    for png in ("ablation_curves.png", "ablation_heldout.png", "ablation_differences.png"):
+        assert (out / "report" / png).stat().st_size > 10_000
+    assert "| strongest |" in result.output and "Δ vs dynamic" in result.output
+    timings = [json.loads(line) for line in (out / "timings.jsonl").read_text().splitlines()]
+    assert all(0 < r["step_seconds"] < r["seconds"] for r in timings if r["kind"] == "train")
+    assert [(r["arm"], r["seed"]) for r in timings if r["kind"] == "train"] == [
+        ("dynamic", 0),
+        ("strongest", 0),
+        ("dynamic", 1),
+        ("strongest", 1),
+    ]
+
+    # an interrupted training (here: no final/, its checkpoint kept) resumes; the finished ones are reused
+    import shutil
+
+    shutil.rmtree(out / "strongest/seed1/final")
+    again = CliRunner().invoke(app, ["ablation", str(path)])
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": reusing") == 3 and "strongest/seed1: resuming from step 2" in again.output
+    assert runs_of(out) == ["dynamic/seed0", "dynamic/seed1", "strongest/seed0", "strongest/seed1"]
+    rerun = json.loads((out / "results.json").read_text())
+    assert rerun["models"]["dynamic"] == results["models"]["dynamic"]  # reused, and its answers too
+
+    plan = CliRunner().invoke(app, ["ablation", str(path), "--dry-run", "--seeds", "0,1,2"])
+    assert plan.exit_code == 0, plan.output
+    assert "2 arms x 3 seeds = 6 trainings of 2 steps (12 steps); 4 finished, 0 to resume, 2 to train" in plan.output
+    assert "seed 2: dynamic new, strongest new" in plan.output and "time left: ~" in plan.output
+    assert not (out / "dynamic" / "seed2").exists()  # a dry run trains nothing
+
+    changed = CliRunner().invoke(app, ["ablation", str(path), "--max-steps", "3"])
+    assert changed.exit_code == 2 and "dynamic/seed0 with another config (grpo.max_steps: 2 -> 3)" in changed.output
+
+
+def test_shipped_promotion_rules_config_plans_six_arms_over_three_seeds():
+    cfg = load_config(ROOT / "configs" / "ablation" / "promotion_rules.yaml", AblationConfig)
+    plan = {t.name: t.config.curriculum for t in plan_trainings(cfg, Path("/nonexistent"))}
+    assert cfg.seeds() == [0, 1, 2] and len(plan) == cfg.n_trainings() == 18
+    assert cfg.dataset.endswith("hidden_train.jsonl") and cfg.ablation.reference_arm() == "dynamic"
+    assert (plan["dynamic/seed0"].schedule, plan["dynamic/seed0"].rule, plan["dynamic/seed0"].wins_to_promote) == (
+        "dynamic",
+        "wins",
+        1,
+    )
+    assert plan["dynamic_k2/seed1"].wins_to_promote == 2 and plan["dynamic_winrate/seed2"].rule == "win_rate"
+    assert plan["none/seed0"].schedule == "none" and plan["strongest/seed0"].schedule == "fixed"
+    assert plan["static/seed0"].milestones == [11, 21]  # 32 steps, 3 levels
 
 
 @pytest.mark.parametrize(
@@ -109,20 +283,17 @@ def test_ablation_command_trains_each_schedule_and_reports(tmp_path, tiny_model)
         ("length_fit", "length_fit", 12, True),
         ("length_fit_stated", "length_fit", 24, False),
         ("keyword_coverage", "keyword_coverage", 24, False),
+        ("promotion_rules", "length_fit", 12, True),
     ],
 )
 def test_shipped_ablation_configs_validate_and_their_data_suits_the_rule(config, rule, n_train, hidden_target):
-    import re
-    from pathlib import Path
-
-    from writing_rl.config import load_config
     from writing_rl.data import load_samples
     from writing_rl.judge import rule_score
 
-    root = Path(__file__).resolve().parents[1]
-    cfg = load_config(root / "configs" / "ablation" / f"{config}.yaml", AblationConfig)
-    assert cfg.judge.rule.name == rule and {"dynamic", "static", "none"} <= set(cfg.ablation.schedules)
-    train, heldout = load_samples(str(root / cfg.dataset)), load_samples(str(root / cfg.ablation.heldout))
+    cfg = load_config(ROOT / "configs" / "ablation" / f"{config}.yaml", AblationConfig)
+    arms = cfg.ablation.arm_overrides()
+    assert cfg.judge.rule.name == rule and {"dynamic", "static", "none"} <= set(arms)
+    train, heldout = load_samples(str(ROOT / cfg.dataset)), load_samples(str(ROOT / cfg.ablation.heldout))
     assert len(train) == n_train and len(heldout) == 16
     assert not {s.prompt_text for s in train} & {s.prompt_text for s in heldout}
     for s in train + heldout:

@@ -25,9 +25,8 @@ from writing_rl.spend import JudgeBudgetReached
 )
 def test_each_error_class_exits_with_its_own_status_and_one_line(capsys, error, code):
     seen: list[Exception] = []
-    with pytest.raises(typer.Exit) as exit_:
-        with user_errors(prefix="judge audit: ", before_exit=seen.append):
-            raise error
+    with pytest.raises(typer.Exit) as exit_, user_errors(prefix="judge audit: ", before_exit=seen.append):
+        raise error
     assert exit_.value.exit_code == code and seen == [error]
     assert capsys.readouterr().err == f"judge audit: {error}\n"
 
@@ -38,6 +37,5 @@ class Foreign(ValueError):
 
 @pytest.mark.parametrize("error", [KeyError("x"), ValueError("x"), Foreign("x")])
 def test_anything_else_goes_on_to_main(error):
-    with pytest.raises(type(error)):
-        with user_errors():
-            raise error
+    with pytest.raises(type(error)), user_errors():
+        raise error

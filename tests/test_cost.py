@@ -154,14 +154,16 @@ def test_verl_steps_from_the_data_when_total_training_steps_is_absent(tmp_path):
     assert bare.calls_per_step == 1024 and bare.steps is None and "steps unknown" in bare.describe()
 
 
-def test_an_ablation_costs_one_run_per_schedule():
+def test_an_ablation_costs_one_run_per_arm_and_seed():
     from writing_rl.ablation import AblationConfig
 
     cfg = AblationConfig.model_validate(
         {"grpo": {"max_steps": 5, "per_device_train_batch_size": 4}, "ablation": {"heldout": "h.jsonl"}}
     )
-    est = estimate_cost(cfg, SAMPLES)
-    assert est.runs == 4 and est.calls == 4 * 5 * 4 and "x 4 runs (one per schedule)" in est.lines()[0]
+    est = estimate_cost(cfg, SAMPLES)  # the four schedules, one seed
+    assert est.runs == 4 and est.calls == 4 * 5 * 4 and "x 4 runs (one per arm and seed)" in est.lines()[0]
+    seeded = cfg.model_copy(update={"ablation": cfg.ablation.model_copy(update={"seeds": [0, 1, 2]})})
+    assert estimate_cost(seeded, SAMPLES).runs == 12
 
 
 def test_a_money_budget_needs_a_price_and_verl_refuses_a_budget(tmp_path):

@@ -1,31 +1,40 @@
-"""`writing-rl ablation CONFIG`: the paper's scheduling ablation, small enough for one CPU.
+"""`writing-rl ablation CONFIG`: arms × seeds, small enough for one CPU.
 
-The same policy, seed, prompts and steps are trained once per schedule (`dynamic`, `static`, `none`,
-and `strongest`: always the strongest reference), then the base model and every trained model write
-answers to held-out prompts, scored with known-truth metrics (the rule judge's own, and LongBench-Write's
-length score S_l). Each model's mean comes with a bootstrap 95% interval over prompts, and so does its
-paired difference from the base model. Everything lands in `output_dir`: one run folder per schedule,
-`heldout/generations.jsonl`, `results.json`, and the report (`report/index.html`).
+An arm is a named set of overrides of the training config (schedule, promotion rule, dataset, ...). Every
+arm is trained from every seed in `ablation.seeds` (the seed goes into `grpo.seed` and `curriculum.seed`),
+then the base model and every trained model write answers to held-out prompts, scored with known-truth
+metrics (the rule judge's own, and LongBench-Write's length score S_l). One seed says nothing about the
+noise between runs, so scores are kept per (seed, prompt): each model's mean over seeds and prompts comes
+with a 95% interval from a bootstrap that resamples seeds and prompts, and each arm's paired differences
+from the base model and from the comparison arm (`dynamic`) are taken on matching (seed, prompt) pairs.
 
-Re-running the same command reuses every finished schedule (`<schedule>/final`), resumes one that
-was interrupted after a checkpoint, and re-generates only what is missing.
+Output folder: `<arm>/seed<k>/` per training, `timings.jsonl` (seconds per training and per held-out
+model, for the time-left estimate), `heldout/generations.jsonl`, `results.json`, `report/index.html`.
+Re-running the same command reuses every finished training, resumes one that was interrupted after a
+checkpoint, and generates only the answers that are missing.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import math
+import random
+import re
 import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from tqdm.auto import tqdm
 
-from .config import ConfigError
-from .curriculum import CurriculumConfig
+from .config import ConfigError, _problem
 from .data import Sample, load_samples
-from .eval.stats import bootstrap_ci
+from .eval.stats import Interval
 from .jsonl import read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
 from .models import resolve_model
@@ -33,29 +42,104 @@ from .train import TrainConfig, last_checkpoint, train
 
 Schedule = Literal["dynamic", "static", "none", "strongest"]
 BASE = "base"
+DEFAULT_SCHEDULES: tuple[Schedule, ...] = ("dynamic", "static", "none", "strongest")
+# what each name of the older `schedules:` list means as an arm
+SCHEDULE_ARMS: dict[str, dict[str, Any]] = {
+    "dynamic": {"curriculum": {"schedule": "dynamic"}},
+    "static": {"curriculum": {"schedule": "static"}},
+    "none": {"curriculum": {"schedule": "none"}},
+    "strongest": {"curriculum": {"schedule": "fixed", "fixed_level": -1}},
+}
+ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RESERVED_NAMES = {BASE, "heldout", "report"}  # the base model's name and the output folder's own folders
+SET_BY_ABLATION = {
+    ("output_dir",): "each training's folder is <output_dir>/<arm>/seed<k>",
+    ("grpo", "seed"): "the seeds come from ablation.seeds",
+    ("curriculum", "seed"): "the seeds come from ablation.seeds",
+}
+# keys of a run's config.yaml that may differ from the plan's without making the run another one
+NOT_COMPARED = ("output_dir", "audit", "judge.budget")
+TIMINGS = "timings.jsonl"
+Seed = Annotated[int, Field(ge=0)]
+Scores = Mapping[tuple[int, str], float]  # (seed, held-out sample key) -> that prompt's mean score
 
 
 class AblationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schedules: list[Schedule] = Field(default_factory=lambda: ["dynamic", "static", "none", "strongest"])
+    arms: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="name -> overrides of the training config, e.g. {dynamic_k2: {curriculum: {wins_to_promote: 2}}}",
+    )
+    schedules: list[Schedule] | None = Field(
+        None, min_length=1, description="the older form of `arms`: each schedule is an arm of its name"
+    )
+    seeds: list[Seed] | None = Field(
+        None, min_length=1, description="every arm is trained from each seed; default: [grpo.seed]"
+    )
+    compare_to: str | None = Field(
+        None, description="the arm every other arm is paired against; default: dynamic if it is an arm, else the first"
+    )
     static_milestones: list[int] | None = Field(
         None, description="static: steps at which every sample moves up; default: evenly spread over max_steps"
     )
     heldout: str = Field(..., description="JSONL of held-out samples (never trained on)")
-    samples_per_prompt: int = Field(4, ge=1, description="answers per held-out prompt and model")
+    samples_per_prompt: int = Field(4, ge=1, description="answers per held-out prompt, model and seed")
     max_new_tokens: int | None = Field(None, ge=1, description="default: grpo.max_completion_length")
     temperature: float = Field(1.0, ge=0, description="held-out sampling temperature; 0 = greedy")
     metrics: list[RuleName] | None = Field(None, description="default: the rule judge's rule, then length_fit")
     batch_size: int = Field(32, ge=1, description="held-out generation batch")
     bootstrap_resamples: int = Field(2000, ge=100)
-    seed: int = 0
+    keep_checkpoints: bool = Field(
+        False, description="keep a finished training's checkpoint-* folders (only its final/ is used; ~1.6 GB each)"
+    )
+    seed: int = Field(0, ge=0, description="held-out sampling: the answers of training seed k are drawn with seed + k")
+
+    @model_validator(mode="after")
+    def _check(self) -> AblationSettings:
+        if self.arms is not None and self.schedules is not None:
+            raise ValueError("give `arms` or `schedules`, not both (each schedule is an arm of its name)")
+        if self.arms is not None and not self.arms:
+            raise ValueError("arms is empty: name at least one")
+        for name in self.arms or {}:
+            if not ARM_NAME.fullmatch(name) or name in RESERVED_NAMES:
+                raise ValueError(
+                    f"arm name {name!r}: it names a folder; use letters, digits, '_', '.' or '-', and not "
+                    f"{', '.join(sorted(RESERVED_NAMES))}"
+                )
+        if self.seeds is not None and len(set(self.seeds)) < len(self.seeds):
+            raise ValueError(f"seeds: {self.seeds} names a seed twice")
+        if self.compare_to is not None and self.compare_to not in self.arm_overrides():
+            raise ValueError(f"compare_to: {self.compare_to!r} is not an arm ({', '.join(self.arm_overrides())})")
+        return self
+
+    def arm_overrides(self) -> dict[str, dict[str, Any]]:
+        """Every arm and its overrides; the older `schedules:` list as arms of the schedules' names."""
+        if self.arms is not None:
+            return self.arms
+        return {s: SCHEDULE_ARMS[s] for s in (self.schedules or DEFAULT_SCHEDULES)}
+
+    def reference_arm(self) -> str:
+        arms = list(self.arm_overrides())
+        return self.compare_to or ("dynamic" if "dynamic" in arms else arms[0])
 
 
 class AblationConfig(TrainConfig):
-    """A training config (shared by every schedule) plus the `ablation` section."""
+    """A training config (the base every arm overrides) plus the `ablation` section."""
 
     ablation: AblationSettings
+
+    @field_validator("ablation")
+    @classmethod
+    def _arms_fit(cls, a: AblationSettings, info: ValidationInfo) -> AblationSettings:
+        """Every arm's overrides must make a valid training config: a misspelt key fails here, named with its arm,
+        not hours later when that arm's turn comes."""
+        if not set(TrainConfig.model_fields) <= set(info.data):
+            return a  # the base config has errors of its own, reported with this one
+        base = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in info.data.items()}
+        for name, overrides in a.arm_overrides().items():
+            arm_train_config(base, name, overrides, seed=0, output_dir="-", n_levels=2, milestones=a.static_milestones)
+        return a
 
     @model_validator(mode="after")
     def _metrics_known(self) -> AblationConfig:
@@ -64,44 +148,290 @@ class AblationConfig(TrainConfig):
             self.ablation.metrics = list(dict.fromkeys([*rule, "length_fit"]))
         return self
 
+    def seeds(self) -> list[int]:
+        return self.ablation.seeds or [self.grpo.seed]
 
-def schedule_config(cfg: AblationConfig, schedule: Schedule, n_levels: int) -> CurriculumConfig:
-    base = cfg.curriculum.model_dump()
-    if schedule == "strongest":
-        return CurriculumConfig.model_validate({**base, "schedule": "fixed", "fixed_level": -1})
-    if schedule == "static":
-        steps = cfg.grpo.max_steps
-        milestones = cfg.ablation.static_milestones or [max(1, round(steps * k / n_levels)) for k in range(1, n_levels)]
-        return CurriculumConfig.model_validate({**base, "schedule": "static", "milestones": milestones})
-    return CurriculumConfig.model_validate({**base, "schedule": schedule})
+    def n_trainings(self) -> int:
+        return len(self.ablation.arm_overrides()) * len(self.seeds())
 
 
-def train_schedules(cfg: AblationConfig, out: Path, samples: list[Sample]) -> dict[str, Path]:
-    """One run folder per schedule; finished ones are reused, interrupted ones resumed."""
-    n_levels = max(len(s.references) for s in samples)
-    runs = {}
-    for i, schedule in enumerate(cfg.ablation.schedules, 1):
-        run_dir = out / schedule
-        runs[schedule] = run_dir
-        if (run_dir / "final").is_dir():
-            print(f"[ablation] {schedule} ({i}/{len(cfg.ablation.schedules)}): reusing {run_dir / 'final'}", flush=True)
-            continue
-        resume = last_checkpoint(run_dir) is not None
-        if run_dir.exists() and not resume:
-            shutil.rmtree(run_dir)  # a start that failed before its first checkpoint: nothing to keep
-        print(f"[ablation] {schedule} ({i}/{len(cfg.ablation.schedules)}): training -> {run_dir}", flush=True)
-        run_cfg = TrainConfig.model_validate(
-            {
-                **cfg.model_dump(exclude={"ablation"}),
-                "output_dir": str(run_dir),
-                "curriculum": schedule_config(cfg, schedule, n_levels).model_dump(),
-                # every schedule has the same judge and data: the first audits it, the others need not
-                "audit": cfg.audit.model_dump() if i == 1 else {**cfg.audit.model_dump(), "pairs": 0},
-            }
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` laid over it, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _has(tree: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = tree
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def even_milestones(max_steps: int, n_levels: int) -> list[int]:
+    """The static schedule's default: levels rise at evenly spread steps."""
+    return [max(1, round(max_steps * k / n_levels)) for k in range(1, n_levels)]
+
+
+def arm_train_config(
+    base: dict[str, Any],
+    name: str,
+    overrides: Mapping[str, Any],
+    seed: int,
+    output_dir: str,
+    n_levels: int,
+    milestones: list[int] | None = None,
+) -> TrainConfig:
+    """The training config of one arm and seed: the base with the arm's overrides, the seed in `grpo.seed` and
+    `curriculum.seed`, and a static schedule without milestones given `milestones` (or evenly spread ones).
+    A `ConfigError` naming the arm when the overrides do not make a valid training config."""
+    for path, why in SET_BY_ABLATION.items():
+        if _has(overrides, path):
+            raise ConfigError(f"arm {name!r}: {'.'.join(path)} is set by the ablation ({why})")
+    merged = _merge(base, overrides)
+    merged["output_dir"] = output_dir
+    for section in ("grpo", "curriculum"):
+        if isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], "seed": seed}
+    cur, grpo = merged.get("curriculum"), merged.get("grpo")
+    if isinstance(cur, dict) and cur.get("schedule") == "static" and not cur.get("milestones"):
+        steps = grpo.get("max_steps") if isinstance(grpo, dict) else None
+        cur["milestones"] = milestones or even_milestones(steps if isinstance(steps, int) else 1, n_levels)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as err:
+        problems = "; ".join(_problem(TrainConfig, e) for e in err.errors())
+        raise ConfigError(f"arm {name!r} does not fit the training config: {problems}") from None
+
+
+@dataclass(frozen=True)
+class Training:
+    """One arm trained from one seed, in its own run folder."""
+
+    arm: str
+    seed: int
+    config: TrainConfig
+
+    @property
+    def name(self) -> str:
+        return f"{self.arm}/seed{self.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def steps(self) -> int:
+        return self.config.grpo.max_steps
+
+    def state(self) -> Literal["finished", "resume", "new"]:
+        if (self.run_dir / "final").is_dir():
+            return "finished"
+        return "resume" if last_checkpoint(self.run_dir) is not None else "new"
+
+
+def load_arm_samples(cfg: TrainConfig, cache: dict[tuple[str, str | None], list[Sample]]) -> list[Sample]:
+    """An arm's training samples, loaded once per dataset (arms may override the dataset)."""
+    from .train import load_train_samples
+
+    key = (cfg.dataset, cfg.dataset_split)
+    if key not in cache:
+        cache[key] = load_train_samples(cfg)
+    return cache[key]
+
+
+def plan_trainings(
+    cfg: AblationConfig, out: Path, samples: dict[tuple[str, str | None], list[Sample]] | None = None
+) -> list[Training]:
+    """Every arm from every seed, seed by seed (an ablation stopped half-way has whole seeds to compare).
+    Only the first training of each judge, reward and dataset audits the judge; the others would repeat it."""
+    samples = {} if samples is None else samples
+    base = cfg.model_dump(exclude={"ablation"})
+    audited: set[str] = set()
+    plan = []
+    for seed in cfg.seeds():
+        for arm, overrides in cfg.ablation.arm_overrides().items():
+            probe = arm_train_config(base, arm, overrides, seed, str(out / arm / f"seed{seed}"), 2)
+            n_levels = max(len(s.references) for s in load_arm_samples(probe, samples))
+            run = arm_train_config(
+                base, arm, overrides, seed, str(out / arm / f"seed{seed}"), n_levels, cfg.ablation.static_milestones
+            )
+            judged = json.dumps(run.model_dump(mode="json", include={"judge", "reward", "dataset", "dataset_split"}))
+            if judged in audited:
+                run = run.model_copy(update={"audit": run.audit.model_copy(update={"pairs": 0})})
+            audited.add(judged)
+            plan.append(Training(arm, seed, run))
+    return plan
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def config_differences(run_dir: Path, expected: TrainConfig) -> list[str]:
+    """`key: there -> now` for each training setting in which the run in `run_dir` differs from `expected`."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return []
+    there = _flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    now = _flatten(expected.model_dump(mode="json"))
+    missing = object()
+    return [
+        f"{key}: {there.get(key, '(unset)')} -> {now.get(key, '(unset)')}"
+        for key in sorted(there.keys() | now.keys())
+        if there.get(key, missing) != now.get(key, missing)
+        and not any(key == k or key.startswith(k + ".") for k in NOT_COMPARED)
+    ]
+
+
+def check_reusable(t: Training) -> None:
+    """A finished or interrupted run is reused only if it was trained with this arm's config now."""
+    if t.state() == "new" or not (diffs := config_differences(t.run_dir, t.config)):
+        return
+    raise ConfigError(
+        f"{t.run_dir} holds a run of {t.name} with another config ({'; '.join(diffs[:4])}"
+        f"{'; ...' if len(diffs) > 4 else ''}): delete that folder to train it again, or give another output_dir"
+    )
+
+
+def read_timings(out: Path) -> list[dict[str, Any]]:
+    path = out / TIMINGS
+    return read_jsonl(path) if path.is_file() else []
+
+
+def add_timing(out: Path, row: dict[str, Any]) -> None:
+    with (out / TIMINGS).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def step_seconds(run_dir: Path, after: int = 0) -> float | None:
+    """Seconds per training step in steady state, from the times `metrics.jsonl` logged (steps after `after`):
+    the first step's warm-up, loading and saving are left to the per-training overhead."""
+    path = run_dir / "metrics.jsonl"
+    rows = (
+        [r for r in read_jsonl(path) if "reward" in r and "time" in r and r["step"] > after] if path.is_file() else []
+    )
+    if len(rows) < 2 or rows[-1]["step"] == rows[0]["step"]:
+        return None
+    return (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
+
+
+def time_left(timings: list[dict[str, Any]], steps: int, trainings: int, models: int) -> str | None:
+    """The time left for `trainings` trainings of `steps` steps in all and `models` held-out generations, at
+    the measured seconds per step plus each training's measured overhead (loading, audit, first step,
+    saving); None before a training has been measured."""
+    trained = [r for r in timings if r.get("kind") == "train" and r.get("steps")]
+    made = [r for r in timings if r.get("kind") == "heldout"]
+    if not trained:
+        return None
+    steady = [r for r in trained if r.get("step_seconds")]
+    if steady:
+        per_step = sum(r["step_seconds"] for r in steady) / len(steady)
+        overhead = sum(max(0.0, r["seconds"] - r["steps"] * r["step_seconds"]) for r in steady) / len(steady)
+    else:
+        per_step, overhead = sum(r["seconds"] for r in trained) / sum(r["steps"] for r in trained), 0.0
+    per_model = sum(r["seconds"] for r in made) / len(made) if made else None
+    total = steps * per_step + trainings * overhead + (models * per_model if per_model else 0)
+    held = f" + {models} held-out models at {per_model:.0f} s" if per_model and models else ""
+    unknown = " + held-out answers (not measured yet)" if models and not per_model else ""
+    return (
+        f"time left: ~{duration(total)} ({steps} steps at {per_step:.1f} s + {trainings} trainings at "
+        f"{overhead:.0f} s overhead, measured over {len(trained)} training(s){held}{unknown})"
+    )
+
+
+def plan_lines(cfg: AblationConfig, plan: list[Training], out: Path, heldout_prompts: int) -> list[str]:
+    """What `--dry-run` prints and the ablation prints first: trainings, what is reused, the time left."""
+    arms, seeds = list(cfg.ablation.arm_overrides()), cfg.seeds()
+    states = {t.name: t.state() for t in plan}
+    steps = sorted({t.steps for t in plan})
+    todo = [t for t in plan if states[t.name] != "finished"]
+    lines = [
+        f"ablation: {len(arms)} arms x {len(seeds)} seeds = {len(plan)} trainings of "
+        f"{'/'.join(map(str, steps))} steps ({sum(t.steps for t in plan)} steps); "
+        f"{sum(s == 'finished' for s in states.values())} finished, {sum(s == 'resume' for s in states.values())} "
+        f"to resume, {sum(s == 'new' for s in states.values())} to train",
+        *(
+            f"  seed {seed}: " + ", ".join(f"{t.arm} {states[t.name]}" for t in plan if t.seed == seed)
+            for seed in seeds
+        ),
+        f"held-out: {heldout_prompts} prompts x {cfg.ablation.samples_per_prompt} answers from "
+        f"{(len(arms) + 1) * len(seeds)} models (base and each arm, per seed); paired against base and "
+        f"{cfg.ablation.reference_arm()}",
+    ]
+    steps_left = sum(t.steps for t in todo)
+    left = time_left(read_timings(out), steps_left, len(todo), missing_models(cfg, plan, out))
+    return lines + [
+        left
+        or f"time: not measured yet ({steps_left} steps to train); the time left is printed from the first finished "
+        "training on (to measure before: docs/sanity-checks.md)"
+    ]
+
+
+class Progress:
+    """Which training of how many is running, and the time left at the seconds per step measured so far."""
+
+    def __init__(self, plan: list[Training], out: Path, models: int):
+        self.plan, self.out, self.models = plan, out, models
+
+    def say(self, i: int, t: Training, what: str) -> None:
+        todo = [u for u in self.plan[i - 1 :] if u.state() != "finished"]
+        left = None
+        if what != "reusing":
+            left = time_left(read_timings(self.out), sum(u.steps for u in todo), len(todo), self.models)
+        print(
+            f"[ablation] training {i}/{len(self.plan)} {t.name}: {what} {t.run_dir}" + (f"; {left}" if left else ""),
+            flush=True,
         )
-        train(run_cfg, resume=resume)
+
+
+def train_arms(plan: list[Training], out: Path, progress: Progress, keep_checkpoints: bool = False) -> None:
+    """Train what is not finished; a finished run is reused, an interrupted one resumed from its checkpoint."""
+    for t in plan:
+        check_reusable(t)  # before any training: a stale run is found now, not hours in
+    for i, t in enumerate(plan, 1):
+        state = t.state()
+        if state == "finished":
+            progress.say(i, t, "reusing")
+            continue
+        if state == "new" and t.run_dir.exists():
+            shutil.rmtree(t.run_dir)  # a start that failed before its first checkpoint: nothing to keep
+        checkpoint = last_checkpoint(t.run_dir)
+        done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else 0
+        progress.say(i, t, f"resuming from step {done} in" if state == "resume" else "training ->")
+        started = time.monotonic()
+        train(t.config, resume=state == "resume")
+        seconds = time.monotonic() - started
+        rate = step_seconds(t.run_dir, done)
+        add_timing(
+            out,
+            {"kind": "train", "arm": t.arm, "seed": t.seed, "steps": t.steps - done, "seconds": seconds}
+            | {"step_seconds": rate},
+        )
+        per = f" ({rate:.1f} s a step after the first)" if rate else ""
+        print(f"[ablation] {t.name}: {t.steps - done} steps trained in {duration(seconds)}{per}", flush=True)
+        if not keep_checkpoints:  # finished: final/ is what the ablation uses, the optimizer state only costs disk
+            for checkpoint_dir in t.run_dir.glob("checkpoint-*"):
+                shutil.rmtree(checkpoint_dir)
         gc.collect()
-    return runs
 
 
 def generate_answers(
@@ -147,103 +477,269 @@ def generate_answers(
     return answers
 
 
-def paired_difference_ci(
-    model: list[float], base: list[float], resamples: int, seed: int
-) -> tuple[float, float, float]:
-    """Mean of per-prompt differences with a percentile bootstrap 95% interval (prompts resampled)."""
-    ci = bootstrap_ci([m - b for m, b in zip(model, base)], resamples=resamples, seed=seed)
-    return ci.estimate, ci.low, ci.high
+@dataclass(frozen=True)
+class HeldoutModel:
+    """A model whose held-out answers are scored: the base model or an arm, for one seed."""
+
+    name: str
+    seed: int
+    path: str
 
 
-def score_heldout(
-    answers: dict[str, list[list[str]]], samples: list[Sample], metrics: list[str], resamples: int, seed: int
-) -> dict[str, Any]:
-    """Per model and metric: mean over prompts (each prompt's answers averaged first) with its 95% CI,
-    and the paired difference from the base model with its 95% CI."""
-    per_prompt: dict[str, dict[str, list[float]]] = {}
-    for model, by_prompt in answers.items():
-        per_prompt[model] = {
-            m: [sum(rule_score(m, a, s) for a in ans) / len(ans) for s, ans in zip(samples, by_prompt)] for m in metrics
-        }
-    table: dict[str, Any] = {}
-    for model, scores in per_prompt.items():
-        row = {}
-        for m, values in scores.items():
-            ci = bootstrap_ci(values, resamples=resamples, seed=seed)
-            row[m] = {"mean": ci.estimate, "ci95": [ci.low, ci.high]}
-            if model != BASE and BASE in per_prompt:
-                d, lo, hi = paired_difference_ci(values, per_prompt[BASE][m], resamples, seed)
-                row[m]["diff_vs_base"] = {"mean": d, "ci95": [lo, hi]}
-        table[model] = row
-    return {"models": table, "per_prompt": per_prompt}
+def heldout_models(cfg: AblationConfig, plan: list[Training]) -> list[HeldoutModel]:
+    """Per seed, the base model and every arm's final model (the base is sampled once per seed too, so every
+    arm's (seed, prompt) score has a base score to pair with)."""
+    base = resolve_model(cfg.model)
+    return [
+        m
+        for seed in cfg.seeds()
+        for m in [
+            HeldoutModel(BASE, seed, base),
+            *(HeldoutModel(t.arm, seed, str(t.run_dir / "final")) for t in plan if t.seed == seed),
+        ]
+    ]
 
 
-def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
-    """Train every schedule, evaluate base + trained models on the held-out prompts, write the report."""
-    from .eval.ablation_report import write_ablation_report
-    from .train import load_train_samples
+def _cached_answers(out: Path) -> dict[tuple[str, int, str, int], str]:
+    path = out / "heldout" / "generations.jsonl"
+    rows = read_jsonl(path) if path.is_file() else []
+    return {(r["model"], r["seed"], r["sample"], r["index"]): r["text"] for r in rows if "seed" in r}
 
+
+def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
+    """How many held-out models still lack answers (the base model's folder is not resolved for this)."""
+    cached = {(m, s) for m, s, _, _ in _cached_answers(out)}
+    names = [(BASE, seed) for seed in cfg.seeds()] + [(t.arm, t.seed) for t in plan]
+    return sum(1 for key in names if key not in cached)
+
+
+def generate_heldout(
+    cfg: AblationConfig, models: list[HeldoutModel], heldout: list[Sample], out: Path
+) -> dict[tuple[str, int], list[list[str]]]:
+    """Every model's answers to every held-out prompt, from the cache where it has them all."""
     a = cfg.ablation
-    out = Path(cfg.output_dir)
-    samples = load_train_samples(cfg)
-    try:
-        heldout = load_samples(a.heldout)
-    except FileNotFoundError:
-        raise ConfigError(f"held-out file not found: {a.heldout}") from None
-    train_keys = {s.prompt_text for s in samples}
-    if overlap := [s.id for s in heldout if s.prompt_text in train_keys]:
-        raise ConfigError(f"held-out prompts also in the training set: {overlap[:5]}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
-    runs = train_schedules(cfg, out, samples)
-
-    gen_path = out / "heldout" / "generations.jsonl"
-    cached = (
-        {(r["model"], r["sample"], r["index"]): r["text"] for r in read_jsonl(gen_path)} if gen_path.is_file() else {}
-    )
-    models = {BASE: resolve_model(cfg.model), **{s: str(p / "final") for s, p in runs.items()}}
-    answers: dict[str, list[list[str]]] = {}
-    rows = []
+    cached = _cached_answers(out)
     max_new = a.max_new_tokens or cfg.grpo.max_completion_length
-    for name, path in models.items():
-        have = [[cached.get((name, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
+    answers: dict[tuple[str, int], list[list[str]]] = {}
+    rows: list[dict[str, Any]] = []
+    for i, m in enumerate(models, 1):
+        have = [[cached.get((m.name, m.seed, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
         if any(t is None for ts in have for t in ts):
-            print(f"[ablation] held-out answers: {name} ({path})", flush=True)
-            have = generate_answers(
-                path, heldout, a.samples_per_prompt, max_new, a.temperature, a.batch_size, a.seed, label=name
+            print(f"[ablation] held-out answers {i}/{len(models)}: {m.name} seed {m.seed} ({m.path})", flush=True)
+            started = time.monotonic()
+            have = generate_answers(  # type: ignore[assignment]
+                m.path,
+                heldout,
+                a.samples_per_prompt,
+                max_new,
+                a.temperature,
+                a.batch_size,
+                a.seed + m.seed,
+                label=f"{m.name} seed {m.seed}",
             )
-        answers[name] = have  # type: ignore[assignment]
+            add_timing(out, {"kind": "heldout", "model": m.name, "seed": m.seed, "seconds": time.monotonic() - started})
+        answers[(m.name, m.seed)] = have  # type: ignore[assignment]
         rows += [
-            {"model": name, "sample": s.key, "index": k, "text": t}
+            {"model": m.name, "seed": m.seed, "sample": s.key, "index": k, "text": t}
             for s, ts in zip(heldout, have)
             for k, t in enumerate(ts)
         ]
-        write_jsonl(gen_path, rows)  # after each model, so an interrupted evaluation keeps what it has
+        write_jsonl(out / "heldout" / "generations.jsonl", rows)  # after each model: an interruption keeps it
+    return answers
+
+
+def score_answers(
+    answers: Mapping[tuple[str, int], list[list[str]]], heldout: list[Sample], metrics: list[str]
+) -> dict[str, dict[str, dict[tuple[int, str], float]]]:
+    """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers."""
+    scores: dict[str, dict[str, dict[tuple[int, str], float]]] = {}
+    for (model, seed), by_prompt in answers.items():
+        for m in metrics:
+            per = scores.setdefault(model, {}).setdefault(m, {})
+            for s, ans in zip(heldout, by_prompt):
+                per[(seed, s.key)] = sum(rule_score(m, a, s) for a in ans) / len(ans)
+    return scores
+
+
+def crossed_bootstrap(values: Scores, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean over a seeds × prompts grid, with a percentile bootstrap interval that draws seeds and prompts
+    independently with replacement (every prompt is answered under every seed: the two are crossed, so
+    drawing only prompts would ignore the seed-to-seed noise, and drawing (seed, prompt) cells would treat
+    the same prompt under two seeds as independent). With one seed it is the bootstrap over prompts."""
+    seeds = sorted({s for s, _ in values})
+    prompts = list(dict.fromkeys(p for _, p in values))
+    if not values:
+        raise ValueError("no values")
+    if len(values) != len(seeds) * len(prompts):
+        raise ValueError(f"not a full grid: {len(values)} scores for {len(seeds)} seeds x {len(prompts)} prompts")
+    grid = [[values[(s, p)] for p in prompts] for s in seeds]
+    n_s, n_p = len(seeds), len(prompts)
+    rng = random.Random(seed)
+    means = []
+    for _ in range(resamples):
+        rows = [grid[rng.randrange(n_s)] for _ in range(n_s)]
+        cols = [rng.randrange(n_p) for _ in range(n_p)]
+        means.append(sum(row[j] for row in rows for j in cols) / (n_s * n_p))
+    means.sort()
+    alpha = (1 - level) / 2
+    low = means[max(0, math.floor(alpha * resamples))]
+    high = means[min(resamples - 1, math.ceil((1 - alpha) * resamples) - 1)]
+    return Interval(sum(values.values()) / len(values), low, high)
+
+
+def paired_difference(model: Scores, reference: Scores, resamples: int = 2000, seed: int = 0) -> Interval:
+    """`model` − `reference` on matching (seed, prompt) pairs, with the crossed bootstrap's interval."""
+    if model.keys() != reference.keys():
+        odd = sorted(model.keys() ^ reference.keys())[:3]
+        raise ValueError(f"cannot pair: the (seed, prompt) pairs differ, e.g. {odd}")
+    return crossed_bootstrap({k: model[k] - reference[k] for k in model}, resamples, seed)
+
+
+def _interval(ci: Interval) -> dict[str, Any]:
+    return {"mean": ci.estimate, "ci95": [ci.low, ci.high]}
+
+
+def summarize(
+    scores: Mapping[str, Mapping[str, Scores]], compare_to: str, resamples: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per model and metric: the mean over seeds and prompts with its interval, each seed's mean, and (for
+    an arm) the paired differences from the base model and from `compare_to`."""
+    table: dict[str, dict[str, Any]] = {}
+    for model, by_metric in scores.items():
+        row = {}
+        for m, values in by_metric.items():
+            per_seed: dict[str, list[float]] = {}
+            for (s, _), v in values.items():
+                per_seed.setdefault(str(s), []).append(v)
+            cell = {
+                **_interval(crossed_bootstrap(values, resamples, seed)),
+                "per_seed": {s: sum(v) / len(v) for s, v in per_seed.items()},
+            }
+            if model != BASE and BASE in scores:
+                cell["diff_vs_base"] = _interval(paired_difference(values, scores[BASE][m], resamples, seed))
+            if model not in (BASE, compare_to) and compare_to in scores:
+                cell[f"diff_vs_{compare_to}"] = _interval(
+                    paired_difference(values, scores[compare_to][m], resamples, seed)
+                )
+            row[m] = cell
+        table[model] = row
+    return table
+
+
+def _heldout_samples(cfg: AblationConfig, plan: list[Training], samples: dict) -> list[Sample]:
+    """The held-out samples; none may be a prompt some arm trains on."""
+    try:
+        heldout = load_samples(cfg.ablation.heldout)
+    except FileNotFoundError:
+        raise ConfigError(f"held-out file not found: {cfg.ablation.heldout}") from None
+    train_keys = {s.prompt_text for t in plan for s in load_arm_samples(t.config, samples)}
+    if overlap := [s.id for s in heldout if s.prompt_text in train_keys]:
+        raise ConfigError(f"held-out prompts also in the training set: {overlap[:5]}")
+    return heldout
+
+
+def prepare(cfg: AblationConfig) -> tuple[list[Training], list[Sample], list[str]]:
+    """The plan, the held-out samples and the plan's lines: everything `--dry-run` shows, nothing written."""
+    out = Path(cfg.output_dir)
+    samples: dict[tuple[str, str | None], list[Sample]] = {}
+    plan = plan_trainings(cfg, out, samples)
+    heldout = _heldout_samples(cfg, plan, samples)
+    return plan, heldout, plan_lines(cfg, plan, out, len(heldout))
+
+
+def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
+    """Train every arm from every seed, evaluate base + trained models on the held-out prompts, write the report."""
+    from .eval.ablation_report import write_ablation_report
+
+    a = cfg.ablation
+    out = Path(cfg.output_dir)
+    plan, heldout, lines = prepare(cfg)
+    for line in lines:
+        print(f"[ablation] {line}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
+    train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints)
+    answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
     assert a.metrics is not None
-    results = score_heldout(answers, heldout, a.metrics, a.bootstrap_resamples, a.seed)
-    results.update(
-        schedules=a.schedules,
-        metrics=a.metrics,
-        heldout_prompts=len(heldout),
-        samples_per_prompt=a.samples_per_prompt,
-        runs={s: str(p) for s, p in runs.items()},
-    )
+    scores = score_answers(answers, heldout, a.metrics)
+    compare_to = a.reference_arm()
+    results: dict[str, Any] = {
+        "models": summarize(scores, compare_to, a.bootstrap_resamples, a.seed),
+        "per_prompt": {
+            model: {m: {str(s): [v[(s, h.key)] for h in heldout] for s in cfg.seeds()} for m, v in by.items()}
+            for model, by in scores.items()
+        },
+        "heldout_samples": [h.key for h in heldout],
+        "arms": a.arm_overrides(),
+        "seeds": cfg.seeds(),
+        "compare_to": compare_to,
+        "metrics": a.metrics,
+        "interval": "95% percentile bootstrap drawing seeds and prompts with replacement; differences paired by "
+        "(seed, prompt)",
+        "heldout_prompts": len(heldout),
+        "samples_per_prompt": a.samples_per_prompt,
+        "runs": {t.name: str(t.run_dir) for t in plan},
+        "timings": read_timings(out),
+    }
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     results["report"] = str(write_ablation_report(out, results))
     return results
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2` as [0, 1, 2]."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    return seeds
+
+
+def narrowed(cfg: AblationConfig, seeds: Sequence[int] | None, arms: Sequence[str] | None) -> AblationConfig:
+    """The config with the command line's `--seeds` and `--arms` (a subset of the config's arms) applied."""
+    a = cfg.ablation
+    update: dict[str, Any] = {}
+    if seeds is not None:
+        update["seeds"] = list(seeds)
+    if arms is not None:
+        known = a.arm_overrides()
+        if unknown := [name for name in arms if name not in known]:
+            raise ConfigError(f"--arms: {', '.join(unknown)} not in the config's arms ({', '.join(known)})")
+        update.update(arms={name: known[name] for name in arms}, schedules=None)
+        if a.compare_to not in arms:
+            update["compare_to"] = None
+    try:
+        settings = AblationSettings.model_validate({**a.model_dump(), **update})
+    except ValidationError as err:
+        raise ConfigError("; ".join(_problem(AblationSettings, e) for e in err.errors())) from None
+    return cfg.model_copy(update={"ablation": settings})
+
+
+def _cell(r: dict[str, Any] | None, signed: bool = False) -> str:
+    if r is None:
+        return "–"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(r['mean'])} [{f.format(r['ci95'][0])}, {f.format(r['ci95'][1])}]"
+
+
 def results_table(results: dict[str, Any]) -> str:
-    """Markdown table: each model's held-out mean [95% CI] and its difference from the base model."""
-    metrics = results["metrics"]
-    head = "| model | " + " | ".join(f"{m} | Δ vs base [95% CI]" for m in metrics) + " |"
-    lines = [head, "|" + " --- |" * (1 + 2 * len(metrics))]
+    """Markdown table: each model's held-out mean [95% CI], and its paired differences from the base model and
+    from the comparison arm."""
+    metrics, ref = results["metrics"], results.get("compare_to")
+    heads = [f"{m} | Δ vs base" + (f" | Δ vs {ref}" if ref else "") for m in metrics]
+    width = 1 + len(metrics) * (3 if ref else 2)
+    lines = ["| model | " + " | ".join(heads) + " |", "|" + " --- |" * width]
     for model, row in results["models"].items():
         cells = []
         for m in metrics:
             r = row[m]
-            cells.append(f"{r['mean']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]")
-            d = r.get("diff_vs_base")
-            cells.append("–" if d is None else f"{d['mean']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]")
+            cells += [_cell(r), _cell(r.get("diff_vs_base"), True)]
+            if ref:
+                cells.append(_cell(r.get(f"diff_vs_{ref}"), True))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    seeds = results.get("seeds")
+    if seeds:
+        lines.append(f"means over {len(seeds)} seed(s) x {results['heldout_prompts']} prompts, 95% intervals; Δ paired")
     return "\n".join(lines)

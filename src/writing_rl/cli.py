@@ -659,13 +659,27 @@ def rollouts_cmd(
 def ablation_cmd(
     config: Annotated[Path, typer.Argument(help="YAML: a training config plus an `ablation` section")],
     output_dir: str | None = typer.Option(None, help="override output_dir"),
-    max_steps: int | None = typer.Option(None, help="override grpo.max_steps for every schedule"),
+    max_steps: int | None = typer.Option(None, help="override grpo.max_steps of the base config (every arm)"),
+    seeds: str | None = typer.Option(None, help="training seeds, e.g. 0,1,2 (replaces ablation.seeds)"),
+    arms: str | None = typer.Option(None, help="only these of the config's arms, e.g. dynamic,none"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (trainings, reuse, time left) and stop"),
 ) -> None:
-    """Scheduling ablation: train dynamic / static / none / strongest from one seed, compare on held-out prompts."""
-    from .ablation import AblationConfig, results_table, run_ablation
+    """Ablation: train every arm (schedule, promotion rule, ...) from every seed, compare on held-out prompts
+    with intervals over seeds and prompts and paired differences. Re-running reuses finished trainings."""
+    from .ablation import AblationConfig, narrowed, parse_seeds, prepare, results_table, run_ablation
 
     with user_errors():
-        results = run_ablation(_overridden(load_config(config, AblationConfig), output_dir, max_steps))
+        cfg = _overridden(load_config(config, AblationConfig), output_dir, max_steps)
+        cfg = narrowed(
+            cfg,
+            parse_seeds(seeds) if seeds is not None else None,
+            [a.strip() for a in arms.split(",") if a.strip()] if arms is not None else None,
+        )
+        if dry_run:
+            for line in prepare(cfg)[2]:
+                typer.echo(line)
+            return
+        results = run_ablation(cfg)
     typer.echo(results_table(results))
     typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
 

@@ -60,7 +60,7 @@ class CostEstimate:
     measured: bool
     basis: str  # how the calls per step come about
     price: JudgePrice | None = None
-    runs: int = 1  # an ablation trains one run per schedule
+    runs: int = 1  # an ablation trains one run per arm and seed
     free: bool = False  # a rule judge
     notes: tuple[str, ...] = ()
 
@@ -105,7 +105,7 @@ class CostEstimate:
         """A few lines for `writing-rl check` and the start of `train`."""
         if self.free:
             return [self.describe()]
-        runs = f" x {self.runs} runs (one per schedule)" if self.runs > 1 else ""
+        runs = f" x {self.runs} runs (one per arm and seed)" if self.runs > 1 else ""
         steps = f" x {self.steps:,} steps{runs} = {self.calls:,.0f} calls" if self.calls is not None else ""
         out = [f"judge calls: {self.calls_per_step:,.4g} a step ({self.basis}){steps}"]
         tokens = f"~{self.input_per_call:,.0f} in + {self.output_per_call:,.0f} out a call ({self.source})"
@@ -210,7 +210,7 @@ def estimate_train_cost(
     cfg: Any, samples: Sequence[Sample], num_processes: int = 1, measured: MeasuredTokens | None = None
 ) -> CostEstimate:
     """A `writing-rl train` (or ablation) config: TRL GRPO."""
-    runs = len(cfg.ablation.schedules) if getattr(cfg, "ablation", None) is not None else 1
+    runs = cfg.n_trainings() if getattr(cfg, "ablation", None) is not None else 1
     if cfg.judge.backend == "rule":
         return CostEstimate(0, cfg.grpo.max_steps, 0, 0, measured is not None, "rule judge", runs=runs, free=True)
     completions = trl_completions_per_step(cfg.grpo, num_processes)

@@ -1,7 +1,10 @@
-"""The ablation's page: per-step curves of every schedule on shared axes, and the held-out table."""
+"""The ablation's page: per-step curves of every arm (mean over seeds, each seed faint), the held-out means with
+their intervals on the metric's full 0–100 range, and the paired differences from the base model and from the
+comparison arm. Renders results.json of earlier, single-seed ablations too (one run per schedule)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,46 +14,99 @@ from markupsafe import Markup
 from .report import STYLE, fmt, pyplot, training_summary
 
 CURVES = (
-    ("reward", "reward"),
-    ("judge/win_rate", "win rate vs current reference"),
-    ("curriculum/mean_level", "mean reference level"),
-    ("curriculum/promotions", "promotions per step"),
+    ("reward", "reward", None),
+    ("judge/win_rate", "win rate vs current reference", (0.0, 1.0)),
+    ("curriculum/mean_level", "mean reference level", None),
+    ("curriculum/promotions", "promotions per step", None),
 )
+SCORE_RANGE = (0.0, 100.0)  # every ablation metric is a rule score on 0–100 (judge/rules.py)
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>writing-rl scheduling ablation</title>
+<html lang="en"><head><meta charset="utf-8"><title>writing-rl ablation</title>
 {{ style }}</head><body>
-<h1>Scheduling ablation</h1>
-<p>{{ n_prompts }} held-out prompts × {{ per_prompt }} answers per model. Means over prompts with
-bootstrap 95% intervals; Δ is the paired difference from the base model (prompts resampled).</p>
-<h2>Training</h2>
-<img src="ablation_curves.png" alt="per-step curves">
-<table><tr><th>schedule</th><th>steps</th><th>promotions</th><th>final mean level</th><th>rollouts</th></tr>
-{% for t in training %}<tr><td>{{ t.name }}</td><td>{{ t.steps }}</td><td>{{ t.promotions }}</td><td>{{ fmt(t.level) }}</td>
-<td>{% if t.rollouts %}<a href="{{ t.rollouts }}">rollouts.jsonl</a>{% else %}–{% endif %}</td></tr>{% endfor %}
-</table>
+<h1>Scheduling ablation: {{ arms|length }} arm(s) × {{ seeds|length }} seed(s)</h1>
+<p>{{ n_prompts }} held-out prompts × {{ per_prompt }} answers per model{% if seeds|length > 1 %} and seed{% endif %}.
+Means over {% if seeds|length > 1 %}seeds ({{ seeds|join(", ") }}) and {% endif %}prompts with bootstrap 95%
+intervals{% if seeds|length > 1 %} (seeds and prompts both resampled){% endif %}; Δ is the paired difference, on
+matching {% if seeds|length > 1 %}(seed, prompt){% else %}prompt{% endif %} pairs, from the base model
+{%- if ref %} and from {{ ref }}{% endif %}. An interval that holds 0 shows no difference at this size.</p>
+{% if arms_table %}<h2>Arms</h2>
+<table><tr><th>arm</th><th>overrides of the training config</th></tr>
+{% for name, over in arms_table %}<tr><td>{{ name }}</td><td><code>{{ over }}</code></td></tr>{% endfor %}
+</table>{% endif %}
 <h2>Held-out</h2>
 <img src="ablation_heldout.png" alt="held-out means">
-<table><tr><th>model</th>{% for m in metrics %}<th>{{ m }}</th><th>Δ vs base [95% CI]</th>{% endfor %}</tr>
+<table><tr><th>model</th>{% for m in metrics %}<th>{{ m }} [95% CI]</th>{% if seeds|length > 1 %}<th>per seed</th>{% endif %}
+<th>Δ vs base [95% CI]</th>{% if ref %}<th>Δ vs {{ ref }} [95% CI]</th>{% endif %}{% endfor %}</tr>
 {% for name, row in models %}<tr><td>{{ name }}</td>{% for m in metrics %}
-<td>{{ "%.1f [%.1f, %.1f]"|format(row[m].mean, row[m].ci95[0], row[m].ci95[1]) }}</td>
-<td>{% if row[m].diff_vs_base %}{{ "%+.1f [%+.1f, %+.1f]"|format(row[m].diff_vs_base.mean, row[m].diff_vs_base.ci95[0], row[m].diff_vs_base.ci95[1]) }}{% else %}–{% endif %}</td>
+<td>{{ cell(row[m]) }}</td>{% if seeds|length > 1 %}<td>{{ per_seed(row[m]) }}</td>{% endif %}
+<td>{{ cell(row[m].diff_vs_base, True) }}</td>{% if ref %}<td>{{ cell(row[m]["diff_vs_" ~ ref], True) }}</td>{% endif %}
 {% endfor %}</tr>{% endfor %}
+</table>
+<img src="ablation_differences.png" alt="paired differences">
+<h2>Training</h2>
+<img src="ablation_curves.png" alt="per-step curves">
+<table><tr><th>run</th><th>steps</th><th>promotions</th><th>final mean level</th><th>rollouts</th></tr>
+{% for t in training %}<tr><td>{{ t.name }}</td><td>{{ t.steps }}</td><td>{{ t.promotions }}</td><td>{{ fmt(t.level) }}</td>
+<td>{% if t.rollouts %}<a href="{{ t.rollouts }}">rollouts.jsonl</a>{% else %}–{% endif %}</td></tr>{% endfor %}
 </table>
 </body></html>
 """
 
 
+def _cell(r: dict[str, Any] | None, signed: bool = False) -> str:
+    if not r:
+        return "–"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(r['mean'])} [{f.format(r['ci95'][0])}, {f.format(r['ci95'][1])}]"
+
+
+def _per_seed(r: dict[str, Any]) -> str:
+    return " · ".join(f"{v:.1f}" for v in (r.get("per_seed") or {}).values()) or "–"
+
+
+def _arm_of(run: str) -> str:
+    """`dynamic/seed0` -> `dynamic`; an older single-seed ablation's run is named by its schedule alone."""
+    return run.split("/")[0]
+
+
+def _mean_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """The mean over seeds at each step that every seed logged."""
+    by_step: dict[int, list[float]] = {}
+    for t in runs:
+        for r in t["rows"]:
+            if r.get(key) is not None:
+                by_step.setdefault(r["step"], []).append(r[key])
+    steps = sorted(s for s, v in by_step.items() if len(v) == len(runs))
+    return steps, [sum(by_step[s]) / len(runs) for s in steps]
+
+
 def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.4))
+    arms: dict[str, list[dict[str, Any]]] = {}
     for t in training:
-        xs = [r["step"] for r in t["rows"]]
-        for ax, (key, _) in zip(axes, CURVES):
-            ax.plot(xs, [r.get(key) for r in t["rows"]], marker="o", markersize=3, label=t["name"])
-    for ax, (_, title) in zip(axes, CURVES):
-        ax.set_title(title, fontsize=10)
+        arms.setdefault(_arm_of(t["name"]), []).append(t)
+    for colour, (arm, runs) in enumerate(arms.items()):
+        for ax, (key, _, _) in zip(axes, CURVES):
+            if len(runs) > 1:  # each seed faint, their mean bold
+                for t in runs:
+                    ax.plot(
+                        [r["step"] for r in t["rows"]],
+                        [r.get(key) for r in t["rows"]],
+                        color=f"C{colour}",
+                        alpha=0.25,
+                        lw=0.8,
+                    )
+            xs, ys = _mean_curve(runs, key)
+            ax.plot(xs, ys, color=f"C{colour}", marker="o", markersize=3, label=arm)
+    for ax, (_, title, bounds) in zip(axes, CURVES):
+        ax.set_title(title + (" (mean over seeds)" if any(len(r) > 1 for r in arms.values()) else ""), fontsize=9)
         ax.set_xlabel("step")
+        if bounds:
+            ax.set_ylim(*bounds)
+        else:
+            ax.set_ylim(bottom=0)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "ablation_curves.png", dpi=110)
@@ -58,18 +114,66 @@ def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
 
 
 def _plot_heldout(results: dict[str, Any], out: Path) -> None:
+    """Means with their intervals on the full 0–100 range; each seed's mean as a small dot."""
     plt = pyplot()
     metrics, models = results["metrics"], list(results["models"])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(4.5, 0.8 * len(models) + 2) * len(metrics), 3.6), squeeze=False
+    )
     for ax, m in zip(axes[0], metrics):
-        means = [results["models"][name][m]["mean"] for name in models]
-        lows = [mean - results["models"][name][m]["ci95"][0] for name, mean in zip(models, means)]
-        highs = [results["models"][name][m]["ci95"][1] - mean for name, mean in zip(models, means)]
-        ax.bar(models, means, yerr=[lows, highs], capsize=4, color="#7a9cc6")
-        ax.set_title(f"held-out {m} (95% CI)", fontsize=10)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        for x, name in enumerate(models):
+            r = results["models"][name][m]
+            ax.errorbar(
+                [x],
+                [r["mean"]],
+                yerr=[[r["mean"] - r["ci95"][0]], [r["ci95"][1] - r["mean"]]],
+                fmt="o",
+                color="#35608f",
+                capsize=4,
+            )
+            seeds = list((r.get("per_seed") or {}).values())
+            if len(seeds) > 1:
+                ax.plot([x + 0.15] * len(seeds), seeds, ".", color="#999", markersize=4)
+        ax.set_xticks(range(len(models)), models, rotation=30, fontsize=8)
+        ax.set_ylim(*SCORE_RANGE)
+        ax.set_title(
+            f"held-out {m}: mean, 95% CI" + (", seeds (grey)" if len(results.get("seeds", [])) > 1 else ""), fontsize=9
+        )
     fig.tight_layout()
     fig.savefig(out / "ablation_heldout.png", dpi=110)
+    plt.close(fig)
+
+
+def _plot_differences(results: dict[str, Any], out: Path) -> None:
+    """Each arm's paired differences (vs base, vs the comparison arm) with their intervals, around 0."""
+    plt = pyplot()
+    metrics, ref = results["metrics"], results.get("compare_to")
+    arms = [a for a in results["models"] if a != "base"]
+    keys = [("diff_vs_base", "vs base")] + ([(f"diff_vs_{ref}", f"vs {ref}")] if ref else [])
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(5 * len(metrics), 0.45 * len(arms) * len(keys) + 1.5), squeeze=False
+    )
+    for ax, m in zip(axes[0], metrics):
+        labels = []
+        for k, (key, what) in enumerate(keys):
+            for a in arms:
+                if not (d := results["models"][a][m].get(key)):
+                    continue  # the comparison arm against itself
+                ax.errorbar(
+                    [d["mean"]],
+                    [len(labels)],
+                    xerr=[[d["mean"] - d["ci95"][0]], [d["ci95"][1] - d["mean"]]],
+                    fmt="o",
+                    color=f"C{k}",
+                    capsize=3,
+                )
+                labels.append(f"{a} {what}")
+        ax.axvline(0, color="#555", lw=0.8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"paired Δ {m} (95% CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "ablation_differences.png", dpi=110)
     plt.close(fig)
 
 
@@ -78,11 +182,11 @@ def write_ablation_report(folder: Path, results: dict[str, Any], out: Path | Non
     report ABLATION_FOLDER --out DIR` renders it again elsewhere)."""
     out = out or folder / "report"
     out.mkdir(parents=True, exist_ok=True)
-    training = []
-    for schedule, run in results["runs"].items():
-        training.append({**training_summary(Path(run), out), "name": schedule})
+    training = [{**training_summary(Path(run), out), "name": name} for name, run in results["runs"].items()]
     _plot_curves(training, out)
     _plot_heldout(results, out)
+    _plot_differences(results, out)
+    ref = results.get("compare_to")
     page = (
         Environment(autoescape=select_autoescape(default=True))
         .from_string(PAGE)
@@ -91,8 +195,14 @@ def write_ablation_report(folder: Path, results: dict[str, Any], out: Path | Non
             training=training,
             metrics=results["metrics"],
             models=list(results["models"].items()),
+            arms=results.get("arms") or results.get("schedules") or [],
+            arms_table=[(k, json.dumps(v)) for k, v in (results.get("arms") or {}).items()],
+            seeds=results.get("seeds") or [None],
+            ref=ref if ref in results["models"] else None,
             n_prompts=results["heldout_prompts"],
             per_prompt=results["samples_per_prompt"],
+            cell=_cell,
+            per_seed=_per_seed,
             fmt=lambda v: Markup(fmt(v)),
         )
     )
