@@ -107,6 +107,8 @@ def test_command_line_choices_replace_the_config_model_and_tasks(tmp_path):
     only = with_command_line(cfg, tasks=["arena", "longbench_v2"])
     assert (only.tasks.writingbench, only.tasks.longbench_write) == (None, None) and only.tasks.arena is not None
     for bad, message in [
+        ({"model_path": "/m", "concurrency": 4}, "--concurrency is for a served model"),
+        ({"api_key_env": "KEY"}, "give --endpoint"),
         ({"tasks": ["arena", "nope"]}, "no task nope"),
         ({"tasks": ["longbench_write"]}, "longbench_write has no section"),
         ({"served_model": "x"}, "give --endpoint"),
@@ -115,6 +117,19 @@ def test_command_line_choices_replace_the_config_model_and_tasks(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=message):
             with_command_line(cfg, **bad)
+
+
+def test_another_server_gets_neither_the_configs_key_nor_its_extra_fields(tmp_path):
+    cfg = config(tmp_path, "http://127.0.0.1:9/v1")
+    secret = {"api_key_env": "OPENAI_API_KEY", "extra_body": {"reasoning_effort": "low"}, "timeout_s": 7.0}
+    raw = cfg.model_dump()
+    raw["model"]["endpoint"].update(secret)
+    cfg = EvalConfig.model_validate(raw)
+    other = with_command_line(cfg, endpoint="http://other-host:8000/v1", served_model="foo").model.endpoint
+    assert other is not None and other.api_key_env is None and other.extra_body == {}
+    assert other.timeout_s == 7.0  # how hard to push carries over
+    keyed = with_command_line(cfg, endpoint="http://h/v1", served_model="foo", api_key_env="VLLM_KEY").model.endpoint
+    assert keyed is not None and keyed.api_key_env == "VLLM_KEY"
 
 
 def test_eval_endpoint_from_the_command_line_runs_only_the_chosen_tasks(tmp_path):

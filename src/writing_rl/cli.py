@@ -596,6 +596,9 @@ def eval_cmd(
         None, help="evaluate a served model instead (vLLM, SGLang: an OpenAI-compatible URL ending in /v1)"
     ),
     model: str | None = typer.Option(None, "--model", help="with --endpoint: the served model's name"),
+    api_key_env: str | None = typer.Option(
+        None, help="with --endpoint: the environment variable holding that server's API key (none by default)"
+    ),
     concurrency: int | None = typer.Option(None, min=1, help="with --endpoint: requests in flight at once"),
     name: str | None = typer.Option(None, help="model name in results and reports"),
     tasks: str | None = typer.Option(None, help="comma-separated: run only these of the config's tasks"),
@@ -612,6 +615,7 @@ def eval_cmd(
             model_path=model_path,
             endpoint=endpoint,
             served_model=model,
+            api_key_env=api_key_env,
             concurrency=concurrency,
             name=name,
             tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,

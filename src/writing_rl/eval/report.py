@@ -251,8 +251,8 @@ def scorer_label(scorer: dict[str, Any] | None) -> str:
 
 
 # Scorer-record fields that are not the scorer: where the files lie (the same files elsewhere score the same,
-# and their hash is compared). How the model generated (`generation`) is compared: it changes the number.
-NOT_SCORING = {"repo"}
+# and their hash is compared, not the clone's commit). How the model generated (`generation`) is compared.
+NOT_SCORING = {"repo", "repo_commit"}
 
 
 def scorer_differences(evals: list[dict[str, Any]]) -> dict[str, list[str]]:

@@ -163,6 +163,8 @@ class EvalConfig(BaseModel):
 
 
 TASK_NAMES = tuple(Tasks.model_fields)
+# the endpoint settings `--endpoint` keeps from the config's model endpoint: how hard to push, not where or as whom
+PUSH_SETTINGS = ("timeout_s", "max_retries", "backoff_initial_s", "backoff_max_s", "max_concurrency")
 
 
 def with_command_line(
@@ -171,6 +173,7 @@ def with_command_line(
     model_path: str | None = None,
     endpoint: str | None = None,
     served_model: str | None = None,
+    api_key_env: str | None = None,
     concurrency: int | None = None,
     name: str | None = None,
     tasks: list[str] | None = None,
@@ -183,19 +186,22 @@ def with_command_line(
     model = cfg.model.model_dump()
     if model_path and endpoint:
         raise ConfigError("give --model-path or --endpoint, not both")
-    if served_model and not endpoint:
-        raise ConfigError("--model names the served model of --endpoint; give --endpoint URL too")
-    if concurrency and not (endpoint or cfg.model.endpoint):
-        raise ConfigError("--concurrency is for a served model (--endpoint); a local model batches instead")
+    if (served_model or api_key_env) and not endpoint:
+        raise ConfigError("--model and --api-key-env describe the server of --endpoint; give --endpoint URL too")
     if model_path:
         model.update(transformers_model=model_path, endpoint=None)
     if endpoint:
         if not served_model:
             raise ConfigError("--endpoint needs --model NAME: the model name the server serves")
-        kept = model["endpoint"] or {}
-        model.update(endpoint={**kept, "base_url": endpoint, "model": served_model}, transformers_model=None)
+        # Another server: the config's key and extra fields stay with the config's server (a key is never
+        # sent to a URL it was not configured for); only how hard to push the endpoint carries over.
+        kept = {k: v for k, v in (model["endpoint"] or {}).items() if k in PUSH_SETTINGS}
+        served = {**kept, "base_url": endpoint, "model": served_model, "api_key_env": api_key_env}
+        model.update(endpoint=served, transformers_model=None)
         model["name"] = name or served_model
     if concurrency:
+        if model["endpoint"] is None:
+            raise ConfigError("--concurrency is for a served model (--endpoint); a local model batches instead")
         model["endpoint"]["max_concurrency"] = concurrency
     if name:
         model["name"] = name
