@@ -549,7 +549,7 @@ def generate_heldout(
 
 
 def score_answers(
-    answers: Mapping[tuple[str, int], list[list[str]]], heldout: list[Sample], metrics: list[str]
+    answers: Mapping[tuple[str, int], list[list[str]]], heldout: list[Sample], metrics: Sequence[str]
 ) -> dict[str, dict[str, dict[tuple[int, str], float]]]:
     """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers."""
     scores: dict[str, dict[str, dict[tuple[int, str], float]]] = {}

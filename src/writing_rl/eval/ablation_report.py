@@ -154,7 +154,7 @@ def _plot_differences(results: dict[str, Any], out: Path) -> None:
         1, len(metrics), figsize=(5 * len(metrics), 0.45 * len(arms) * len(keys) + 1.5), squeeze=False
     )
     for ax, m in zip(axes[0], metrics):
-        labels = []
+        labels: list[str] = []
         for k, (key, what) in enumerate(keys):
             for a in arms:
                 if not (d := results["models"][a][m].get(key)):
