@@ -173,3 +173,6 @@ def test_sampling_falls_through_task_then_official_then_model():
     assert model.with_sampling(merged).sampling() == {"temperature": 0.7, "top_p": 0.9, "top_k": 20, "max_tokens": 100}
     # unset top_k and min_p are not sent, so a cache made before they existed keeps its keys
     assert "top_k" not in model.sampling() and "min_p" not in model.sampling()
+    # 0 turns an official top_k / min_p off: a server is not sent the field (OpenAI's API has neither)
+    off = model.with_sampling(Sampling(top_k=0, min_p=0, max_tokens=100)).with_sampling(None)
+    assert off.sampling()["top_k"] == 0 and "top_k" not in off.request_fields() and "min_p" not in off.request_fields()

@@ -79,6 +79,11 @@ class GeneratorConfig(BaseModel):
         out.update({k: v for k, v in (("top_k", self.top_k), ("min_p", self.min_p)) if v is not None})
         return out
 
+    def request_fields(self) -> dict[str, Any]:
+        """The sampling fields sent to a server: top_k 0 and min_p 0 (off) are left out, since the servers'
+        default is off and an API without the field (OpenAI's) refuses a request that has it."""
+        return {k: v for k, v in self.sampling().items() if not (k in ("top_k", "min_p") and v == 0)}
+
     def fingerprint(self) -> str:
         backend = self.endpoint.model if self.endpoint else self.transformers_model
         # The name identifies a source: two generators with the same model and settings (e.g. two
@@ -185,7 +190,7 @@ class Generator:
     ) -> None:
         assert self.client is not None
         try:
-            res = await self.client.chat(cfg.messages(prompt), seed=index, **cfg.sampling())
+            res = await self.client.chat(cfg.messages(prompt), seed=index, **cfg.request_fields())
         except EndpointError:
             done(i, None)
             return
