@@ -12,9 +12,12 @@ pytest.importorskip("trl")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from writing_rl import ablation  # noqa: E402
 from writing_rl.ablation import (  # noqa: E402
     AblationConfig,
+    HeldoutModel,
     crossed_bootstrap,
+    generate_heldout,
     narrowed,
     paired_difference,
     plan_trainings,
@@ -23,6 +26,7 @@ from writing_rl.ablation import (  # noqa: E402
 from writing_rl.cli import app  # noqa: E402
 from writing_rl.config import ConfigError, load_config  # noqa: E402
 from writing_rl.curriculum import CurriculumStore  # noqa: E402
+from writing_rl.data import load_samples  # noqa: E402
 
 pytestmark = pytest.mark.train
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,6 +182,108 @@ def test_time_left_comes_from_the_measured_seconds_per_step_and_per_training():
         "~26 min" in line and "30.0 s + 2 trainings at 100 s overhead" in line and "3 held-out models at 60 s" in line
     )
     assert "~20 min" in time_left([{"kind": "train", "steps": 10, "seconds": 300}], 40, 2, 3)  # no steady rate: s/step
+
+
+def fake_model(folder: Path, weights: bytes) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(weights)
+    return str(folder)
+
+
+@pytest.fixture
+def answered(monkeypatch):
+    """Held-out generation without a model: each call's answers name the model, seed and call, and the
+    calls are recorded as (model, seed)."""
+    calls: list[tuple[str, int]] = []
+
+    def answer(path, samples, n, max_new_tokens, temperature, batch, seed, label=None):
+        calls.append((Path(path).name, seed))
+        return [[f"{label} call {len(calls)} {s.key} {k}" for k in range(n)] for s in samples]
+
+    monkeypatch.setattr(ablation, "generate_answers", answer)
+    return calls
+
+
+def heldout_rows(out: Path) -> dict[tuple[str, int], set[str]]:
+    rows = [json.loads(line) for line in (out / "heldout" / "generations.jsonl").read_text().splitlines()]
+    by: dict[tuple[str, int], set[str]] = {}
+    for r in rows:
+        by.setdefault((r["model"], r["seed"]), set()).add(r["text"])
+    return by
+
+
+def test_held_out_answers_are_reused_only_from_the_same_model_and_sampling_settings(tmp_path, tiny_model, answered):
+    cfg = load(tmp_path, config(tmp_path, tiny_model, seeds=[0]))
+    heldout, out = load_samples(cfg.ablation.heldout), tmp_path / "out"
+    base = fake_model(tmp_path / "base", b"base weights")
+    arm = fake_model(out / "dynamic" / "seed0" / "final", b"old weights")
+    models = [HeldoutModel("base", 0, base), HeldoutModel("dynamic", 0, arm)]
+    first = generate_heldout(cfg, models, heldout, out)
+    assert answered == [("base", 0), ("final", 0)] and generate_heldout(cfg, models, heldout, out) == first
+
+    # the arm's overrides changed, its folder was deleted and it retrained: new weights, same folder
+    import shutil
+
+    shutil.rmtree(arm)
+    fake_model(Path(arm), b"retrained weights")
+    answered.clear()
+    second = generate_heldout(cfg, models, heldout, out)
+    assert answered == [("final", 0)]  # the retrained arm answers again, the base's answers are kept
+    assert second[("base", 0)] == first[("base", 0)] and second[("dynamic", 0)] != first[("dynamic", 0)]
+    assert heldout_rows(out)[("dynamic", 0)] == {t for ts in second[("dynamic", 0)] for t in ts}  # the old ones gone
+
+    answered.clear()  # other sampling settings: every model answers again
+    hotter = cfg.model_copy(update={"ablation": cfg.ablation.model_copy(update={"temperature": 0.5})})
+    generate_heldout(hotter, models, heldout, out)
+    assert answered == [("base", 0), ("final", 0)]
+
+    # rows written before fingerprints were recorded are never reused
+    path = out / "heldout" / "generations.jsonl"
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text(
+        "".join(json.dumps({k: r[k] for k in ("model", "seed", "sample", "index", "text")}) + "\n" for r in old)
+    )
+    answered.clear()
+    generate_heldout(hotter, models, heldout, out)
+    assert answered == [("base", 0), ("final", 0)]
+
+
+def test_a_narrowed_or_interrupted_rerun_keeps_the_other_models_held_out_answers(
+    tmp_path, tiny_model, answered, monkeypatch
+):
+    cfg = load(tmp_path, config(tmp_path, tiny_model, seeds=[0, 1]))
+    heldout, out = load_samples(cfg.ablation.heldout), tmp_path / "out"
+    base = fake_model(tmp_path / "base", b"base weights")
+    models = [
+        HeldoutModel(name, seed, base if name == "base" else fake_model(out / name / f"seed{seed}" / "final", b"w"))
+        for seed in (0, 1)
+        for name in ("base", "dynamic")
+    ]
+    generate_heldout(cfg, models, heldout, out)
+    full = heldout_rows(out)
+    assert set(full) == {("base", 0), ("dynamic", 0), ("base", 1), ("dynamic", 1)}
+
+    answered.clear()  # --seeds 0 after the arm of seed 0 retrained: seed 1's answers stay in the file
+    fake_model(out / "dynamic" / "seed0" / "final", b"retrained")
+    generate_heldout(cfg, models[:2], heldout, out)
+    assert answered == [("final", 0)]
+    now = heldout_rows(out)
+    assert (
+        set(now) == set(full) and now[("base", 1)] == full[("base", 1)] and now[("dynamic", 1)] == full[("dynamic", 1)]
+    )
+    assert now[("dynamic", 0)] != full[("dynamic", 0)]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # an interruption while the first model that needs answers is answering: nothing cached is lost
+    fake_model(out / "dynamic" / "seed1" / "final", b"retrained too")
+    monkeypatch.setattr(ablation, "generate_answers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate_heldout(cfg, models, heldout, out)
+    assert heldout_rows(out) == now
+    assert not (out / "heldout" / "generations.jsonl.tmp").exists()
 
 
 def runs_of(out: Path) -> list[str]:

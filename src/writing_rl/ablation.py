@@ -11,12 +11,14 @@ from the base model and from the comparison arm (`dynamic`) are taken on matchin
 Output folder: `<arm>/seed<k>/` per training, `timings.jsonl` (seconds per training and per held-out
 model, for the time-left estimate), `heldout/generations.jsonl`, `results.json`, `report/index.html`.
 Re-running the same command reuses every finished training, resumes one that was interrupted after a
-checkpoint, and generates only the answers that are missing.
+checkpoint, and generates only the answers that are missing (a model's cached answers count only while the
+same model, by its weights' size and time, answered with the same sampling settings).
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import math
 import random
@@ -500,51 +502,110 @@ def heldout_models(cfg: AblationConfig, plan: list[Training]) -> list[HeldoutMod
     ]
 
 
-def _cached_answers(out: Path) -> dict[tuple[str, int, str, int], str]:
-    path = out / "heldout" / "generations.jsonl"
+HELDOUT_ANSWERS = Path("heldout") / "generations.jsonl"
+WEIGHTS = (".safetensors", ".bin", ".pt", ".pth")
+AnswerKey = tuple[str, int, str, int]  # (model, seed, held-out sample key, answer index)
+
+
+def model_fingerprint(path: str) -> str:
+    """What identifies the model that answered: its folder, and the size and modification time of its
+    config.json and weights files (a retrained model writes new ones). A hub id is its name alone."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return path
+    files = sorted(f for f in folder.iterdir() if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHTS))
+    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    digest = hashlib.sha256(json.dumps([str(folder.resolve()), stats]).encode()).hexdigest()[:16]
+    return f"{folder.resolve()}@{digest}"
+
+
+def sampling_settings(cfg: AblationConfig, seed: int) -> dict[str, Any]:
+    """The settings a model's held-out answers for training seed `seed` are drawn with."""
+    a = cfg.ablation
+    return {
+        "temperature": a.temperature,
+        "max_new_tokens": a.max_new_tokens or cfg.grpo.max_completion_length,
+        "seed": a.seed + seed,
+    }
+
+
+def _cached_rows(out: Path) -> tuple[dict[AnswerKey, dict[str, Any]], list[dict[str, Any]]]:
+    """Every held-out answer written so far, by (model, seed, sample, index), whichever model wrote it; and
+    the rows of the older format without a seed (kept in the file, never reused)."""
+    path = out / HELDOUT_ANSWERS
     rows = read_jsonl(path) if path.is_file() else []
-    return {(r["model"], r["seed"], r["sample"], r["index"]): r["text"] for r in rows if "seed" in r}
+    keyed = {(r["model"], r["seed"], r["sample"], r["index"]): r for r in rows if "seed" in r}
+    return keyed, [r for r in rows if "seed" not in r]
+
+
+def _reusable(row: dict[str, Any] | None, model: str | None, sampling: dict[str, Any]) -> bool:
+    """A cached answer is reused only when the same model (`None`: not checked) answered with the same
+    settings; a row from before fingerprints were recorded never is."""
+    return (
+        row is not None and row.get("sampling") == sampling and (model is None or row.get("model_fingerprint") == model)
+    )
 
 
 def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
-    """How many held-out models still lack answers (the base model's folder is not resolved for this)."""
-    cached = {(m, s) for m, s, _, _ in _cached_answers(out)}
-    names = [(BASE, seed) for seed in cfg.seeds()] + [(t.arm, t.seed) for t in plan]
-    return sum(1 for key in names if key not in cached)
+    """How many held-out models still lack answers (the base model's folder is not resolved for this: its
+    answers count when their sampling settings match; an arm's when its final/ answered them)."""
+    cached, _ = _cached_rows(out)
+    names = [(BASE, seed, None) for seed in cfg.seeds()] + [
+        (t.arm, t.seed, model_fingerprint(str(t.run_dir / "final")) if t.state() == "finished" else "") for t in plan
+    ]
+    have = {
+        (name, seed)
+        for name, seed, fingerprint in names
+        for (m, s, _, _), row in cached.items()
+        if (m, s) == (name, seed) and _reusable(row, fingerprint, sampling_settings(cfg, seed))
+    }
+    return sum(1 for name, seed, _ in names if (name, seed) not in have)
 
 
 def generate_heldout(
     cfg: AblationConfig, models: list[HeldoutModel], heldout: list[Sample], out: Path
 ) -> dict[tuple[str, int], list[list[str]]]:
-    """Every model's answers to every held-out prompt, from the cache where it has them all."""
+    """Every model's answers to every held-out prompt, from the cache where the same model answered them all
+    with the same settings. The file keeps every model's answers, those of models outside this plan too."""
     a = cfg.ablation
-    cached = _cached_answers(out)
-    max_new = a.max_new_tokens or cfg.grpo.max_completion_length
+    cached, unkeyed = _cached_rows(out)
     answers: dict[tuple[str, int], list[list[str]]] = {}
-    rows: list[dict[str, Any]] = []
     for i, m in enumerate(models, 1):
-        have = [[cached.get((m.name, m.seed, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
-        if any(t is None for ts in have for t in ts):
-            print(f"[ablation] held-out answers {i}/{len(models)}: {m.name} seed {m.seed} ({m.path})", flush=True)
-            started = time.monotonic()
-            have = generate_answers(  # type: ignore[assignment]
-                m.path,
-                heldout,
-                a.samples_per_prompt,
-                max_new,
-                a.temperature,
-                a.batch_size,
-                a.seed + m.seed,
-                label=f"{m.name} seed {m.seed}",
-            )
-            add_timing(out, {"kind": "heldout", "model": m.name, "seed": m.seed, "seconds": time.monotonic() - started})
-        answers[(m.name, m.seed)] = have  # type: ignore[assignment]
-        rows += [
-            {"model": m.name, "seed": m.seed, "sample": s.key, "index": k, "text": t}
-            for s, ts in zip(heldout, have)
-            for k, t in enumerate(ts)
-        ]
-        write_jsonl(out / "heldout" / "generations.jsonl", rows)  # after each model: an interruption keeps it
+        fingerprint, sampling = model_fingerprint(m.path), sampling_settings(cfg, m.seed)
+        rows = [[cached.get((m.name, m.seed, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
+        if all(_reusable(r, fingerprint, sampling) for rs in rows for r in rs):
+            answers[(m.name, m.seed)] = [[r["text"] for r in rs if r is not None] for rs in rows]
+            continue
+        print(f"[ablation] held-out answers {i}/{len(models)}: {m.name} seed {m.seed} ({m.path})", flush=True)
+        started = time.monotonic()
+        have = generate_answers(
+            m.path,
+            heldout,
+            a.samples_per_prompt,
+            sampling["max_new_tokens"],
+            a.temperature,
+            a.batch_size,
+            sampling["seed"],
+            label=f"{m.name} seed {m.seed}",
+        )
+        add_timing(out, {"kind": "heldout", "model": m.name, "seed": m.seed, "seconds": time.monotonic() - started})
+        answers[(m.name, m.seed)] = have
+        for key in [key for key in cached if key[:2] == (m.name, m.seed)]:  # all an older model's answers go
+            del cached[key]
+        for s, ts in zip(heldout, have):
+            for k, t in enumerate(ts):
+                cached[(m.name, m.seed, s.key, k)] = {
+                    "model": m.name,
+                    "seed": m.seed,
+                    "sample": s.key,
+                    "index": k,
+                    "text": t,
+                    "model_fingerprint": fingerprint,
+                    "sampling": sampling,
+                }
+        # after each model, every cached row with this model's replaced, written to a temporary file and
+        # moved in place: an interruption or a narrowed re-run (--seeds, --arms) loses no other model's answers
+        write_jsonl(out / HELDOUT_ANSWERS, unkeyed + list(cached.values()))
     return answers
 
 
