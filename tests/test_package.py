@@ -32,3 +32,17 @@ def test_an_unknown_name_is_an_attribute_error():
         assert "NoSuchThing" in str(err)
     else:
         raise AssertionError("writing_rl.NoSuchThing resolved")
+
+
+def test_a_run_folder_is_read_without_the_engine_that_wrote_it(tmp_path):
+    """`train --resume`, `report` and `curriculum show` find a run's files through `run_layout`, so a machine
+    without TRL (a laptop reading a cluster's run) can still read the run folder."""
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-4" / "curriculum_snapshot.json").write_text("{}")
+    (tmp_path / "checkpoint-8").mkdir()  # killed before its snapshot: not complete
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom writing_rl.train import last_checkpoint\n"
+        f"print(last_checkpoint(Path({str(tmp_path)!r})).name, 'trl' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["checkpoint-4", "False", "False"]

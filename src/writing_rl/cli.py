@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from pydantic import BaseModel
 
+from . import run_layout
 from .config import ConfigError, CoreConfig, load_config, read_yaml
 from .data import SampleFileError
 from .jsonl import JsonlFileError
@@ -244,7 +245,7 @@ def serve_judge(
 
 
 def _store_path(run: Path) -> Path:
-    path = run / "curriculum.sqlite" if run.is_dir() else run
+    path = run / run_layout.CURRICULUM_STORE if run.is_dir() else run
     if not path.is_file():
         _fail(f"no curriculum store at {path}", 2)
     return path
@@ -526,7 +527,7 @@ def train_cmd(
         cfg = _overridden(resume_config(resume) if resume else load_train_config(config), output_dir, max_steps)
         cfg = _with_budget(cfg, budget)
         run_dir = Path(cfg.output_dir)
-        again = resume / "config.yaml" if resume else config
+        again = resume / run_layout.CONFIG if resume else config
         start_over = f"writing-rl train {f'{again} ' if again else ''}--output-dir {run_dir} --overwrite"
         if problem := run_folder_problem(run_dir, resume is not None, overwrite, start_over):
             _fail(problem, 2)

@@ -30,6 +30,7 @@ from .judge.screen import Injection
 from .judge.verdict import Verdict, VerdictProbs
 from .reasons import Reason
 from .reward import Order, Outcome
+from .run_layout import ROLLOUTS
 
 if TYPE_CHECKING:
     from pydantic import SerializerFunctionWrapHandler
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .data import Sample
     from .reward import PairReward
 
-ROLLOUTS_FILE = "rollouts.jsonl"
+ROLLOUTS_FILE = ROLLOUTS
 
 
 class RolloutSettings(BaseModel):

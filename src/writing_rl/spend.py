@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .judge.budget import BUDGET_KINDS, JudgeBudget, JudgePrice
+from .run_layout import JUDGE_SPEND
 
-SPEND_FILE = "judge_spend.json"
+SPEND_FILE = JUDGE_SPEND
 
 
 class BudgetSpecError(ValueError):

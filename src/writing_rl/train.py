@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import run_layout as layout
 from .audit.runner import AuditSettings
 from .config import ConfigError, LocalJudgeSettings, load_config
 from .curriculum import Curriculum, CurriculumConfig, CurriculumStore
@@ -38,6 +39,7 @@ from .judge.outage import OutageWait
 from .models import EMBEDDED_MODEL, resolve_model
 from .reward import ExtraRewards, PairwiseReward, RewardConfig
 from .rollouts import ROLLOUTS_FILE, RolloutSettings, RolloutWriter
+from .run_layout import CURRICULUM_SNAPSHOT
 from .spend import SPEND_FILE, JudgeBudgetReached, budget_problem, checkpoint_spend, saved_spend_line
 from .spend import continue_hint as budget_hint
 
@@ -207,8 +209,6 @@ def rank_judge(judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int
 
 def last_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint: one killed between TRL's save and our snapshot is skipped."""
-    from .engines.trl_grpo import CURRICULUM_SNAPSHOT
-
     found = [
         (int(m.group(1)), p)
         for p in run_dir.glob("checkpoint-*")
@@ -219,14 +219,13 @@ def last_checkpoint(run_dir: Path) -> Path | None:
 
 def restore_from_checkpoint(run_dir: Path, checkpoint: Path) -> None:
     """Put the curriculum store back to the state saved with `checkpoint`, forgetting later promotions."""
-    from .engines.trl_grpo import CURRICULUM_SNAPSHOT
 
     snapshot = checkpoint / CURRICULUM_SNAPSHOT
     if not snapshot.is_file():
         raise ConfigError(f"{checkpoint} has no {CURRICULUM_SNAPSHOT}: cannot restore the curriculum exactly")
-    with CurriculumStore(run_dir / "curriculum.sqlite") as store:
+    with CurriculumStore(run_dir / layout.CURRICULUM_STORE) as store:
         store.load_snapshot(snapshot)
-    for name in ("metrics.jsonl", ROLLOUTS_FILE):
+    for name in (layout.METRICS, layout.ROLLOUTS):
         trim_steps(run_dir / name, int(checkpoint.name.split("-")[1]))
     if (checkpoint / SPEND_FILE).is_file():
         shutil.copyfile(checkpoint / SPEND_FILE, run_dir / SPEND_FILE)
@@ -234,7 +233,7 @@ def restore_from_checkpoint(run_dir: Path, checkpoint: Path) -> None:
 
 def record_budget(run_dir: Path, budget: JudgeBudget) -> None:
     """Write the budget a resume was given into the run's config.yaml, so a later resume keeps it."""
-    path = run_dir / "config.yaml"
+    path = run_dir / layout.CONFIG
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     judge = data.setdefault("judge", {})
     if judge.get("budget") != budget.model_dump(mode="json"):
@@ -243,7 +242,7 @@ def record_budget(run_dir: Path, budget: JudgeBudget) -> None:
 
 
 def is_run_folder(run_dir: Path) -> bool:
-    return any((run_dir / name).exists() for name in ("config.yaml", "curriculum.sqlite")) or any(
+    return any((run_dir / name).exists() for name in (layout.CONFIG, layout.CURRICULUM_STORE)) or any(
         run_dir.glob("checkpoint-*")
     )
 
@@ -368,7 +367,7 @@ def _train(
             restore_from_checkpoint(run_dir, checkpoint)
             record_budget(run_dir, budget)  # a budget raised for this resume holds for the next one too
         else:
-            (run_dir / "config.yaml").write_text(
+            (run_dir / layout.CONFIG).write_text(
                 yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
             )
     state.wait_for_everyone()
@@ -377,7 +376,7 @@ def _train(
     state.wait_for_everyone()
     model_path = model_path or resolve_model(cfg.model)
     # only the main process opens the store; the others get its levels broadcast (see engines/trl_grpo.py)
-    curriculum = Curriculum(cfg.curriculum, run_dir / "curriculum.sqlite" if state.is_main_process else None)
+    curriculum = Curriculum(cfg.curriculum, run_dir / layout.CURRICULUM_STORE if state.is_main_process else None)
     with (
         judge_endpoint(cfg, run_dir) as judge_cfg,
         rank_judge(judge_cfg, run_dir, state.process_index, state.num_processes) as judge,
@@ -429,7 +428,7 @@ def _train(
             callbacks=[
                 keeper,  # before the curriculum snapshot, which marks a checkpoint complete
                 CurriculumCheckpointCallback(curriculum),
-                MetricsJsonlCallback(run_dir / "metrics.jsonl"),
+                MetricsJsonlCallback(run_dir / layout.METRICS),
                 preemption,
                 *callbacks,
                 clock,  # last: a callback that waits in on_step_begin (a step timer) is not counted as generation
@@ -462,7 +461,7 @@ def load_train_config(path: str | Path | None) -> TrainConfig:
 
 
 def resume_config(run_dir: str | Path) -> TrainConfig:
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / layout.CONFIG
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
     # the folder given wins over the (often relative) output_dir saved in it
@@ -500,7 +499,7 @@ def summarize_run(run_dir: Path) -> str:
         final = run_dir / "final"
         last = f"final model: {final}" if final.is_dir() else "no final model (stopped early: resume it with --resume)"
         lines.append(f"checkpoints: {', '.join(p.name for p in ckpts)}; {last}")
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run_dir / layout.METRICS
     if metrics.is_file():
         steps = [r for r in read_jsonl(metrics) if "reward" in r]
         if steps:

@@ -46,10 +46,9 @@ from ..judge.outage import OutageWait
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, Outcome, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
+from ..run_layout import CURRICULUM_SNAPSHOT
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
 from .rank_metrics import broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
-
-CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
 
 LogMetric = Callable[[str, float], None]
 

@@ -12,7 +12,9 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
+from .. import run_layout as layout
 from ..jsonl import read_jsonl
+from ..run_layout import VERL_METRICS
 from ..sqlite_store import open_read_only
 
 # One stylesheet for every writing-rl page.
@@ -109,7 +111,6 @@ def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, 
 
 # A verl run (`writing-rl train-verl`): verl's file logger writes one of these per launch (it truncates on open),
 # while metrics.jsonl holds the curriculum actor's per-step lines.
-VERL_METRICS = "verl_metrics-{started}.jsonl"
 VERL_KEYS = {"critic/score/mean": "reward", "perf/time_per_step": "step_time"}
 
 
@@ -127,8 +128,8 @@ def with_verl_metrics(run: Path, rows: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def training_summary(run: Path, out: Path) -> dict[str, Any]:
-    rows = with_verl_metrics(run, read_jsonl(run / "metrics.jsonl"))
-    rollouts = run / "rollouts.jsonl"
+    rows = with_verl_metrics(run, read_jsonl(run / layout.METRICS))
+    rollouts = run / layout.ROLLOUTS
     steps = [r for r in rows if "reward" in r]
     last = steps[-1] if steps else {}
     return {
@@ -173,7 +174,7 @@ def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) 
     plt.close(fig)
     names.append("training_curves.png")
     for run, t in zip(runs, training):
-        store = run / "curriculum.sqlite"
+        store = run / layout.CURRICULUM_STORE
         if not store.is_file():
             continue
         steps, shares = level_shares(store, last_step=max((r["step"] for r in t["rows"]), default=0))
@@ -322,7 +323,7 @@ def folder_kinds(run: Path) -> tuple[set[str], str]:
         return set(), "no such folder" if not run.exists() else "not a folder"
     res = _read_json(run / "results.json") if (run / "results.json").is_file() else None
     if isinstance(res, dict) and isinstance(res.get("runs"), dict) and "models" in res:  # `writing-rl ablation`'s
-        missing = [f"{s}/" for s in res["runs"] if not (run / s / "metrics.jsonl").is_file()]
+        missing = [f"{s}/" for s in res["runs"] if not (run / s / layout.METRICS).is_file()]
         if not missing:
             return {"ablation"}, ""
         return set(), (
@@ -330,12 +331,12 @@ def folder_kinds(run: Path) -> tuple[set[str], str]:
             "`writing-rl ablation` wrote"
         )
     if (run / "ablation.json").is_file():
-        done = ", ".join(str(p) for p in sorted(run.iterdir()) if (p / "metrics.jsonl").is_file())
+        done = ", ".join(str(p) for p in sorted(run.iterdir()) if (p / layout.METRICS).is_file())
         return set(), (
             "an ablation folder without its results.json (the ablation has not finished: re-run `writing-rl "
             "ablation CONFIG`" + (f"; its schedules' runs can be reported: {done})" if done else ")")
         )
-    kinds = {"training"} if (run / "metrics.jsonl").is_file() else set()
+    kinds = {"training"} if (run / layout.METRICS).is_file() else set()
     if (run / "results.json").is_file():
         if isinstance(res, dict) and any(res.get(bench) for bench in BENCHMARKS):
             kinds.add("eval")

@@ -19,11 +19,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..curriculum import Curriculum, CurriculumConfig
+from ..run_layout import CURRICULUM_STORE, METRICS
 from .contract import Outcome
 from .groups import DEFAULT_ACTOR_NAME, CurriculumGroups, GroupSettings
 
-STORE_FILE = "curriculum.sqlite"
-METRICS_FILE = "metrics.jsonl"
+STORE_FILE = CURRICULUM_STORE
+METRICS_FILE = METRICS
 
 
 class RunFolderCurriculum(CurriculumGroups):

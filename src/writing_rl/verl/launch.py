@@ -27,12 +27,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import run_layout as layout
 from ..config import ConfigError
 from ..curriculum import CurriculumConfig
 from ..endpoint.config import check_concurrency
-from ..eval.report import VERL_METRICS
 from ..judge import JudgeConfig
 from ..reward import ExtraRewards, RewardConfig
+from ..run_layout import VERL_METRICS
 from .groups import DEFAULT_ACTOR_NAME, FlushSettings
 from .version import check_verl_version
 
@@ -316,7 +317,7 @@ def train_rows(paths: list[str]) -> int:
 
 def prepare_run_folder(run_dir: Path, overwrite: bool, resumes: bool) -> None:
     """A folder with curriculum state but no checkpoint to resume would mix two runs: refuse unless asked."""
-    stale = [run_dir / n for n in ("curriculum.sqlite", "metrics.jsonl") if (run_dir / n).exists()]
+    stale = [run_dir / n for n in (layout.CURRICULUM_STORE, layout.METRICS) if (run_dir / n).exists()]
     if overwrite:
         for path in [*stale, run_dir / CHECKPOINTS]:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -345,7 +346,7 @@ def prepare(recipe_path: Path, output_dir: str | None = None, overwrite: bool = 
     auto_set_device(config)
     key_variables(recipe)  # fail before anything is written
     prepare_run_folder(run_dir, overwrite, resumes=resume_folder(config) is not None)
-    shutil.copyfile(recipe_path, run_dir / "config.yaml")
+    shutil.copyfile(recipe_path, run_dir / layout.CONFIG)
     (run_dir / "verl_config.yaml").write_text(OmegaConf.to_yaml(config), encoding="utf-8")
     return recipe, config, run_dir
 
