@@ -167,6 +167,14 @@ class Settled:
     levels: dict[str, int]
     metrics: dict[str, float] = field(default_factory=dict)
     stop: str | None = None  # why training stops (a dead judge), when it does
+    failed: str | None = None  # rank 0 could not settle the batch (a full disk, a store error): every rank stops
+
+
+class RankZeroFailed(RuntimeError):
+    """Rank 0 failed while settling a batch; the other ranks stop too instead of waiting for it until the
+    collective's timeout. Rank 0 itself raises its own exception, with its traceback."""
+
+    exit_code = 1  # the run failed; rank 0's own error is above it
 
 
 class WritingReward:
@@ -283,7 +291,19 @@ class WritingReward:
         batch = gather_judge_metrics(counts, world)  # totals over the ranks, the same on every rank
         self.judge_spend.add_batch(batch)  # so every rank keeps the budget alike
         everyone = gather_to_main(records, world)  # None on every rank but 0
-        settled = broadcast_from_main(self._decide(everyone, step) if everyone is not None else None, world)
+        failure: Exception | None = None
+        decided: Settled | None = None
+        if everyone is not None:
+            try:
+                decided = self._decide(everyone, step)
+            except Exception as err:  # the others wait in the broadcast: tell them, then raise it here
+                failure = err
+                decided = Settled(self.levels or {}, failed=f"{type(err).__name__}: {err}")
+        settled = broadcast_from_main(decided, world)
+        if failure is not None:
+            raise failure
+        if settled.failed is not None:
+            raise RankZeroFailed(f"rank 0 failed while settling step {step}: {settled.failed}")
         self.levels = settled.levels
         if log_metric is not None:
             metrics = batch | settled.metrics
