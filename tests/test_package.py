@@ -46,3 +46,13 @@ def test_a_run_folder_is_read_without_the_engine_that_wrote_it(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["checkpoint-4", "False", "False"]
+
+
+def test_the_version_guards_load_without_the_config_and_judge_stack():
+    """The verl guard runs where verl loads our reward manager: it needs `ConfigError`, from the leaf module."""
+    code = (
+        "import sys, writing_rl.verl.version, writing_rl.engines.trl_version\n"
+        "print([m for m in ('writing_rl.config', 'writing_rl.judge') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

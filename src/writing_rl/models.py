@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from .errors import ConfigError
 from .server import embedded_gguf_path
 from .user_cache import cache_dir
 
@@ -65,8 +66,6 @@ def resolve_model(name_or_path: str, field: str = "model") -> str:
     transformers spends half a minute asking the hub for it. What exists on disk is left to transformers (a
     tokenizer folder has no config.json)."""
     if not Path(name_or_path).expanduser().exists() and (problem := model_name_problem(name_or_path)):
-        from .config import ConfigError
-
         raise ConfigError(f"{field}: {problem}")
     if name_or_path == EMBEDDED_MODEL:
         return str(embedded_checkpoint())

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from .config import LocalJudgeSettings
     from .judge import JudgeConfig
@@ -235,8 +237,6 @@ def point_local_endpoints(cfg: M, base_url: str | None) -> M:
         if isinstance(node, dict):
             if node.get("base_url") == "local":
                 if base_url is None:
-                    from .config import ConfigError
-
                     raise ConfigError("an endpoint says base_url: local, but local_judge.enabled is false")
                 node = {**node, "base_url": base_url}
             return {k: walk(v) for k, v in node.items()}

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..aio import run_sync
-from ..config import ConfigError
 from ..data import Sample
 from ..engines.rank_metrics import judge_counters
+from ..errors import ConfigError
 from ..judge.judgement import Judge
 from ..judge.pairwise import PairwiseJudge
 from ..judge.rules import RuleJudge

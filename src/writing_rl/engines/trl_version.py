@@ -23,7 +23,7 @@ from importlib.metadata import version as installed_version
 
 from packaging.version import Version
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 UNKNOWNS_EXCLUDED_FROM = Version("1.6.0")  # None rewards leave the baseline (huggingface/trl#5902)
 NEXT_MAJOR = Version("2.0.0")

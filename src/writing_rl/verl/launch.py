@@ -28,9 +28,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import run_layout as layout
-from ..config import ConfigError
 from ..curriculum import CurriculumConfig
 from ..endpoint.config import check_concurrency
+from ..errors import ConfigError
 from ..judge import JudgeConfig
 from ..reward import ExtraRewards, RewardConfig
 from ..run_layout import VERL_METRICS

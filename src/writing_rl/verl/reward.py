@@ -37,8 +37,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import ConfigError
 from ..data import Sample
+from ..errors import ConfigError
 from ..judge import JudgeConfig, build_judge
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairReward, PairwiseReward, RewardConfig

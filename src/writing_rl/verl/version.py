@@ -16,7 +16,7 @@ from importlib.metadata import version as installed_version
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 TESTED_RANGE = ">=0.9.0,<0.10"  # verl 0.9.x: tests/verl run against 0.9.1 (the `verl` extra's pin)
 TESTED_VERL = SpecifierSet(TESTED_RANGE)
