@@ -18,7 +18,6 @@ import re
 import threading
 import time
 from collections import Counter
-from types import SimpleNamespace
 
 import pytest
 from fake_openai import FakeOpenAIServer, chat_reply, completion_reply
@@ -428,12 +427,19 @@ async def test_an_unexpected_exception_in_one_critic_call_is_a_missing_score_and
 
 
 async def test_an_unexpected_exception_in_one_longbench_write_rating_is_missing():
-    from writing_rl.eval.runner import EvalRun
+    from writing_rl.eval.runner import INTERNAL, _or_internal
 
     async def broken(request, output):
         raise AttributeError("a bug in the rating")
 
-    assert await EvalRun._quality(SimpleNamespace(_rate_quality=broken), "request", "output") == (None, "internal")
+    rated = await _or_internal(broken("request", "output"), "the LongBench-Write quality call", (None, INTERNAL))
+    assert rated == (None, "internal")
+    with pytest.raises(MemoryError):  # the process, not one call, is in trouble: it passes
+
+        async def out_of_memory():
+            raise MemoryError
+
+        await _or_internal(out_of_memory(), "the call", (None, INTERNAL))
 
 
 # -- the TaskGroup ----------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import json
 import logging
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +42,7 @@ from .requirements import load_requirements, requirement_scores
 from .stats import bootstrap_ci, bradley_terry, position_consistency
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class TaskSlice(BaseModel):
@@ -321,21 +323,10 @@ class EvalRun:
             result["requirements"] = requirement_scores(subsets, query_means, by_name)
         return result
 
-    async def _quality(self, request: str, answer: str | None) -> tuple[dict[str, float] | None, str | None]:
-        """The judge's six LongBench-Write ratings for one response, asked as the official script asks, and a
-        reason code when there are none; an unexpected exception is none with reason `internal`, not the end of
-        the task (cancellation, KeyboardInterrupt, SystemExit and MemoryError pass)."""
-        try:
-            return await self._rate_quality(request, answer)
-        except MemoryError:
-            raise
-        except Exception as err:
-            unexpected_failure(err, logger, "the LongBench-Write quality call")
-            return None, Reason.INTERNAL.value
-
     async def _rate_quality(self, request: str, answer: str | None) -> tuple[dict[str, float] | None, str | None]:
-        """The official loop's accounting: asked until 5 tries are spent, a reply costing 1 or 2 of them
-        (`lbw.read_quality`); a reply the loop takes but cannot aggregate ends the asking, left out."""
+        """The judge's six LongBench-Write ratings for one response and a reason code when there are none, asked
+        as the official loop asks: until 5 tries are spent, a reply costing 1 or 2 of them (`lbw.read_quality`);
+        a reply the loop takes but cannot aggregate ends the asking, left out."""
         if answer is None:
             return None, Reason.NO_OUTPUT.value
         messages = [{"role": "user", "content": lbw.quality_prompt(request, sanitize(answer))}]
@@ -366,7 +357,11 @@ class EvalRun:
         # `strip_thinking` cuts before anything reads the output: the sanitiser rewrites a `</think>` marker
         answers = [o if o is None or not t.strip_thinking else answer_after_thinking(o) for o in outputs]
         qualities = await gather_with_progress(
-            (self._quality(r["prompt"], a) for r, a in zip(rows, answers)), "longbench_write: quality"
+            (
+                _or_internal(self._rate_quality(r["prompt"], a), "the LongBench-Write quality call", (None, INTERNAL))
+                for r, a in zip(rows, answers)
+            ),
+            "longbench_write: quality",
         )
         missing = Counter(code for _, code in qualities if code)
         s_l, rated, points = [], [], []
@@ -534,7 +529,14 @@ class EvalRun:
         outputs = await self.generate(cw.TASK, [(i.id, i.prompt) for i in todo])
         pieces = [cw.clean_piece(o) for o in outputs]
         judged = await gather_with_progress(
-            (self._creative_judgement(prompts[i.prompt_id], p, t.sanitize) for i, p in zip(todo, pieces)),
+            (
+                _or_internal(
+                    self._judge_piece(prompts[i.prompt_id], p, t.sanitize),
+                    "the creative writing judge call",
+                    (None, None, INTERNAL),
+                )
+                for i, p in zip(todo, pieces)
+            ),
             f"{cw.TASK}: judging",
         )
         missing: Counter[str] = Counter()
@@ -570,22 +572,10 @@ class EvalRun:
             "iterations": t.iterations,
         }
 
-    async def _creative_judgement(
-        self, prompt: cw.Prompt, piece: str | None, sanitize_piece: bool
-    ) -> tuple[str | None, dict[str, float] | None, str | None]:
-        """(the judge's reply, the scores read from it, a reason code when there are none); an unexpected
-        exception is none with reason `internal`, not the end of the task (as `_quality`)."""
-        try:
-            return await self._judge_piece(prompt, piece, sanitize_piece)
-        except MemoryError:
-            raise
-        except Exception as err:
-            unexpected_failure(err, logger, "the creative writing judge call")
-            return None, None, Reason.INTERNAL.value
-
     async def _judge_piece(
         self, prompt: cw.Prompt, piece: str | None, sanitize_piece: bool
     ) -> tuple[str | None, dict[str, float] | None, str | None]:
+        """(the judge's reply, the scores read from it, a reason code when there are none)."""
         if piece is None:  # no output, or shorter than the official 500 characters
             return None, None, Reason.NO_OUTPUT.value
         assert self.cw_bench is not None
@@ -685,6 +675,22 @@ def _scores_by_name(rubric: list[Criterion] | None, scores: list[float]) -> dict
     for name, score in zip(names, scores):
         out.setdefault(name, score)
     return out
+
+
+INTERNAL = Reason.INTERNAL.value
+
+
+async def _or_internal(call: Awaitable[R], what: str, internal: R) -> R:
+    """One judgement's boundary: `call`'s result, or `internal` (missing, reason `internal`) when it raised
+    what nobody expected, so one item never ends the task (cancellation, KeyboardInterrupt, SystemExit and
+    MemoryError pass: `unexpected_failure`)."""
+    try:
+        return await call
+    except MemoryError:
+        raise
+    except Exception as err:
+        unexpected_failure(err, logger, what)
+        return internal
 
 
 async def _no_call() -> None:
