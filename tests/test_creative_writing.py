@@ -243,6 +243,19 @@ def scripted(body: dict) -> tuple:
     return chat_reply(writer(user)) if body["model"] == "writer" else judge(user)
 
 
+def writer_and_judge(tmp_path: Path, url: str, task: dict) -> EvalConfig:
+    """An eval of the creative-writing task alone: model "writer" and judge "judge" on one scripted server."""
+    ep = {"base_url": url, "max_retries": 0}
+    return EvalConfig.model_validate(
+        {
+            "model": {"name": "m", "endpoint": {**ep, "model": "writer"}},
+            "output_dir": str(tmp_path / "eval"),
+            "critic": {"endpoint": {**ep, "model": "judge"}},
+            "tasks": {"creative_writing_v3": task},
+        }
+    )
+
+
 def test_eval_run_scores_the_pieces_the_judge_read(tmp_path):
     repo = clone(tmp_path)
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
@@ -251,14 +264,8 @@ def test_eval_run_scores_the_pieces_the_judge_read(tmp_path):
     subprocess.run([*git, "commit", "-qm", "fixture"], check=True)
     commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     with FakeOpenAIServer(lambda p, b, n: scripted(b)) as server:
-        ep = {"base_url": server.base_url, "max_retries": 0}
-        cfg = EvalConfig.model_validate(
-            {
-                "model": {"name": "m", "endpoint": {**ep, "model": "writer"}},
-                "output_dir": str(tmp_path / "eval"),
-                "critic": {"endpoint": {**ep, "model": "judge"}},
-                "tasks": {"creative_writing_v3": {"repo": str(repo), "iterations": 2, "bootstrap_resamples": 500}},
-            }
+        cfg = writer_and_judge(
+            tmp_path, server.base_url, {"repo": str(repo), "iterations": 2, "bootstrap_resamples": 500}
         )
         res = evaluate(cfg)
         first = list(server.requests)
@@ -331,15 +338,7 @@ def test_the_same_files_in_another_folder_score_the_same_way(tmp_path):
 )
 def test_a_bad_clone_or_setting_stops_the_run_before_any_call(tmp_path, task, message):
     with FakeOpenAIServer(lambda p, b, n: scripted(b)) as server:
-        ep = {"base_url": server.base_url, "max_retries": 0}
-        cfg = EvalConfig.model_validate(
-            {
-                "model": {"name": "m", "endpoint": {**ep, "model": "writer"}},
-                "output_dir": str(tmp_path / "eval"),
-                "critic": {"endpoint": {**ep, "model": "judge"}},
-                "tasks": {"creative_writing_v3": task},
-            }
-        )
+        cfg = writer_and_judge(tmp_path, server.base_url, task)
         with pytest.raises(cw.BenchmarkFilesError, match=message):
             evaluate(cfg)
         assert server.requests == []

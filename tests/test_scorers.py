@@ -97,19 +97,24 @@ def lbw_server(replies: list[str], seen: list[str]):  # type: ignore[no-untyped-
 RATED = json.dumps({"Analysis": "ok", **dict.fromkeys(DIMS, 4)})
 
 
+def one_server(tmp_path: Path, url: str, tasks: dict) -> EvalConfig:
+    """An eval whose model and critic are one scripted server, in a fresh output folder under `tmp_path`."""
+    ep = {"base_url": url, "max_retries": 0}
+    return EvalConfig.model_validate(
+        {
+            "model": {"name": "m", "endpoint": ep},
+            "output_dir": str(tmp_path / f"eval-{len(list(tmp_path.iterdir()))}"),
+            "critic": {"endpoint": ep},
+            "tasks": tasks,
+        }
+    )
+
+
 def run_lbw(tmp_path: Path, replies: list[str], **task) -> tuple[dict, list[str]]:  # type: ignore[no-untyped-def]
     lw = jsonl(tmp_path / "lw.jsonl", [{"prompt": "Write 100 words.", "type": "x", "length": 100}])
     seen: list[str] = []
     with lbw_server(replies, seen) as server:
-        ep = {"base_url": server.base_url, "max_retries": 0}
-        cfg = EvalConfig.model_validate(
-            {
-                "model": {"name": "m", "endpoint": ep},
-                "output_dir": str(tmp_path / f"e{len(list(tmp_path.iterdir()))}"),
-                "critic": {"endpoint": ep},
-                "tasks": {"longbench_write": {"path": str(lw), **task}},
-            }
-        )
+        cfg = one_server(tmp_path, server.base_url, {"longbench_write": {"path": str(lw), **task}})
         return evaluate(cfg)["longbench_write"], seen
 
 
@@ -318,15 +323,7 @@ def name_scored_critic(body):  # type: ignore[no-untyped-def]
 
 def run_wb(tmp_path: Path, path: Path, **task) -> dict:  # type: ignore[no-untyped-def]
     with FakeOpenAIServer(lambda p, b, n: name_scored_critic(b)) as server:
-        ep = {"base_url": server.base_url, "max_retries": 0}
-        cfg = EvalConfig.model_validate(
-            {
-                "model": {"name": "m", "endpoint": ep},
-                "output_dir": str(tmp_path / f"out-{len(list(tmp_path.iterdir()))}"),
-                "critic": {"endpoint": ep},
-                "tasks": {"writingbench": {"path": str(path), **task}},
-            }
-        )
+        cfg = one_server(tmp_path, server.base_url, {"writingbench": {"path": str(path), **task}})
         return evaluate(cfg)["writingbench"]
 
 
