@@ -276,6 +276,27 @@ def test_select_and_build_refs_name_missing_inputs_and_dead_generators(tmp_path)
     assert not (tmp_path / "work").exists()
 
 
+def test_select_with_a_rule_critic_probes_no_critic(tmp_path):
+    pool = tmp_path / "refs.jsonl"
+    pool.write_text(json.dumps({"id": 0, "prompt": "p", "length": 5, "candidates": {"given-0": "a b"}}) + "\n")
+    url = dead_url()
+    with FakeOpenAIServer(lambda path, body, n: chat_reply("OK")) as server:
+        base = {
+            "pool": str(pool),
+            "policy": {"name": "p", "endpoint": {"base_url": server.base_url, "model": "policy"}},
+            "critic": {"endpoint": {"base_url": url}},
+            "top_k": 1,
+        }
+        cfg = tmp_path / "select.yaml"
+        cfg.write_text(yaml.safe_dump(base), encoding="utf-8")
+        result = runner.invoke(app, ["check", str(cfg)])
+        assert result.exit_code == 2 and f"critic.endpoint: cannot reach {url}" in one_error_line(result)
+        cfg.write_text(yaml.safe_dump({**base, "rule_critic": "length_fit"}), encoding="utf-8")
+        result = runner.invoke(app, ["check", str(cfg)])
+        assert result.exit_code == 0, result.output
+        assert "rule_critic: length_fit" in result.output
+
+
 def test_a_local_endpoint_without_the_local_judge_is_named(tmp_path):
     cfg = train_yaml(tmp_path, judge={"endpoint": {"base_url": "local"}})
     result = runner.invoke(app, ["check", str(cfg)])

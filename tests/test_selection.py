@@ -379,3 +379,65 @@ def test_sources_with_the_same_model_and_settings_do_not_share_answers():
     same = {"endpoint": {"model": "default"}, "temperature": 0.7}
     assert GeneratorConfig(name="policy", **same).fingerprint() != GeneratorConfig(name="ref", **same).fingerprint()
     assert GeneratorConfig(name="ref", **same).fingerprint() == GeneratorConfig(name="ref", **same).fingerprint()
+
+
+# -- a rule critic: the selection ablation's known-truth margins --------------------------------
+
+
+def test_select_with_a_rule_critic_ranks_margin_and_difficulty_apart(tmp_path):
+    """length_fit scores every text against the prompt's `length`: prompt 0's policy is far off with a
+    fitting reference (large margin), prompt 1's policy is as far off but no reference fits either (small
+    margin, as hard), prompt 2's policy fits. Margin keeps 0, difficulty may keep 1, as the paper argues."""
+    words = lambda n: " ".join(["word"] * n)  # noqa: E731
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        "\n".join(
+            json.dumps({"id": i, "prompt": f"Write piece number {i}.", "length": 20, "references": refs})
+            for i, refs in enumerate([[words(60), words(20)], [words(60), words(58)], [words(60), words(20)]])
+        )
+        + "\n"
+    )
+    policy_words = {0: 60, 1: 61, 2: 20}
+
+    def behaviour(path, body, n):
+        i = int(body["messages"][-1]["content"].split("number ")[1].rstrip("."))
+        return chat_reply(words(policy_words[i]))
+
+    work = tmp_path / "work"
+    summary = build_refs(BuildRefsConfig(prompts=str(prompts), generators=[], output=str(work / "refs.jsonl")))
+    assert summary["prompts"] == 3 and summary["generated"] == 0
+    with FakeOpenAIServer(behaviour) as server:
+        for strategy in ("margin", "difficulty"):
+            cfg = SelectConfig(
+                pool=str(work / "refs.jsonl"),
+                policy={"name": "policy", "endpoint": ep(server, model="policy")},
+                rule_critic="length_fit",
+                strategy=strategy,
+                top_k=1,
+                output=str(work / f"{strategy}.jsonl"),
+                report_dir=str(work / f"report-{strategy}"),
+                work_dir=str(work),
+            )
+            result = select(cfg)
+            assert result["cost"]["rule_critic"] == "length_fit"
+        assert server.calls() == 3 * 2  # the second run reused the policy's answers (2 per prompt)
+    margin, difficulty = load_jsonl(work / "margin.jsonl"), load_jsonl(work / "difficulty.jsonl")
+    assert [s.id for s in margin] == [0] and [s.id for s in difficulty] == [1]
+    assert margin[0].reference_scores[-1] == 100.0  # the fitting reference, strongest last
+    assert margin[0].model_extra["margin"] > 50 > abs(difficulty[0].model_extra["margin"])
+
+
+def test_a_rule_critic_that_can_score_no_prompt_is_refused(tmp_path):
+    pool = tmp_path / "refs.jsonl"
+    pool.write_text(json.dumps({"id": 0, "prompt": "p", "candidates": {"given-0": "text"}}) + "\n")
+    cfg = SelectConfig(
+        policy={"name": "p", "endpoint": {}},
+        pool=str(pool),
+        rule_critic="length_fit",
+        top_k=1,
+        work_dir=str(tmp_path / "w"),
+    )
+    with pytest.raises(ValueError, match="length_fit can score none of the 1 prompts.*length"):
+        select(cfg)
+    with pytest.raises(ValueError, match="without references"):
+        BuildRefsConfig(prompts="p.jsonl", generators=[], keep_existing_references=False)

@@ -774,7 +774,10 @@ def check_select(cfg: Any, probe: bool = True) -> list[str]:
     check_file("pool", cfg.pool, "the pool written by build-refs")
     lines = [f"pool: {cfg.pool}: {len(read_jsonl(cfg.pool))} prompts"]
     lines.append(check_generator("policy", cfg.policy, cfg.local_judge, probe))
-    lines.append(check_critic("critic", cfg.critic, cfg.local_judge, probe))
+    if cfg.rule_critic:  # no critic is called
+        lines.append(f"rule_critic: {cfg.rule_critic} (known-truth scores; `critic` is not used)")
+    else:
+        lines.append(check_critic("critic", cfg.critic, cfg.local_judge, probe))
     return lines
 
 

@@ -1,8 +1,8 @@
 """Reference pools and margin-aware data selection (`writing-rl build-refs`, `writing-rl select`).
 
 build-refs: one answer per generator per prompt -> a pool file (`refs.jsonl`).
-select: the policy answers each prompt, a pointwise critic scores policy answers and every
-reference, margin = best reference score - mean policy score, and the top prompts are written as
+select: the policy answers each prompt, a pointwise critic (or, for ablations of selection itself, a
+known-truth rule: `rule_critic`) scores policy answers and every reference, margin = best reference score - mean policy score, and the top prompts are written as
 training samples with references sorted weakest first and their scores recorded. Random and
 "difficulty" (lowest policy score) selection are there for the ablation.
 
@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import random
 import statistics
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -26,6 +28,7 @@ from .config import LocalJudgeSettings
 from .critic import CriticConfig, PointwiseCritic, criteria_list
 from .generation import GenerationStore, Generator, GeneratorConfig
 from .jsonl import read_jsonl, write_jsonl
+from .judge.rules import RuleName, RuleNotApplicable, rule_score
 from .prompts import PromptRecord, load_prompts
 from .server import point_local_endpoints, with_local_server
 
@@ -34,7 +37,9 @@ class BuildRefsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompts: str = Field(..., description="JSONL of prompts (our sample format or WritingBench's)")
-    generators: list[GeneratorConfig] = Field(..., min_length=1)
+    generators: list[GeneratorConfig] = Field(
+        ..., description="each answers every prompt; none: the pool holds the prompt file's own references"
+    )
     keep_existing_references: bool = Field(True, description="keep references already in the prompt file as sources")
     output: str = Field("work/refs.jsonl", description="the pool: prompts with a candidate reference per source")
     work_dir: str = Field("work", description="generation store (resumable)")
@@ -43,6 +48,8 @@ class BuildRefsConfig(BaseModel):
     @model_validator(mode="after")
     def _unique_names(self) -> BuildRefsConfig:
         names = [g.name for g in self.generators]
+        if not names and not self.keep_existing_references:
+            raise ValueError("no generators and keep_existing_references: false leave the pool without references")
         if len(set(names)) != len(names):
             raise ValueError(f"generator names must be unique, got {names}")
         return self
@@ -55,6 +62,11 @@ class SelectConfig(BaseModel):
     policy: GeneratorConfig = Field(..., description="the current policy, to sample its answers")
     samples_per_prompt: int = Field(2, ge=1)
     critic: CriticConfig = Field(default_factory=CriticConfig)
+    rule_critic: RuleName | None = Field(
+        None,
+        description="score answers with this known-truth rule (0-100, judge/rules.py) instead of the critic: "
+        "to test selection itself, as the selection ablation does",
+    )
     strategy: Literal["margin", "random", "difficulty"] = "margin"
     top_k: int | None = Field(None, ge=1, description="keep this many prompts")
     threshold: float | None = Field(None, description="strategy margin: keep prompts whose margin is at least this")
@@ -175,12 +187,49 @@ def to_sample(s: PromptScores) -> dict[str, Any]:
     return sample
 
 
+# scores one text (a reference or a policy answer) for a pool row; None when it cannot be scored
+Scorer = Callable[[dict[str, Any], str], Awaitable[float | None]]
+
+
+def critic_scorer(critic: PointwiseCritic) -> Scorer:
+    async def score(row: dict[str, Any], text: str) -> float | None:
+        return (await critic.score(row["prompt"], text, criteria_list(row.get("criteria")))).score
+
+    return score
+
+
+def _measured(row: dict[str, Any]) -> Any:
+    """A pool row as the rules read a sample: `length` and `keywords` (None where the row has none)."""
+    return SimpleNamespace(**{"length": None, "keywords": None, **row})
+
+
+def rule_scorer(rule: RuleName, rows: list[dict[str, Any]]) -> Scorer:
+    """The rule's score; a row the rule cannot measure (no `length` for length_fit) gets no score."""
+    problems = []
+    for row in rows:
+        try:
+            rule_score(rule, "", _measured(row))
+        except RuleNotApplicable as err:
+            problems.append(f"{row.get('id')!r}: {err}")
+    if problems and len(problems) == len(rows):
+        raise ValueError(f"rule_critic {rule} can score none of the {len(rows)} prompts; {problems[0]}")
+
+    async def score(row: dict[str, Any], text: str) -> float | None:
+        try:
+            return rule_score(rule, text, _measured(row))
+        except RuleNotApplicable:
+            return None
+
+    return score
+
+
 async def score_pool(
-    cfg: SelectConfig, rows: list[dict[str, Any]], critic: PointwiseCritic, policy: Generator
+    cfg: SelectConfig, rows: list[dict[str, Any]], scorer: Scorer, policy: Generator
 ) -> list[PromptScores]:
     n = cfg.samples_per_prompt
     by_index = await gather_all(
-        policy.generate_many([r["prompt"] for r in rows], i, desc=f"sampling the policy ({i + 1}/{n})") for i in range(n)
+        policy.generate_many([r["prompt"] for r in rows], i, desc=f"sampling the policy ({i + 1}/{n})")
+        for i in range(n)
     )
     answers = [by_index[i][row] for row in range(len(rows)) for i in range(n)]  # by row, then sample
     jobs: list[tuple[int, str, str | None]] = []  # (row index, source or "policy", text)
@@ -191,7 +240,7 @@ async def score_pool(
     async def score(i: int, text: str | None) -> float | None:
         if text is None:  # the policy failed to answer: missing, not zero
             return None
-        return (await critic.score(rows[i]["prompt"], text, criteria_list(rows[i].get("criteria")))).score
+        return await scorer(rows[i], text)
 
     scores = await gather_with_progress((score(i, text) for i, _, text in jobs), "scoring")
     out = [PromptScores(r, {}, []) for r in rows]
@@ -208,19 +257,25 @@ async def select_async(cfg: SelectConfig) -> dict[str, Any]:
     if not rows:
         raise ValueError(f"{cfg.pool} holds no prompts")
     work = Path(cfg.work_dir)
-    critic_cfg = (
-        cfg.critic
-        if cfg.critic.cache_path
-        else cfg.critic.model_copy(update={"cache_path": str(work / "critic_cache.sqlite")})
-    )
-    critic = PointwiseCritic(critic_cfg)
-    critic.client.check_credentials()
+    critic = None
+    if cfg.rule_critic:
+        scorer = rule_scorer(cfg.rule_critic, rows)
+    else:
+        critic_cfg = (
+            cfg.critic
+            if cfg.critic.cache_path
+            else cfg.critic.model_copy(update={"cache_path": str(work / "critic_cache.sqlite")})
+        )
+        critic = PointwiseCritic(critic_cfg)
+        critic.client.check_credentials()
+        scorer = critic_scorer(critic)
     store = GenerationStore(work / "generations.sqlite")
     policy = Generator(cfg.policy, store)
     try:
-        scored = await score_pool(cfg, rows, critic, policy)
+        scored = await score_pool(cfg, rows, scorer, policy)
     finally:
-        await critic.aclose()
+        if critic is not None:
+            await critic.aclose()
         await policy.aclose()
         store.close()
     enough = [s for s in scored if sum(v is not None for v in s.reference_scores.values()) >= cfg.min_references]
@@ -229,11 +284,17 @@ async def select_async(cfg: SelectConfig) -> dict[str, Any]:
     from .selection_report import write_report
 
     cost = {
-        "critic_calls": critic.client.stats.requests,
-        "critic_cache_hits": critic.stats.cache_hits,
-        "prompt_tokens": critic.client.stats.prompt_tokens,
-        "completion_tokens": critic.client.stats.completion_tokens,
-        "missing_scores": critic.stats.missing,
+        **(
+            {
+                "critic_calls": critic.client.stats.requests,
+                "critic_cache_hits": critic.stats.cache_hits,
+                "prompt_tokens": critic.client.stats.prompt_tokens,
+                "completion_tokens": critic.client.stats.completion_tokens,
+                "missing_scores": critic.stats.missing,
+            }
+            if critic is not None
+            else {"rule_critic": cfg.rule_critic}
+        ),
         "policy_generated": policy.generated,
         "policy_reused": policy.reused,
         "policy_failed": policy.failed,

@@ -79,7 +79,15 @@ def write_report(
         },
         "kept_by_lang": dict(Counter(s.record.get("lang", "?") for s in kept)),
         "kept_by_domain": dict(Counter(s.record.get("domain", "?") for s in kept)),
-        "cost": {**cost, "critic_calls_per_kept_prompt": cost["critic_calls"] / len(kept) if kept else None},
+        "kept_ids": [s.record["id"] for s in kept],
+        "cost": {
+            **cost,
+            **(
+                {"critic_calls_per_kept_prompt": cost["critic_calls"] / len(kept) if kept else None}
+                if "critic_calls" in cost
+                else {}
+            ),
+        },
         "plots": ["margins.png", "scores_by_source.png"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
