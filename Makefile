@@ -12,7 +12,7 @@ VERL_VENV := .venv-verl
 VERL_BIN := $(VERL_VENV)/bin
 VERL_STAMP := $(VERL_VENV)/.installed
 
-.PHONY: setup verl-env demo chain eval ablation gpu-smoke test test-main test-verl lint typecheck clean
+.PHONY: setup verl-env demo chain eval ablation selection-ablation gpu-smoke test test-main test-verl lint typecheck clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -49,6 +49,13 @@ demo: $(STAMP)
 ablation: $(STAMP)
 	@echo "the scheduling ablation: about 26 minutes on 2 cores (3 schedules, one seed); re-running reuses finished ones"
 	$(BIN)/writing-rl ablation configs/ablation/length_fit.yaml
+
+# margin-aware selection trained on (docs/results/selection.md): a pool, three selections of 12 prompts each
+# (margin, difficulty, random; a rule critic, so no LLM), then an ablation training on each; re-running reuses all
+selection-ablation: $(STAMP)
+	$(BIN)/writing-rl build-refs configs/selection/build_refs.yaml
+	for s in margin difficulty random; do $(BIN)/writing-rl select configs/selection/select_$$s.yaml || exit 1; done
+	$(BIN)/writing-rl ablation configs/ablation/selection.yaml --output-dir runs/selection
 
 # build-refs -> select -> train on the embedded default; re-running reuses every cached generation and score
 chain: $(STAMP)

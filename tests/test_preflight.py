@@ -295,6 +295,12 @@ def test_select_with_a_rule_critic_probes_no_critic(tmp_path):
         result = runner.invoke(app, ["check", str(cfg)])
         assert result.exit_code == 0, result.output
         assert "rule_critic: length_fit" in result.output
+        work = tmp_path / "work"
+        base.update(work_dir=str(work), output=str(work / "kept.jsonl"), report_dir=str(work), min_references=1)
+        cfg.write_text(yaml.safe_dump({**base, "rule_critic": "length_fit"}), encoding="utf-8")
+        result = runner.invoke(app, ["select", str(cfg)])
+        assert result.exit_code == 0, result.output
+        assert "kept 1 of 1 prompts (margin)" in result.output and "rule critic length_fit" in result.output
 
 
 def test_a_local_endpoint_without_the_local_judge_is_named(tmp_path):

@@ -582,10 +582,15 @@ def select_cmd(
         cfg = load_config(config, SelectConfig)
         _preflight("select", cfg, skip_check)
         summary = select(cfg)
+    cost = summary["cost"]
+    scored_by = (
+        f"rule critic {cost['rule_critic']}"
+        if "rule_critic" in cost
+        else f"critic calls {cost['critic_calls']}, cache hits {cost['critic_cache_hits']}"
+    )
     typer.echo(
         f"kept {summary['kept']} of {summary['prompts']} prompts ({summary['strategy']}) -> {cfg.output}; "
-        f"critic calls {summary['cost']['critic_calls']}, cache hits {summary['cost']['critic_cache_hits']}; "
-        f"report: {Path(cfg.report_dir) / 'report.md'}"
+        f"{scored_by}; report: {Path(cfg.report_dir) / 'report.md'}"
     )
 
 
