@@ -127,7 +127,7 @@ async def test_the_audit_reads_the_real_judges_verdicts_and_usage_on_the_demo_da
     token usage read from the real server (what the judge decides is docs/results/demo.md's business)."""
     from writing_rl.audit import AuditSettings, audit_judge
     from writing_rl.data import load_samples
-    from writing_rl.train import DEMO_SAMPLES
+    from writing_rl.training.config import DEMO_SAMPLES
 
     judge = PairwiseJudge(config(server, mode="soft"))
     result = await audit_judge(

@@ -106,7 +106,7 @@ def config_model(kind: str) -> type[BaseModel]:
     from .ablation import AblationConfig
     from .eval.runner import EvalConfig
     from .selection import BuildRefsConfig, SelectConfig
-    from .train import TrainConfig
+    from .training.config import TrainConfig
     from .verl.launch import VerlRecipe
 
     models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}
@@ -328,7 +328,7 @@ def check_file(field: str, path: str, what: str | None = None) -> Path:
 def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) -> list[str]:
     """`num_processes`: how many training processes the run will have (default: this launch's). Every step runs,
     whatever an earlier one found: all the problems are raised together (`Problems`)."""
-    from .train import load_train_samples
+    from .training.samples import load_train_samples
 
     n = num_processes or launched_processes()
     problems = Problems()
@@ -394,7 +394,7 @@ def checked_grpo(cfg: Any, num_processes: int = 1, problems: Problems | None = N
     import torch
     from trl import GRPOConfig
 
-    from .train import grpo_args
+    from .training.trl_inputs import grpo_args
 
     found = Problems() if problems is None else problems
     settings = cfg.grpo.model_dump()
@@ -561,7 +561,7 @@ def _missing_integration(callback: Any) -> str | None:
 
 
 def dataset_label(cfg: Any) -> str:
-    from .train import DEMO_DATASET
+    from .training.config import DEMO_DATASET
 
     return "the embedded demo" if cfg.dataset == DEMO_DATASET else cfg.dataset
 
