@@ -80,7 +80,7 @@ async def test_soft_critic_reads_a_split_10_from_the_real_tokenizer(server):
     result = await critic.score(QUESTION, STRONG, None)
     await critic.aclose()
     assert critic.client.stats.requests == 2 and 1.0 <= result.score <= 10.0
-    shares = dict(re.findall(r"(\d+): ([0-9.]+)", result.reasons[0]))
+    shares = dict(re.findall(r"(\d+): ([0-9.]+)", result.criteria[0].reason))
     assert float(shares["10"]) > 0.01  # reading only the first token, all of "1"'s mass would go to 1
 
 

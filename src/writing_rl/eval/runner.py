@@ -291,7 +291,7 @@ class EvalRun:
             per = None if res is None else res.per_criterion
             complete = per is not None and all(s is not None for s in per)
             query_mean = statistics.fmean(per) if complete else None  # type: ignore[arg-type]
-            codes = [Reason.NO_OUTPUT.value] if res is None else res.missing_reasons
+            codes = [Reason.NO_OUTPUT.value] if res is None else [c.missing_code for c in res.criteria]
             missing.update(c for c in codes if c)  # per criterion left unscored
             self.judgements.append(
                 {
@@ -299,7 +299,7 @@ class EvalRun:
                     "id": r.id,
                     "score": None if query_mean is None else 10 * query_mean,
                     "criteria": per,
-                    "reasons": None if res is None else res.reasons,
+                    "reasons": None if res is None else [c.reason for c in res.criteria],
                     "missing_reasons": codes,
                 }
             )
