@@ -15,7 +15,8 @@ from pathlib import Path
 
 from writing_rl.engines.rank_metrics import gather_judge_metrics, judge_counters
 from writing_rl.judge import JudgeConfig
-from writing_rl.train import process_state, rank_judge
+from writing_rl.training.judge import rank_judge
+from writing_rl.training.trl_inputs import process_state
 
 
 def pairs(rank: int, n: int) -> list[tuple[str, str, str, None]]:

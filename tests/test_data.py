@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from writing_rl.cli import app
 from writing_rl.data import Sample, SampleFileError, load_hf, load_jsonl, load_samples, sample_key, validate_jsonl
-from writing_rl.train import DEMO_SAMPLES
+from writing_rl.training.config import DEMO_SAMPLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 runner = CliRunner()

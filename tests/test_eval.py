@@ -304,8 +304,19 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
     on_disk = json.loads((Path(cfg.output_dir) / "results.json").read_text())["scorers"]  # the re-scored run's
     assert on_disk == compensated["scorers"] and on_disk["longbench_v2"]["compensated"] is True
     out = Path(cfg.output_dir)
-    tasks = {json.loads(line)["task"] for line in (out / "judgements.jsonl").read_text().splitlines()}
-    assert tasks == {"writingbench", "longbench_write", "arena", "longbench_v2"}
+    rows = [json.loads(line) for line in (out / "judgements.jsonl").read_text().splitlines()]
+    assert {row["task"] for row in rows} == {"writingbench", "longbench_write", "arena", "longbench_v2"}
+    # one reason field on every task's rows: the code when the item has no score, else None
+    assert all("missing_reason" in row and "missing_reasons" not in row for row in rows), rows
+    wb_rows = [row for row in rows if row["task"] == "writingbench"]
+    [unscorable] = [row for row in wb_rows if row["score"] is None]
+    assert unscorable["missing_reason"] == "parse" and len(unscorable["criteria"]) == 5
+    assert {c["missing_reason"] for c in unscorable["criteria"]} == {"parse"}
+    assert all(c["score"] is not None and c["reason"] for row in wb_rows if row is not unscorable for c in row["criteria"])
+    assert all(row["missing_reason"] is None for row in wb_rows if row is not unscorable)
+    v2_rows = [row for row in rows if row["task"] == "longbench_v2"]
+    assert [row["missing_reason"] for row in v2_rows].count("no_output") == 1  # Q4, the empty reply
+    assert compensated["longbench_v2"]["missing_reasons"] == {"no_output": 1}
 
 
 @pytest.mark.skipif(not (SHARED / "longbench_write.jsonl").is_file(), reason="../shared/data not present")

@@ -80,7 +80,7 @@ async def test_soft_critic_reads_a_split_10_from_the_real_tokenizer(server):
     result = await critic.score(QUESTION, STRONG, None)
     await critic.aclose()
     assert critic.client.stats.requests == 2 and 1.0 <= result.score <= 10.0
-    shares = dict(re.findall(r"(\d+): ([0-9.]+)", result.reasons[0]))
+    shares = dict(re.findall(r"(\d+): ([0-9.]+)", result.criteria[0].reason))
     assert float(shares["10"]) > 0.01  # reading only the first token, all of "1"'s mass would go to 1
 
 
@@ -127,7 +127,7 @@ async def test_the_audit_reads_the_real_judges_verdicts_and_usage_on_the_demo_da
     token usage read from the real server (what the judge decides is docs/results/demo.md's business)."""
     from writing_rl.audit import AuditSettings, audit_judge
     from writing_rl.data import load_samples
-    from writing_rl.train import DEMO_SAMPLES
+    from writing_rl.training.config import DEMO_SAMPLES
 
     judge = PairwiseJudge(config(server, mode="soft"))
     result = await audit_judge(

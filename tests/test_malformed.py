@@ -421,8 +421,9 @@ async def test_an_unexpected_exception_in_one_critic_call_is_a_missing_score_and
         result = await critic.score("question", "response", rubric)
         await critic.aclose()
     assert result.per_criterion == [7.0, None, 7.0] and result.score == 7.0
-    assert result.missing_reasons == [None, "internal", None]
-    assert "KeyError" in result.reasons[1] and "a bug in the score parser" in result.reasons[1]
+    assert [c.missing_reason for c in result.criteria] == [None, Reason.INTERNAL, None]
+    broken = result.criteria[1].reason
+    assert "KeyError" in broken and "a bug in the score parser" in broken
     assert len([r for r in caplog.records if r.exc_info and r.levelno == logging.DEBUG]) == 1
 
 

@@ -56,3 +56,14 @@ def test_the_version_guards_load_without_the_config_and_judge_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_train_recipe_still_offers_the_names_callers_import_from_it():
+    """`writing_rl.train` is the recipe; its parts live in `writing_rl.training`, and the names that callers
+    (the CLI, ablation, tests, benchmarks) import from `writing_rl.train` are the parts' own objects."""
+    import writing_rl.train as recipe
+    from writing_rl.training import config, judge, run_folder, samples, trl_inputs
+
+    parts = {name: getattr(m, name) for m in (config, judge, run_folder, samples, trl_inputs) for name in dir(m)}
+    for name in recipe.__all__:
+        assert getattr(recipe, name) is parts.get(name, recipe.train), name

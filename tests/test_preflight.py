@@ -113,6 +113,7 @@ def test_a_dead_judge_stops_train_before_anything_exists_naming_the_url(tmp_path
     assert result.exit_code == 2
     line = one_error_line(result)
     assert f"judge.endpoint: cannot reach {url}" in line and "ConnectError" in line and "serve-judge" in line
+    assert "Connection refused" in line  # the cause, not pyreqwest's tuple of details
     assert not (tmp_path / "run").exists()
 
 
@@ -139,6 +140,22 @@ def test_an_endpoint_serving_another_model_is_named_with_what_it_serves(tmp_path
         result = runner.invoke(app, ["check", str(good)])
         assert result.exit_code == 0, result.output
         assert f"{server.base_url} answers model 'fake'" in result.output
+
+
+def test_the_check_reads_the_reply_as_the_run_reads_it(tmp_path):
+    """The probe asks through the run's client, once: a 200 whose reply the run cannot read (the text a number)
+    fails the check, as every judge call of the run would fail."""
+
+    def number_for_text(path, body, n):
+        return ("json", {"choices": [{"message": {"role": "assistant", "content": 7}}]})
+
+    with FakeOpenAIServer(number_for_text) as server:
+        cfg = train_yaml(tmp_path, judge={"endpoint": {"base_url": server.base_url, "model": "fake", "max_retries": 3}})
+        result = runner.invoke(app, ["check", str(cfg)])
+        assert result.exit_code == 2
+        line = one_error_line(result)
+        assert f"{server.base_url}/chat/completions answered a reply the run cannot read" in line
+        assert "choices.0.message.content" in line and server.calls() == 1
 
 
 @pytest.mark.parametrize("soft_via", ["chat", "completions"])

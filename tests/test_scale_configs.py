@@ -29,6 +29,6 @@ def test_gpu_recipe_validates_and_trl_accepts_its_grpo_section(tmp_path):
 
 
 def test_demo_config_is_the_default():
-    from writing_rl.train import load_train_config
+    from writing_rl.training.config import load_train_config
 
     assert load_train_config(None) == load_config(ROOT / "configs" / "demo.yaml", TrainConfig)

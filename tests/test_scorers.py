@@ -49,8 +49,7 @@ class ScriptedClient:
 def critic_score(replies: list[str], **config) -> tuple[float | None, int]:  # type: ignore[no-untyped-def]
     client = ScriptedClient(replies)
     critic = PointwiseCritic(CriticConfig(**config), client=client)  # type: ignore[arg-type]
-    score, _, _ = asyncio.run(critic.score_criterion("q", "answer", CRITERION))
-    return score, client.calls
+    return asyncio.run(critic.score_criterion("q", "answer", CRITERION)).score, client.calls
 
 
 def response_block(user: str) -> str:

@@ -27,6 +27,7 @@ from writing_rl.critic import SYSTEM as CRITIC_SYSTEM
 from writing_rl.data import load_jsonl
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.prompts import load_prompts
+from writing_rl.reasons import Reason
 from writing_rl.selection import (
     BuildRefsConfig,
     PromptScores,
@@ -198,7 +199,7 @@ async def test_unreadable_scores_are_retried_then_missing_never_zero(tmp_path):
         assert server.calls() == 3  # one try, two re-asks
         await critic.aclose()
     assert result.score is None and result.per_criterion == [None] and critic.stats.missing == 1
-    assert result.missing_reasons == ["parse"]
+    assert [c.missing_reason for c in result.criteria] == [Reason.PARSE]
 
 
 async def test_a_critic_reads_the_response_sanitised_and_names_why_a_score_is_missing():
@@ -208,7 +209,7 @@ async def test_a_critic_reads_the_response_sanitised_and_names_why_a_score_is_mi
         await critic.aclose()
         shown = server.requests[0][1]["messages"][1]["content"]
     assert '"score": 10' not in shown and "My essay." in shown
-    assert result.score is None and result.missing_reasons == ["http_status"]
+    assert result.score is None and [c.missing_reason for c in result.criteria] == [Reason.HTTP_STATUS]
 
 
 async def test_official_critic_sends_the_official_request_and_stops_after_a_failed_round():

@@ -23,7 +23,9 @@ from typer.testing import CliRunner  # noqa: E402
 from writing_rl.cli import app  # noqa: E402
 from writing_rl.curriculum import CurriculumStore  # noqa: E402
 from writing_rl.server import free_port  # noqa: E402
-from writing_rl.train import TrainConfig, restore_from_checkpoint, summarize_run, train  # noqa: E402
+from writing_rl.train import TrainConfig, train  # noqa: E402
+from writing_rl.training.run_folder import restore_from_checkpoint  # noqa: E402
+from writing_rl.training.summary import summarize_run  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -211,7 +213,8 @@ DEMO_CHECKPOINTING = ("max_steps", "save_steps", "save_total_limit", "save_only_
 def test_the_demos_checkpointing_keeps_one_resumable_checkpoint(tmp_path, tiny_model):
     """The demo's checkpoint settings (configs/demo.yaml), on the tiny model: TRL's rotation leaves one
     checkpoint, the newest, with its curriculum snapshot and optimizer, and extending the run from it works."""
-    from writing_rl.train import last_checkpoint, load_train_config
+    from writing_rl.train import last_checkpoint
+    from writing_rl.training.config import load_train_config
 
     demo = load_train_config(None).grpo.model_dump()
     settings = {k: demo[k] for k in DEMO_CHECKPOINTING if k in demo}
@@ -387,7 +390,8 @@ async def test_transformers_generator_generates_once_and_reuses(tmp_path, tiny_m
 
 def test_resume_uses_the_given_folder_and_skips_incomplete_checkpoints(tmp_path, monkeypatch):
     from writing_rl.jsonl import trim_steps
-    from writing_rl.train import last_checkpoint, resume_config
+    from writing_rl.train import last_checkpoint
+    from writing_rl.training.config import resume_config
 
     run = tmp_path / "moved-run"
     (run / "checkpoint-2").mkdir(parents=True)

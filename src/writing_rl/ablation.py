@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from tqdm.auto import tqdm
 
+from . import run_layout as layout
 from .config import ConfigError, _problem
 from .data import Sample, load_samples
 from .eval.stats import Interval
@@ -234,7 +235,7 @@ class Training:
         return self.config.grpo.max_steps
 
     def state(self) -> Literal["finished", "resume", "new"]:
-        if (self.run_dir / "final").is_dir():
+        if (self.run_dir / layout.FINAL).is_dir():
             return "finished"
         return "resume" if last_checkpoint(self.run_dir) is not None else "new"
 
@@ -284,7 +285,7 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_differences(run_dir: Path, expected: TrainConfig) -> list[str]:
     """`key: there -> now` for each training setting in which the run in `run_dir` differs from `expected`."""
-    path = run_dir / "config.yaml"
+    path = run_dir / layout.CONFIG
     if not path.is_file():
         return []
     there = _flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
@@ -327,7 +328,7 @@ def duration(seconds: float) -> str:
 def step_seconds(run_dir: Path, after: int = 0) -> float | None:
     """Seconds per training step in steady state, from the times `metrics.jsonl` logged (steps after `after`):
     the first step's warm-up, loading and saving are left to the per-training overhead."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / layout.METRICS
     rows = (
         [r for r in read_jsonl(path) if "reward" in r and "time" in r and r["step"] > after] if path.is_file() else []
     )
@@ -497,7 +498,7 @@ def heldout_models(cfg: AblationConfig, plan: list[Training]) -> list[HeldoutMod
         for seed in cfg.seeds()
         for m in [
             HeldoutModel(BASE, seed, base),
-            *(HeldoutModel(t.arm, seed, str(t.run_dir / "final")) for t in plan if t.seed == seed),
+            *(HeldoutModel(t.arm, seed, str(t.run_dir / layout.FINAL)) for t in plan if t.seed == seed),
         ]
     ]
 
@@ -551,7 +552,7 @@ def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
     answers count when their sampling settings match; an arm's when its final/ answered them)."""
     cached, _ = _cached_rows(out)
     names = [(BASE, seed, None) for seed in cfg.seeds()] + [
-        (t.arm, t.seed, model_fingerprint(str(t.run_dir / "final")) if t.state() == "finished" else "") for t in plan
+        (t.arm, t.seed, model_fingerprint(str(t.run_dir / layout.FINAL)) if t.state() == "finished" else "") for t in plan
     ]
     have = {
         (name, seed)

@@ -475,7 +475,7 @@ def _budget_start_lines(cfg: BaseModel, resume: bool, skip_check: bool) -> list[
     """What `train` prints before it starts: the cost estimate where the check (which shows it) was skipped,
     and on a resume what the run has spent so far against its budget."""
     from .spend import checkpoint_spend
-    from .train import last_checkpoint
+    from .training.run_folder import last_checkpoint
 
     lines = _cost_lines_or_note(cfg) if skip_check else []  # the check, which shows it, was skipped
     if resume:
@@ -511,7 +511,10 @@ def train_cmd(
     from .engines.preemption import Preempted
     from .engines.trl_grpo import JudgeUnavailable
     from .spend import JudgeBudgetReached
-    from .train import load_train_config, resume_config, run_folder_problem, summarize_run, train
+    from .train import train  # looked up here, where tests/accelerate_cpu.py wraps it
+    from .training.config import load_train_config, resume_config
+    from .training.run_folder import run_folder_problem
+    from .training.summary import summarize_run
 
     if resume and config:
         _fail("give either CONFIG or --resume RUN, not both", 2)

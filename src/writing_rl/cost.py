@@ -324,7 +324,7 @@ def estimate_cost(
     if hasattr(cfg, "verl"):
         return estimate_verl_cost(cfg, samples, measured)
     if samples is None and cfg.judge.backend != "rule":
-        from .train import load_train_samples
+        from .training.samples import load_train_samples
 
         samples = load_train_samples(cfg)
     return estimate_train_cost(cfg, samples or [], num_processes, measured)

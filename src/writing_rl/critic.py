@@ -15,7 +15,7 @@ import logging
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -123,18 +123,35 @@ def expected_score(distribution: dict[int, float]) -> float | None:
     return sum(k * p for k, p in distribution.items()) / total
 
 
-@dataclass
+@dataclass(frozen=True)
+class CriterionScore:
+    """One criterion's score (1-10), or None with `missing_reason`, the code of why (never a zero). `reason`:
+    the critic's own reason for its score, or what went wrong."""
+
+    score: float | None
+    reason: str
+    missing_reason: Reason | None = None
+
+    @property
+    def missing_code(self) -> str | None:
+        """`missing_reason` as written to files."""
+        return None if self.missing_reason is None else self.missing_reason.value
+
+
+@dataclass(frozen=True)
 class ScoreResult:
     """Mean over the criteria that were scored; None when none was."""
 
     score: float | None
-    per_criterion: list[float | None]
-    reasons: list[str] = field(default_factory=list)
-    missing_reasons: list[str | None] = field(default_factory=list)  # a code per criterion left unscored
+    criteria: tuple[CriterionScore, ...]
+
+    @property
+    def per_criterion(self) -> list[float | None]:
+        return [c.score for c in self.criteria]
 
     @property
     def missing(self) -> int:
-        return sum(1 for s in self.per_criterion if s is None)
+        return sum(1 for c in self.criteria if c.score is None)
 
 
 @dataclass
@@ -167,21 +184,17 @@ class PointwiseCritic:
             return 1, 1, False
         return writingbench.ROUNDS, writingbench.TRIES_PER_ROUND, True
 
-    async def score_criterion(
-        self, question: str, response: str, criterion: Criterion
-    ) -> tuple[float | None, str, Reason | None]:
-        """(score, the critic's reason or why there is none, a reason code when the score is missing). Never
-        raises for this criterion's failure (cancellation, KeyboardInterrupt, SystemExit and MemoryError pass)."""
+    async def score_criterion(self, question: str, response: str, criterion: Criterion) -> CriterionScore:
+        """Never raises for this criterion's failure (cancellation, KeyboardInterrupt, SystemExit and MemoryError
+        pass): what went wrong is a missing score with its reason."""
         try:
             return await self._score_criterion(question, response, criterion)
         except MemoryError:
             raise
         except Exception as err:  # the boundary: this score is missing, the others are kept
-            return None, unexpected_failure(err, logger, "the critic call"), Reason.INTERNAL
+            return CriterionScore(None, unexpected_failure(err, logger, "the critic call"), Reason.INTERNAL)
 
-    async def _score_criterion(
-        self, question: str, response: str, criterion: Criterion
-    ) -> tuple[float | None, str, Reason | None]:
+    async def _score_criterion(self, question: str, response: str, criterion: Criterion) -> CriterionScore:
         messages = self.messages(question, response, criterion)
         unread = Reason.NO_VERDICT_MASS if self.config.mode == "soft" else Reason.PARSE
         rounds, per_round, official = self._plan()
@@ -192,14 +205,18 @@ class PointwiseCritic:
                     score, reply = await self._try(messages, attempt)
                     attempt += 1
                     if score is not None:
-                        return score, reply, None
+                        return CriterionScore(score, reply)
                     if official and writingbench.official_check(reply) == "stop":
-                        return None, "a reply the official script stops on (it cannot inspect it)", unread
+                        return CriterionScore(
+                            None, "a reply the official script stops on (it cannot inspect it)", unread
+                        )
                 if official and not writingbench.round_goes_on(reply):
-                    return None, "no readable score in a round of tries (the official script stops here)", unread
+                    return CriterionScore(
+                        None, "no readable score in a round of tries (the official script stops here)", unread
+                    )
         except EndpointError as err:
-            return None, f"critic call failed: {err}", err.reason
-        return None, "no readable score", unread
+            return CriterionScore(None, f"critic call failed: {err}", err.reason)
+        return CriterionScore(None, "no readable score", unread)
 
     async def _try(self, messages: list[dict[str, str]], attempt: int) -> tuple[float | None, str]:
         """One try (score or None, the critic's reply), through the cache: its key holds the try's number."""
@@ -243,14 +260,11 @@ class PointwiseCritic:
 
     async def score(self, question: str, response: str, criteria: list[Criterion] | None) -> ScoreResult:
         rubric = criteria or GENERIC_RUBRIC
-        results = await gather_all(self.score_criterion(question, response, c) for c in rubric)
-        scores = [s for s, _, _ in results]
-        known = [s for s in scores if s is not None]
+        results = tuple(await gather_all(self.score_criterion(question, response, c) for c in rubric))
+        known = [r.score for r in results if r.score is not None]
         self.stats.scored += 1
-        self.stats.missing += len(scores) - len(known)
-        mean = sum(known) / len(known) if known else None
-        codes = [None if code is None else code.value for _, _, code in results]
-        return ScoreResult(mean, scores, [r for _, r, _ in results], codes)
+        self.stats.missing += len(results) - len(known)
+        return ScoreResult(sum(known) / len(known) if known else None, results)
 
     async def aclose(self) -> None:
         await self.client.aclose()

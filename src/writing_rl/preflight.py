@@ -5,7 +5,8 @@
 endpoint the run will call (reachable, API key present, answers one tiny request; a soft judge must
 return log-probabilities). A failure is a `CheckFailed`: one line naming the field, path or URL and
 what to do about it. Data files are read with the loaders the run uses, so a bad line is reported
-exactly as the run would report it.
+exactly as the run would report it, and endpoints are asked through the run's client (`endpoint.client`), so
+a reply is read as the run reads it. TRL's vLLM server, which TRL's own client calls, is probed with httpx.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import httpx
 from pydantic import BaseModel
 
 from .config import ConfigError, LocalJudgeSettings, did_you_mean
-from .endpoint import EndpointConfig
+from .endpoint import EndpointConfig, EndpointError, OpenAICompatClient
+from .endpoint.client import ModelListing
 from .generation import GeneratorConfig
 from .judge import JudgeConfig
 
@@ -106,7 +108,7 @@ def config_model(kind: str) -> type[BaseModel]:
     from .ablation import AblationConfig
     from .eval.runner import EvalConfig
     from .selection import BuildRefsConfig, SelectConfig
-    from .train import TrainConfig
+    from .training.config import TrainConfig
     from .verl.launch import VerlRecipe
 
     models = {"train": TrainConfig, "ablation": AblationConfig, "build-refs": BuildRefsConfig}
@@ -176,85 +178,83 @@ def probe_endpoint(
     local_judge: bool = True,
 ) -> str:
     """The API key is present, the server answers `/models` and one one-token request (with log-probs
-    when `logprobs` names the route a soft judge reads them from). `local_judge`: see `start_hint`."""
-    headers = {}
-    if ep.api_key_env:
-        key = os.environ.get(ep.api_key_env)
-        if not key:
-            raise CheckFailed(
-                f"{field}.api_key_env: environment variable {ep.api_key_env} is not set: export the API key for "
-                f"{ep.base_url} in it, or remove api_key_env for a server without keys"
-            )
-        headers["Authorization"] = f"Bearer {key}"
+    when `logprobs` names the route a soft judge reads them from). `local_judge`: see `start_hint`.
+
+    Asked through the client the run uses (`endpoint.client`), so the check reads the reply with the run's
+    shapes, headers and key; once each (no retries), within at most 30 s."""
+    from .aio import run_sync
+
+    client = OpenAICompatClient(ep.model_copy(update={"max_retries": 0, "timeout_s": min(ep.timeout_s, 30.0)}))
+    try:
+        client.check_credentials()
+    except EndpointError:
+        raise CheckFailed(
+            f"{field}.api_key_env: environment variable {ep.api_key_env} is not set: export the API key for "
+            f"{ep.base_url} in it, or remove api_key_env for a server without keys"
+        ) from None
     if not ep.base_url.startswith(("http://", "https://")):
         raise CheckFailed(
             f"{field}.base_url: {ep.base_url!r} is not an http(s) URL (for example http://127.0.0.1:8000/v1)"
         )
+    return run_sync(_probe(field, client, logprobs, top_logprobs, local_judge))
+
+
+async def _probe(
+    field: str,
+    client: OpenAICompatClient,
+    logprobs: Literal["chat", "completions"] | None,
+    top_logprobs: int,
+    local_judge: bool,
+) -> str:
+    from .reasons import Reason
+
+    ep = client.config
     base = ep.base_url.rstrip("/")
-    with httpx.Client(headers=headers, timeout=min(ep.timeout_s, 30.0)) as http:
+    path = "completions" if logprobs == "completions" else "chat/completions"
+    try:
         try:
-            listed = http.get(f"{base}/models")
-        except httpx.HTTPError as err:
+            listed = await client.list_models()
+        except EndpointError as err:
             raise CheckFailed(
-                f"{field}: cannot reach {ep.base_url} ({type(err).__name__}: {one_line(str(err), 120)}); "
+                f"{field}: cannot reach {ep.base_url} ({one_line(str(err), 120)}); "
                 + start_hint(ep.base_url, local_judge)
             ) from None
-        if listed.status_code in (401, 403):
+        if listed.status in (401, 403):
             fix = f"check the key in {ep.api_key_env}" if ep.api_key_env else "it wants a key: set api_key_env"
-            raise CheckFailed(f"{field}: {ep.base_url} refused the request (HTTP {listed.status_code}): {fix}")
-        served = _served_models(listed)
-        path = "completions" if logprobs == "completions" else "chat/completions"
-        payload: dict[str, Any] = {"model": ep.model, **ep.extra_body, "max_tokens": 1, "temperature": 0.0}
-        if logprobs == "completions":
-            payload.update(prompt="Say OK.", logprobs=top_logprobs)
-        else:
-            payload["messages"] = [{"role": "user", "content": "Say OK."}]
-            if logprobs == "chat":
-                payload.update(logprobs=True, top_logprobs=top_logprobs)
+            raise CheckFailed(f"{field}: {ep.base_url} refused the request (HTTP {listed.status}): {fix}")
+        served = listed.ids
+        sampling = {"max_tokens": 1, "temperature": 0.0}
         try:
-            resp = http.post(f"{base}/{path}", json=payload)
-        except httpx.HTTPError as err:
+            if logprobs == "completions":
+                result = await client.complete("Say OK.", top_logprobs=top_logprobs, **sampling)
+            else:
+                asked = top_logprobs if logprobs == "chat" else 0
+                result = await client.chat([{"role": "user", "content": "Say OK."}], top_logprobs=asked, **sampling)
+        except EndpointError as err:
+            if err.status is not None:
+                serves_other = served and ep.model not in served
+                which = f"; it serves {', '.join(served)}, not {ep.model!r}: fix {field}.model" if serves_other else ""
+                raise CheckFailed(
+                    f"{field}: {base}/{path} answered HTTP {err.status}: {one_line(err.body, 160)}{which}"
+                ) from None
+            if err.reason is Reason.BAD_RESPONSE:
+                raise CheckFailed(
+                    f"{field}: {base}/{path} answered a reply the run cannot read ({one_line(str(err), 160)})"
+                ) from None
             raise CheckFailed(
-                f"{field}: {base}/{path} did not answer a one-token request ({type(err).__name__}: "
-                f"{one_line(str(err), 120)})"
+                f"{field}: {base}/{path} did not answer a one-token request ({one_line(str(err), 120)})"
             ) from None
-    serves_other = served and ep.model not in served
-    if resp.status_code >= 400:
-        which = f"; it serves {', '.join(served)}, not {ep.model!r}: fix {field}.model" if serves_other else ""
-        raise CheckFailed(f"{field}: {base}/{path} answered HTTP {resp.status_code}: {one_line(resp.text, 160)}{which}")
-    choice = _first_choice(resp)
-    if choice is None:
-        raise CheckFailed(f"{field}: {base}/{path} answered without choices: {one_line(resp.text, 160)}")
-    if logprobs and not _has_logprobs(choice, logprobs):
+    finally:
+        await client.aclose()
+    if logprobs and not any(tops for _, tops in result.token_logprobs):
         raise CheckFailed(
             f"{field}: {base}/{path} returned no log-probabilities, which soft mode reads: enable them on the "
             "server, or use the written verdict (mode: hard for a judge, json for a critic)"
         )
-    note = f" (it lists {', '.join(served)}, yet answered for {ep.model!r})" if serves_other else ""
+    note = (
+        f" (it lists {', '.join(served)}, yet answered for {ep.model!r})" if served and ep.model not in served else ""
+    )
     return f"{field}: {ep.base_url} answers model {ep.model!r}{' with log-probabilities' if logprobs else ''}{note}"
-
-
-def _served_models(resp: httpx.Response) -> list[str]:
-    try:
-        entries = resp.json().get("data") or [] if resp.status_code == 200 else []
-    except (ValueError, AttributeError):
-        return []
-    return [str(e["id"]) for e in entries if isinstance(e, dict) and "id" in e]
-
-
-def _first_choice(resp: httpx.Response) -> dict[str, Any] | None:
-    try:
-        choices = resp.json().get("choices")
-    except (ValueError, AttributeError):
-        return None
-    return choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
-
-
-def _has_logprobs(choice: dict[str, Any], route: str) -> bool:
-    lp = choice.get("logprobs") or {}
-    if route == "completions":
-        return bool(lp.get("top_logprobs"))
-    return any(item.get("top_logprobs") for item in lp.get("content") or [] if isinstance(item, dict))
 
 
 def check_endpoint(
@@ -328,7 +328,7 @@ def check_file(field: str, path: str, what: str | None = None) -> Path:
 def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) -> list[str]:
     """`num_processes`: how many training processes the run will have (default: this launch's). Every step runs,
     whatever an earlier one found: all the problems are raised together (`Problems`)."""
-    from .train import load_train_samples
+    from .training.samples import load_train_samples
 
     n = num_processes or launched_processes()
     problems = Problems()
@@ -394,7 +394,7 @@ def checked_grpo(cfg: Any, num_processes: int = 1, problems: Problems | None = N
     import torch
     from trl import GRPOConfig
 
-    from .train import grpo_args
+    from .training.trl_inputs import grpo_args
 
     found = Problems() if problems is None else problems
     settings = cfg.grpo.model_dump()
@@ -561,7 +561,7 @@ def _missing_integration(callback: Any) -> str | None:
 
 
 def dataset_label(cfg: Any) -> str:
-    from .train import DEMO_DATASET
+    from .training.config import DEMO_DATASET
 
     return "the embedded demo" if cfg.dataset == DEMO_DATASET else cfg.dataset
 
@@ -724,7 +724,7 @@ def probe_vllm_server(field: str, url: str, model: str, timeout_s: float = 10.0)
             raise failed(size)
         if (listed := get(http, "/v1/models")).status_code != 200:
             raise failed(listed)
-    served = ", ".join(_served_models(listed)) or "no model listed"
+    served = ", ".join(ModelListing.read(listed.status_code, listed.content).ids) or "no model listed"
     return f"{field}: {url} answers as TRL's vLLM server ({served}; {_json(size).get('world_size')} worker(s))"
 
 

@@ -44,6 +44,8 @@ from typing import Any, TextIO
 
 import yaml
 
+from . import run_layout as layout
+
 DEVICE_ENV = "WRITING_RL_SMOKE_DEVICE"
 DEMO_SAMPLES = Path(__file__).resolve().parent / "assets" / "demo_samples.jsonl"
 
@@ -312,7 +314,7 @@ class Smoke:
     def checkpoint(self, log: TextIO) -> str:
         ckpt = self.s.run_dir / f"checkpoint-{self.s.steps}"
         _check_checkpoint(ckpt, self.s.steps)
-        rows = _step_rows(self.s.run_dir / "metrics.jsonl")
+        rows = _step_rows(self.s.run_dir / layout.METRICS)
         steps = [r["step"] for r in rows]
         print(f"logged steps: {steps}", file=log)
         if steps != list(range(1, self.s.steps + 1)):
@@ -337,13 +339,13 @@ class Smoke:
         target = self.s.resume_steps
         ckpt = self.s.run_dir / f"checkpoint-{target}"
         _check_checkpoint(ckpt, target)
-        steps = [r["step"] for r in _step_rows(self.s.run_dir / "metrics.jsonl")]
+        steps = [r["step"] for r in _step_rows(self.s.run_dir / layout.METRICS)]
         print(f"logged steps: {steps}", file=log)
         if steps != list(range(1, target + 1)):
             raise StageFailed(
                 f"metrics.jsonl logs steps {steps}, expected 1..{target} once each (was any step retrained?)"
             )
-        weights = self.s.run_dir / "final" / "model.safetensors"
+        weights = self.s.run_dir / layout.FINAL / "model.safetensors"
         if not weights.is_file() or weights.stat().st_mtime < self.resume_started:
             raise StageFailed(f"{weights} was not written by the resumed run")
         moved = _largest_change(self.s.run_dir / f"checkpoint-{self.s.steps}", ckpt)
@@ -364,7 +366,7 @@ class Smoke:
         from safetensors.torch import load_file
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        final = self.s.run_dir / "final"
+        final = self.s.run_dir / layout.FINAL
         device = "cuda" if self.s.device == "cuda" else "cpu"
         dtype = torch.bfloat16 if self.s.bf16 else torch.float32
         tok = AutoTokenizer.from_pretrained(final)
@@ -421,7 +423,7 @@ class Smoke:
         out = self.s.work / "eval"
         cfg_path = self.s.work / "eval.yaml"
         cfg_path.write_text(yaml.safe_dump(self.eval_config(), sort_keys=False), encoding="utf-8")
-        final = self.s.run_dir / "final"
+        final = self.s.run_dir / layout.FINAL
         self.cli(log, "eval", str(cfg_path), "--model-path", str(final), "--name", "smoke-final")
         results_path = out / "results.json"
         if not results_path.is_file():
@@ -487,8 +489,8 @@ def _check_checkpoint(ckpt: Path, step: int) -> None:
         "optimizer.pt",
         "scheduler.pt",
         "trainer_state.json",
-        "curriculum_snapshot.json",
-        "judge_spend.json",
+        layout.CURRICULUM_SNAPSHOT,
+        layout.JUDGE_SPEND,
     )
     if missing := [n for n in needed if not (ckpt / n).is_file()]:
         raise StageFailed(f"{ckpt} lacks {', '.join(missing)}")

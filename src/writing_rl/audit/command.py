@@ -48,7 +48,8 @@ def audit_inputs(cfg: BaseModel, data: str | None = None, has_dataset: bool = Tr
     """What to audit for a loaded config; `data` (a samples file) replaces the config's own samples.
     `has_dataset`: whether the file named a dataset (a train config's `dataset` defaults to the demo)."""
     from ..eval.runner import EvalConfig
-    from ..train import TrainConfig, load_train_samples
+    from ..training.config import TrainConfig
+    from ..training.samples import load_train_samples
 
     judge: JudgeConfig = getattr(cfg, "judge", None)  # type: ignore[assignment]
     if judge is None:

@@ -38,19 +38,43 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 class EndpointError(RuntimeError):
-    """A request failed for good (after retries, or with a non-retryable status); `reason` says how."""
+    """A request failed for good (after retries, or with a non-retryable status); `reason` says how. An error
+    status keeps its code and the reply's text (`status`, `body`), so a caller (the pre-flight check) can say
+    what the server answered."""
 
     exit_code = 2  # a command stops: the endpoint is the thing to fix
 
-    def __init__(self, message: str, reason: Reason = Reason.TRANSPORT):
+    def __init__(self, message: str, reason: Reason = Reason.TRANSPORT, status: int | None = None, body: str = ""):
         super().__init__(message)
         self.reason = reason
+        self.status = status
+        self.body = body
 
 
-class RetryableError(RuntimeError):
-    def __init__(self, message: str, reason: Reason):
-        super().__init__(message)
-        self.reason = reason
+class RetryableError(EndpointError):
+    """One failed attempt that another may fix; what gives up after the last is an `EndpointError`."""
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """What `/models` answered: its status and, for a 200 with a `data` list, the entries (else none)."""
+
+    status: int
+    entries: list[dict[str, Any]]
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(e["id"]) for e in self.entries if "id" in e]
+
+    @classmethod
+    def read(cls, status: int, raw: bytes) -> ModelListing:
+        """A `/models` reply as listed: a body that is not JSON, or holds no `data` list, lists nothing."""
+        try:
+            body = orjson.loads(raw) if status == 200 else None
+        except ValueError:
+            body = None
+        entries = body.get("data") if isinstance(body, dict) else None
+        return cls(status, [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else [])
 
 
 @dataclass
@@ -131,17 +155,16 @@ class OpenAICompatClient:
         try:
             resp = await request.send()
             status, raw = resp.status, (await resp.bytes()).to_bytes()
-        except RequestTimeoutError as err:  # before RequestError: a timeout is both
-            raise RetryableError(f"no answer within {self.config.timeout_s:g}s", Reason.TIMEOUT) from err
         except RequestError as err:
-            raise RetryableError(f"{type(err).__name__}: {err}", Reason.TRANSPORT) from err
+            raise self._unanswered(err) from err
         if status in RETRYABLE_STATUS:
-            raise RetryableError(f"HTTP {status}: {_text(raw, 200)}", Reason.HTTP_STATUS)
+            text = _text(raw, 200)
+            raise RetryableError(f"HTTP {status}: {text}", Reason.HTTP_STATUS, status, text)
         if status >= 400:
             text = raw.decode("utf-8", errors="replace")
             # vLLM and llama.cpp answer an over-long prompt with a 400 that names the context length
             reason = Reason.CONTEXT_OVERFLOW if is_context_overflow(text) else Reason.HTTP_STATUS
-            raise EndpointError(f"HTTP {status} from {path}: {text[:500]}", reason)
+            raise EndpointError(f"HTTP {status} from {path}: {text[:500]}", reason, status, text[:500])
         try:
             return read_reply(raw, shape)
         except MalformedReply as err:
@@ -163,7 +186,9 @@ class OpenAICompatClient:
                     body = await self._retry(path, data, shape, first)
             except RetryableError as err:
                 self.stats.failures += 1
-                raise EndpointError(f"gave up after {self.config.max_retries + 1} attempts: {err}", err.reason) from err
+                tries = self.config.max_retries + 1
+                message = f"gave up after {tries} attempts: {err}" if tries > 1 else str(err)
+                raise EndpointError(message, err.reason, err.status, err.body) from err
             except EndpointError:
                 self.stats.failures += 1
                 raise
@@ -215,26 +240,42 @@ class OpenAICompatClient:
         tops = zip(lp.get("tokens") or (), lp.get("top_logprobs") or ())
         return ChatResult(text=choice["text"], token_logprobs=[(t, top or {}) for t, top in tops])
 
+    def _unanswered(self, err: RequestError, timeout_s: float | None = None) -> RetryableError:
+        """A request that got no answer; pyreqwest's text is a (message, details) tuple: its last cause is
+        the one that says what happened ("Connection refused (os error 111)")."""
+        if isinstance(err, RequestTimeoutError):  # a timeout is both
+            return RetryableError(f"no answer within {timeout_s or self.config.timeout_s:g}s", Reason.TIMEOUT)
+        causes = err.details.get("causes") if isinstance(getattr(err, "details", None), dict) else None
+        return RetryableError(
+            f"{type(err).__name__}: {causes[-1]['message'] if causes else err.message}", Reason.TRANSPORT
+        )
+
+    async def list_models(self, timeout_s: float | None = None) -> ModelListing:
+        """GET `/models`, once (no retries); raises `EndpointError` when the server does not answer."""
+        self._ensure_session()
+        timeout = timedelta(seconds=timeout_s or self.config.timeout_s)
+        try:
+            resp = await self._request("GET", "models").timeout(timeout).build().send()
+            status, raw = resp.status, (await resp.bytes()).to_bytes()
+        except RequestError as err:
+            unanswered = self._unanswered(err, timeout_s)
+            raise EndpointError(str(unanswered), unanswered.reason) from err
+        return ModelListing.read(status, raw)
+
     async def context_window(self) -> int | None:
         """The model's context length as the server reports it in `/models`, or None if it does not.
 
         vLLM and SGLang list `max_model_len`; llama.cpp's own server lists `meta.n_ctx_train` (its `n_ctx`
         may be smaller, so `n_ctx` wins where given); llama-cpp-python lists nothing.
         """
-        self._ensure_session()
-        timeout = timedelta(seconds=min(self.config.timeout_s, 10.0))
         try:
-            resp = await self._request("GET", "models").timeout(timeout).build().send()
-            body = orjson.loads((await resp.bytes()).to_bytes()) if resp.status == 200 else None
-        except (RequestError, ValueError, EndpointError):
+            entries = (await self.list_models(min(self.config.timeout_s, 10.0))).entries
+        except EndpointError:
             return None
-        entries = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(entries, list):  # any other body says nothing about the window
-            return None
-        entries = [e for e in entries if isinstance(e, dict)]
         ours = [e for e in entries if e.get("id") == self.config.model] or entries[:1]
         for entry in ours:
-            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            meta = entry.get("meta")
+            meta = meta if isinstance(meta, dict) else {}
             for value in (entry.get("max_model_len"), entry.get("n_ctx"), meta.get("n_ctx"), meta.get("n_ctx_train")):
                 if type(value) is int and value > 0:  # not a bool
                     return value

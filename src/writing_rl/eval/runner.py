@@ -2,9 +2,10 @@
 
 The output folder holds `generations.sqlite` (every model output, reused on re-runs, so changing the
 critic or judge re-scores without re-generating), `generations.jsonl` and `judgements.jsonl` (all
-outputs and all scores, readable), and `results.json` (the numbers). Missing judgements are
-excluded and counted, never scored as zero; each task counts them by reason code
-(`missing_reasons`, see `writing_rl.reasons`). In the arena, an answer that addresses the judge is caught
+outputs and all scores, readable: one row per item, typed in `eval/items.py`), and `results.json` (the
+numbers). Missing judgements are excluded and counted, never scored as zero: each row says why its item has
+no score (`missing_reason`), and each task counts them by reason code (`missing_reasons`, see
+`writing_rl.reasons`). In the arena, an answer that addresses the judge is caught
 by the injection screen before any call (`arena.injection`, as in training).
 """
 
@@ -38,6 +39,7 @@ from ..text_metrics import answer_after_thinking, count_length, length_score
 from . import creative_writing as cw
 from . import longbench_write as lbw
 from . import longctx
+from .items import CreativeWritingItem, ItemResult, LongInputItem, LongWriteItem, WritingBenchItem
 from .requirements import load_requirements, requirement_scores
 from .stats import bootstrap_ci, bradley_terry, position_consistency
 
@@ -252,7 +254,7 @@ class EvalRun:
             if client is not None:
                 client.check_credentials()
         self.generations: list[dict[str, Any]] = []
-        self.judgements: list[dict[str, Any]] = []
+        self.judgements: list[ItemResult | dict[str, Any]] = []  # the arena's rows are still dicts
 
     def sampling(self, task: str) -> Sampling:
         """The task's own settings over the official ones (when on); what is left unset comes from `model`."""
@@ -291,17 +293,15 @@ class EvalRun:
             per = None if res is None else res.per_criterion
             complete = per is not None and all(s is not None for s in per)
             query_mean = statistics.fmean(per) if complete else None  # type: ignore[arg-type]
-            codes = [Reason.NO_OUTPUT.value] if res is None else res.missing_reasons
+            codes = [Reason.NO_OUTPUT.value] if res is None else [c.missing_code for c in res.criteria]
             missing.update(c for c in codes if c)  # per criterion left unscored
             self.judgements.append(
-                {
-                    "task": "writingbench",
-                    "id": r.id,
-                    "score": None if query_mean is None else 10 * query_mean,
-                    "criteria": per,
-                    "reasons": None if res is None else res.reasons,
-                    "missing_reasons": codes,
-                }
+                WritingBenchItem(
+                    id=r.id,
+                    score=None if query_mean is None else 10 * query_mean,
+                    criteria=None if res is None else res.criteria,
+                    missing_reason=next((c for c in codes if c), None),  # the first criterion left unscored
+                )
             )
             if query_mean is None:
                 continue
@@ -369,16 +369,15 @@ class EvalRun:
             length = None if o is None else count_length(o)
             sl = None if length is None else length_score(int(r["length"]), length)
             self.judgements.append(
-                {
-                    "task": "longbench_write",
-                    "id": i,
-                    "required": r["length"],
-                    "length": length,
-                    "S_l": sl,
-                    "S_q": lbw.quality_score([q]) if q else None,
-                    "dimensions": q,
-                    "missing_reason": code,
-                }
+                LongWriteItem(
+                    id=i,
+                    required=r["length"],
+                    length=length,
+                    S_l=sl,
+                    S_q=lbw.quality_score([q]) if q else None,
+                    dimensions=q,
+                    missing_reason=code,
+                )
             )
             if sl is not None:
                 s_l.append(sl)
@@ -493,8 +492,9 @@ class EvalRun:
             answer = answer_after_thinking(reply) if t.strip_thinking else reply
             choice = longctx.parse_choice(answer.strip())
             value = longctx.credit(choice, r["answer"], t.compensated) if reply != "" else None
+            code = Reason.NO_OUTPUT.value if value is None else None  # an empty or failed reply
             self.judgements.append(
-                {"task": "longbench_v2", "id": r["_id"], "choice": choice, "answer": r["answer"], "credit": value}
+                LongInputItem(id=r["_id"], choice=choice, answer=r["answer"], credit=value, missing_reason=code)
             )
             if value is not None:
                 for group in ("overall", *longctx.groups(r)):
@@ -504,6 +504,7 @@ class EvalRun:
             "score": 100 * statistics.fmean(overall) if overall else None,
             "n": len(overall),
             "missing": len(rows) - len(overall),
+            "missing_reasons": {Reason.NO_OUTPUT.value: len(rows) - len(overall)} if len(rows) > len(overall) else {},
             "groups": {g: {"score": 100 * statistics.fmean(v), "n": len(v)} for g, v in sorted(credit.items())},
         }
 
@@ -548,19 +549,18 @@ class EvalRun:
                 missing[code] += 1
             scored.append((item.prompt_id, score))
             self.judgements.append(
-                {
-                    "task": cw.TASK,
-                    "id": item.id,
-                    "prompt_id": item.prompt_id,
-                    "iteration": item.iteration,
-                    "seed_modifier": item.seed_modifier,
-                    "chars": None if output is None else len(cw.strip_reasoning(output).strip()),
-                    "score": None if score is None else 5 * score,
-                    "score_0_20": score,
-                    "scores": scores,
-                    "judge_reply": reply,
-                    "missing_reason": code,
-                }
+                CreativeWritingItem(
+                    id=item.id,
+                    prompt_id=item.prompt_id,
+                    iteration=item.iteration,
+                    seed_modifier=item.seed_modifier,
+                    chars=None if output is None else len(cw.strip_reasoning(output).strip()),
+                    score=None if score is None else 5 * score,
+                    score_0_20=score,
+                    scores=scores,
+                    judge_reply=reply,
+                    missing_reason=code,
+                )
             )
         n = sum(1 for _, s in scored if s is not None)
         return {
@@ -663,7 +663,9 @@ class EvalRun:
             "judge_calls": self.judge.call_stats()["calls"],
         }
         write_jsonl(self.out / "generations.jsonl", self.generations)
-        write_jsonl(self.out / "judgements.jsonl", self.judgements)
+        write_jsonl(
+            self.out / "judgements.jsonl", [j.to_json() if isinstance(j, ItemResult) else j for j in self.judgements]
+        )
         (self.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
         return results
 

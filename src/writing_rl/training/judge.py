@@ -1,0 +1,60 @@
+"""The judge each training process calls: the embedded server's lifetime, and each rank's share and cache."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..judge import JudgeConfig, PairwiseJudge, build_judge
+from ..judge.cache import JudgeCache, rank_cache_path
+from ..judge.judgement import Judge
+from .config import TrainConfig
+from .trl_inputs import process_state
+
+
+@contextlib.contextmanager
+def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
+    """The judge config to use; with `local_judge.enabled` the main process starts the embedded judge
+    and every rank's `base_url: local` endpoints point at it."""
+    from ..server import local_judge_limits, local_server, point_local_endpoints
+
+    judge = local_judge_limits(cfg.judge, cfg.local_judge)
+    if not cfg.local_judge.enabled:
+        yield point_local_endpoints(judge, None)
+        return
+    from accelerate.utils import broadcast_object_list
+
+    state = process_state()
+    server = None
+    box: list[Any] = [None]
+    try:
+        if state.is_main_process:
+            server = local_server(cfg.local_judge, run_dir).start()
+            box = [server.base_url]
+        if state.num_processes > 1:
+            broadcast_object_list(box, from_process=0)
+        yield point_local_endpoints(judge, box[0])
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@contextlib.contextmanager
+def rank_judge(judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int) -> Iterator[Judge]:
+    """This process's judge: its share of the endpoint's `max_concurrency` (the configured number is the
+    total over all ranks), and a cache file of its own that it holds locked until the run ends, so no
+    SQLite file is shared by processes that may sit on different hosts (shared WAL breaks on NFS)."""
+    if judge_cfg.backend == "rule":
+        yield build_judge(judge_cfg)
+        return
+    cache_path = rank_cache_path(judge_cfg.cache_path or run_dir / "judge_cache.sqlite", rank, world_size)
+    share = judge_cfg.endpoint.for_rank(rank, world_size, "judge.endpoint")
+    cache = JudgeCache(cache_path, exclusive=True)
+    try:
+        yield PairwiseJudge(
+            judge_cfg.model_copy(update={"endpoint": share, "cache_path": str(cache_path)}), cache=cache
+        )
+    finally:
+        cache.close()
