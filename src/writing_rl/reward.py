@@ -24,13 +24,13 @@ from .judge.judgement import Judge, Judgement
 from .judge.prepare import Preparer
 from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
+from .outcome import Outcome
 from .reasons import Reason
 from .text_metrics import count_length, length_score, repetition_ratio
 
 if TYPE_CHECKING:
     from .data import Sample
 
-Outcome = Literal["win", "tie", "loss"]
 PositionMode = Literal["reference_first", "policy_first", "both_average", "both_agree"]
 Order = Literal["reference_first", "policy_first"]
 # (question, policy answer, reference, criteria) or the same plus the sample (read by rule judges)

@@ -28,8 +28,9 @@ from .data import SampleId
 from .jsonl import JsonlFileError, LineProblem, jsonl_rows
 from .judge.screen import Injection
 from .judge.verdict import Verdict, VerdictProbs
+from .outcome import Outcome
 from .reasons import Reason
-from .reward import Order, Outcome
+from .reward import Order
 from .run_layout import ROLLOUTS
 
 if TYPE_CHECKING:

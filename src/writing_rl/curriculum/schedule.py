@@ -17,9 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..data import Sample
+from ..outcome import Outcome
 from .store import CurriculumStore
-
-Outcome = Literal["win", "tie", "loss"]
 
 
 class CurriculumConfig(BaseModel):

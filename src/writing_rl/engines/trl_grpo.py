@@ -43,8 +43,9 @@ from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
 from ..judge.outage import OutageWait
+from ..outcome import OUTCOMES, Outcome
 from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, Outcome, PairwiseReward
+from ..reward import ExtraRewards, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
 from ..run_layout import CURRICULUM_SNAPSHOT
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
@@ -146,7 +147,7 @@ def step_metrics(records: Sequence[RolloutRecord]) -> dict[str, float]:
     and the mean of each reward component over the known rewards."""
     outcomes: list[str | None] = [r.outcome for r in records]
     n = max(len(outcomes), 1)
-    out = {f"judge/{name}_rate": outcomes.count(name) / n for name in ("win", "tie", "loss")}
+    out = {f"judge/{name}_rate": outcomes.count(name) / n for name in OUTCOMES}
     out["judge/unknown_rate"] = outcomes.count(None) / n
     out["judge/injection_rate"] = sum(r.injection is not None for r in records) / n
     out["judge/truncated_rate"] = sum(r.truncated for r in records) / n

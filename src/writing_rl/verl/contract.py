@@ -13,9 +13,9 @@ prompt's group (one `uid`) arrive separately. The curriculum keeps the method's 
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
-Outcome = Literal["win", "tie", "loss"]
+from ..outcome import Outcome
 
 
 class GroupCurriculum(Protocol):

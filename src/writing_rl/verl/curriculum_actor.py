@@ -19,8 +19,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..curriculum import Curriculum, CurriculumConfig
+from ..outcome import Outcome
 from ..run_layout import CURRICULUM_STORE, METRICS
-from .contract import Outcome
 from .groups import DEFAULT_ACTOR_NAME, CurriculumGroups, GroupSettings
 
 STORE_FILE = CURRICULUM_STORE

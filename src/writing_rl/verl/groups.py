@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..curriculum import Curriculum
-from .contract import Outcome
+from ..outcome import OUTCOMES, Outcome
 
 SNAPSHOT_VERSION = 1
 DEFAULT_ACTOR_NAME = "writing_rl_curriculum"  # the Ray actor's name unless the recipe names another
@@ -168,7 +168,7 @@ class CurriculumGroups:
         c = self.counts
         c.groups += 1
         c.promotions += self.curriculum.config.schedule == "dynamic" and new > group.level
-        for name in ("win", "tie", "loss"):
+        for name in OUTCOMES:
             setattr(c, name, getattr(c, name) + outcomes.count(name))  # type: ignore[arg-type]
         c.unknown += outcomes.count(None)
 

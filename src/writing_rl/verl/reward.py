@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..data import Sample
 from ..errors import ConfigError
 from ..judge import JudgeConfig, build_judge
+from ..outcome import OUTCOMES
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairReward, PairwiseReward, RewardConfig
 from .contract import GroupCurriculum
@@ -196,7 +197,7 @@ class VerlScorer:
             "repetition": repetition if known else 0.0,
             "level": level,
             "n_levels": len(sample.references),
-            **{o: r.outcome == o for o in ("win", "tie", "loss")},
+            **{o: r.outcome == o for o in OUTCOMES},
             "unknown": not known,
             "injection": r.injection is not None,
             "truncated": r.truncated,
