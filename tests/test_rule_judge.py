@@ -114,7 +114,7 @@ def test_fixed_schedule_uses_one_level_and_never_moves(tmp_path):
     s = sample()
     strongest = Curriculum(CurriculumConfig(schedule="fixed"), tmp_path / "a.sqlite")
     assert [strongest.level(s, step) for step in (0, 5, 50)] == [2, 2, 2]
-    assert strongest.record(s, 2, ["win", "win"], 0) == 2
+    assert strongest.record(s, 2, ["win", "win"], 0) == (2, False)
     assert Curriculum(CurriculumConfig(schedule="fixed", fixed_level=1), tmp_path / "b.sqlite").level(s, 0) == 1
     assert Curriculum(CurriculumConfig(schedule="fixed", fixed_level=7), tmp_path / "c.sqlite").level(s, 0) == 2
 

@@ -122,6 +122,18 @@ def test_metrics_line_per_closed_step(tmp_path):
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["judge/loss_rate"] == 1.0
 
 
+def test_a_group_judged_at_a_level_another_group_left_counts_no_promotion(tmp_path):
+    """Two groups of one prompt in a step both win at level 0: the store promotes once (the second group's level
+    is stale), and the metrics count what the store did, not every group that ends above its own level."""
+    g = groups(tmp_path, group_size=1)
+    assert g.assign("a", "s", 3, 1) == g.assign("b", "s", 3, 1) == 0
+    g.report("a", "r0", "s", 3, 0, "win", 1)
+    g.report("b", "r0", "s", 3, 0, "win", 1)
+    g.finish()
+    [row] = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert g.levels() == {"s": 1} and row["curriculum/promotions"] == 1.0
+
+
 def test_snapshot_restore_round_trip_with_pending_group(tmp_path):
     g = groups(tmp_path)
     play(g, "a", "s", ["win"] * 4, 1)

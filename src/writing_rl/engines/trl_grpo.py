@@ -320,11 +320,9 @@ class WritingReward:
         groups: dict[tuple[str, int], list[Outcome | None]] = defaultdict(list)
         for r in records:
             groups[(r.sample, r.level)].append(r.outcome)
-        dynamic = self.curriculum.config.schedule == "dynamic"
         promotions = 0
         for (key, level), outcomes in groups.items():
-            new = self.curriculum.record(self.samples[key], level, outcomes, step)
-            promotions += dynamic and new > level
+            promotions += self.curriculum.record(self.samples[key], level, outcomes, step).promoted
         self.levels = self.curriculum.store.levels()
         if self.rollout_writer is not None:
             self.rollout_writer.write(records)

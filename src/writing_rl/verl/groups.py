@@ -163,11 +163,11 @@ class CurriculumGroups:
         group = self.pending.pop(uid)
         outcomes: Sequence[Outcome | None] = list(group.outcomes.values())
         sample = GroupSample(group.sample_key, range(group.n_refs))
-        new = self.curriculum.record(sample, group.level, outcomes, store_step(group.step))  # type: ignore[arg-type]
+        result = self.curriculum.record(sample, group.level, outcomes, store_step(group.step))  # type: ignore[arg-type]
         self.decided[uid] = (group.step, group.level)
         c = self.counts
         c.groups += 1
-        c.promotions += self.curriculum.config.schedule == "dynamic" and new > group.level
+        c.promotions += result.promoted
         for name in OUTCOMES:
             setattr(c, name, getattr(c, name) + outcomes.count(name))  # type: ignore[arg-type]
         c.unknown += outcomes.count(None)
