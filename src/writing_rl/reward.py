@@ -33,8 +33,19 @@ if TYPE_CHECKING:
 
 PositionMode = Literal["reference_first", "policy_first", "both_average", "both_agree"]
 Order = Literal["reference_first", "policy_first"]
-# (question, policy answer, reference, criteria) or the same plus the sample (read by rule judges)
-PairItem = tuple[str, str, str, str | None] | tuple[str, str, str, str | None, "Sample | None"]
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """One policy answer to judge against one reference: what every caller of `score_batch` hands over.
+
+    `criteria` replaces the judge's generic dimensions; `sample` is read by rule judges (target length ...)."""
+
+    question: str
+    answer: str
+    reference: str
+    criteria: str | None = None
+    sample: Sample | None = None
 
 
 class RewardConfig(BaseModel):
@@ -182,13 +193,11 @@ class PairwiseReward:
 
     @staticmethod
     def _call_args(item: PairItem, order: Order) -> tuple[str, str, str, str | None]:
-        question, policy, reference, criteria, *_ = item
-        first, second = (reference, policy) if order == "reference_first" else (policy, reference)
-        return question, first, second, criteria
+        first, second = (item.reference, item.answer) if order == "reference_first" else (item.answer, item.reference)
+        return item.question, first, second, item.criteria
 
     async def _judge(self, item: PairItem, order: Order) -> Judgement:
-        sample = item[4] if len(item) > 4 else None
-        return await self.judge.judge(*self._call_args(item, order), sample)
+        return await self.judge.judge(*self._call_args(item, order), item.sample)
 
     def _combine(self, judgements: Sequence[Judgement], injection: Injection | None) -> PairReward:
         orders = self.orders
@@ -215,10 +224,10 @@ class PairwiseReward:
     async def score(
         self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
     ) -> PairReward:
-        return (await self.score_batch([(question, policy, reference, criteria, sample)]))[0]
+        return (await self.score_batch([PairItem(question, policy, reference, criteria, sample)]))[0]
 
     async def score_batch(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
-        """Score (question, policy answer, reference, criteria[, sample]) tuples concurrently, in order.
+        """Score the items concurrently; their rewards, in order.
 
         Calls leave grouped: for each run of items that share a question and reference (a GRPO group),
         all its `reference_first` calls, then its `policy_first` ones, so the prompts a server sees in a
@@ -229,7 +238,7 @@ class PairwiseReward:
         worker only sends: the wait for the judge hides that work instead of each wave paying it (more
         workers, each preparing a wave ahead, measured slower: the extra wave delayed the first calls)."""
         if self._preparer is not None:
-            await self._preparer.prime(text for item in items for text in (item[1], item[2]))
+            await self._preparer.prime(text for item in items for text in (item.answer, item.reference))
         results: list[PairReward | None] = [None] * len(items)
         screened: dict[int, tuple[Injection | None, PairReward | None]] = {}
         orders = self.orders
@@ -244,7 +253,7 @@ class PairwiseReward:
 
         def screen_item(i: int) -> tuple[Injection | None, PairReward | None]:
             if i not in screened:
-                screened[i] = self._screened(items[i][1])
+                screened[i] = self._screened(items[i].answer)
             return screened[i]
 
         async def prefetch() -> None:
@@ -298,12 +307,12 @@ class PairwiseReward:
 def _runs(items: Sequence[PairItem]) -> list[list[int]]:
     """The items' indices in runs of consecutive items with the same question, reference and criteria."""
     runs: list[tuple[tuple[str, str, str | None], list[int]]] = []
-    for i in range(len(items)):
-        question, _, reference, criteria, *_ = items[i]
-        if runs and runs[-1][0] == (question, reference, criteria):
+    for i, item in enumerate(items):
+        key = (item.question, item.reference, item.criteria)
+        if runs and runs[-1][0] == key:
             runs[-1][1].append(i)
         else:
-            runs.append(((question, reference, criteria), [i]))
+            runs.append((key, [i]))
     return [members for _, members in runs]
 
 

@@ -45,7 +45,7 @@ from ..judge.judgement import Judge
 from ..judge.outage import OutageWait
 from ..outcome import OUTCOMES, Outcome
 from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, PairwiseReward
+from ..reward import ExtraRewards, PairItem, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
 from ..run_layout import CURRICULUM_SNAPSHOT
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
@@ -248,7 +248,9 @@ class WritingReward:
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
         texts = [completion_text(c) for c in completions]
-        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)]
+        items = [
+            PairItem(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)
+        ]
         started = time.perf_counter()
         results = self.reward.score_batch_sync(items)
         if self.outage is not None:
