@@ -145,15 +145,14 @@ def last_error(records: Sequence[RolloutRecord]) -> str:
 def step_metrics(records: Sequence[RolloutRecord]) -> dict[str, float]:
     """What one generation batch's records say, over all ranks: outcome rates, why rewards are missing,
     and the mean of each reward component over the known rewards."""
-    outcomes: list[str | None] = [r.outcome for r in records]
-    n = max(len(outcomes), 1)
-    out = {f"judge/{name}_rate": outcomes.count(name) / n for name in OUTCOMES}
-    out["judge/unknown_rate"] = outcomes.count(None) / n
-    out["judge/injection_rate"] = sum(r.injection is not None for r in records) / n
-    out["judge/truncated_rate"] = sum(r.truncated for r in records) / n
-    reasons = [None if r.missing_reason is None else r.missing_reason.value for r in records]
+    flags = [r.flags() for r in records]
+    n = max(len(flags), 1)
+    out = {
+        f"judge/{name}_rate": sum(f[name] for f in flags) / n
+        for name in (*OUTCOMES, "unknown", "injection", "truncated")
+    }
     for code in ALL_REASONS:  # every code every step, so each is one steady curve
-        out[f"judge/missing/{code}"] = float(reasons.count(code))
+        out[f"judge/missing/{code}"] = float(sum(f[f"missing_{code}"] for f in flags))
     known = [r for r in records if r.reward is not None]
     for part in sorted({k for r in known for k in r.components}):
         values = [r.components.get(part) or 0.0 for r in known]
@@ -260,22 +259,18 @@ class WritingReward:
         records: list[RolloutRecord] = []
         seen: dict[str, int] = defaultdict(int)
         for s, text, lvl, r in zip(samples, texts, levels, results):
-            parts: dict[str, float | None] = {"pairwise": r.reward, **self.extras.terms(s, text)}
-            total = None if r.reward is None else sum(v for v in parts.values() if v is not None)
-            rewards.append(total)
-            records.append(
-                RolloutRecord.of_pair(
-                    step=step + 1,
-                    sample=s,
-                    index=seen[s.key],
-                    level=lvl,
-                    text=text,
-                    pair=r,
-                    components=parts,
-                    reward=total,
-                    max_text_chars=self.max_text_chars,
-                )
+            record = RolloutRecord.of_pair(
+                step=step + 1,
+                sample=s,
+                index=seen[s.key],
+                level=lvl,
+                text=text,
+                pair=r,
+                extras=self.extras,
+                max_text_chars=self.max_text_chars,
             )
+            rewards.append(record.reward)
+            records.append(record)
             seen[s.key] += 1
         return rewards, records
 
