@@ -125,18 +125,13 @@ REWARD_KEYS = ("score", "pairwise", "length", "repetition", "level", "n_levels",
 
 def reward_info(record: RolloutRecord, fallback: float) -> dict[str, float]:
     """The record as verl's reward dict (`REWARD_KEYS`): an unknown reward scores `fallback`, its terms 0."""
-    known = record.reward is not None
-    parts = record.components
-    out = {
-        "score": record.reward if known else fallback,
-        "pairwise": parts["pairwise"] if known else fallback,
-        "length": parts.get("length", 0.0) if known else 0.0,
-        "repetition": parts.get("repetition", 0.0) if known else 0.0,
-        "level": record.level,
-        "n_levels": record.n_levels,
-        **record.flags(),
-    }
-    return {k: float(out[k]) for k in REWARD_KEYS}  # type: ignore[arg-type]  # None only where known
+    if record.reward is None:
+        reward = {"score": fallback, "pairwise": fallback, "length": 0.0, "repetition": 0.0}
+    else:
+        parts = record.components
+        reward = {"score": record.reward} | {k: parts.get(k) or 0.0 for k in ("pairwise", "length", "repetition")}
+    out = reward | {"level": record.level, "n_levels": record.n_levels} | record.flags()
+    return {k: float(out[k]) for k in REWARD_KEYS}
 
 
 def worker_share(settings: VerlRewardSettings) -> JudgeConfig:
