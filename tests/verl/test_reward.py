@@ -110,6 +110,16 @@ async def test_curriculum_level_picks_the_reference_and_outcomes_are_reported(se
         ("0", 0, "win", 5),
         ("1", 0, None, 5),
     ]  # unknown: reported (the group completes) without an outcome
+    win, unknown = (r["record"] for r in fake.reports)  # each with its rollout record, for the run folder
+    assert (win.step, win.sample, win.level, win.outcome, win.reward, win.completion.text) == (
+        5,
+        SAMPLE.key,
+        0,
+        "win",
+        1.1,
+        "good good",
+    )
+    assert (unknown.outcome, unknown.reward, unknown.missing_reason.value) == (None, None, "parse")
 
     val = await score("good good", server, split="val", **kw, uid="g2", rollout_id="0", global_steps=5)
     assert (val["level"], val["loss"]) == (2.0, 1.0) and len(fake.asks) == 2  # validation: fixed, not asked

@@ -9,6 +9,10 @@ Steps are verl's `global_steps` (the step being trained, 1-based). The store is 
 (steps completed before this batch, `global_steps - 1`), so `static` milestones, `curriculum show` and the
 report's level plot mean the same thing for both engines.
 
+Each counted report's rollout record (sent by the reward function) is appended to the run folder's
+`rollouts.jsonl` right away, numbered by its arrival in the group (`index`); duplicates and refused reports
+write nothing, so the file holds one record per rollout the curriculum counted.
+
 Memory stays bounded: a decided group's uid is remembered for `forget_after_steps` steps, and any report or
 ask older than that is refused by its step, so a late duplicate can never start the group again.
 """
@@ -26,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..curriculum import Curriculum
 from ..outcome import OUTCOMES, Outcome
+from ..rollouts import RolloutRecord, RolloutWriter
 
 SNAPSHOT_VERSION = 1
 DEFAULT_ACTOR_NAME = "writing_rl_curriculum"  # the Ray actor's name unless the recipe names another
@@ -93,10 +98,17 @@ def store_step(global_steps: int) -> int:
 
 
 class CurriculumGroups:
-    def __init__(self, curriculum: Curriculum, settings: GroupSettings, metrics_path: str | Path | None = None):
+    def __init__(
+        self,
+        curriculum: Curriculum,
+        settings: GroupSettings,
+        metrics_path: str | Path | None = None,
+        rollouts: RolloutWriter | None = None,
+    ):
         self.curriculum = curriculum
         self.settings = settings
         self.metrics_path = Path(metrics_path) if metrics_path else None
+        self.rollouts = rollouts
         self.pending: dict[str, PendingGroup] = {}
         self.decided: dict[str, tuple[int, int]] = {}  # uid -> (step, level), insertion-ordered by decision
         self.step = 0  # the latest step seen
@@ -116,7 +128,15 @@ class CurriculumGroups:
         return level
 
     def report(
-        self, uid: str, rollout_id: str, sample_key: str, n_refs: int, level: int, outcome: Outcome | None, step: int
+        self,
+        uid: str,
+        rollout_id: str,
+        sample_key: str,
+        n_refs: int,
+        level: int,
+        outcome: Outcome | None,
+        step: int,
+        record: RolloutRecord | None = None,
     ) -> None:
         self._advance(step)
         if uid in self.decided or (self._too_old(step) and uid not in self.pending):
@@ -132,6 +152,8 @@ class CurriculumGroups:
         if rollout_id in group.outcomes:
             self.counts.duplicates += 1
             return
+        if record is not None and self.rollouts is not None:
+            self.rollouts.write([record.model_copy(update={"index": len(group.outcomes)})])
         group.outcomes[rollout_id] = outcome
         if len(group.outcomes) >= self.settings.group_size:
             self._decide(uid)
@@ -224,7 +246,7 @@ class CurriculumGroups:
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
-        """Back to exactly the snapshot's state; metrics.jsonl loses the lines of later steps."""
+        """Back to exactly the snapshot's state; metrics.jsonl and rollouts.jsonl lose the lines of later steps."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"curriculum snapshot version {snapshot.get('version')!r}, expected {SNAPSHOT_VERSION}")
         self.curriculum.store.restore(snapshot["store"])
@@ -232,10 +254,11 @@ class CurriculumGroups:
         self.decided = {uid: (s, lvl) for uid, s, lvl in snapshot["decided"]}
         self.step = self.logged_step = int(snapshot["step"])
         self.counts = StepCounts()
-        if self.metrics_path is not None:
-            from ..jsonl import trim_steps
+        from ..jsonl import trim_steps
 
-            trim_steps(self.metrics_path, self.step)
+        for path in (self.metrics_path, None if self.rollouts is None else self.rollouts.path):
+            if path is not None:
+                trim_steps(path, self.step)
 
     def levels(self) -> dict[str, int]:
         return self.curriculum.store.levels()

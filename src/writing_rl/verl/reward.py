@@ -19,7 +19,9 @@ verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, *
 Our reward manager (`writing_rl.verl.reward_manager`) adds each rollout's `uid`, `rollout_id` and `global_steps` to
 its `extra_info` (verl's reward manager passes the reward function nothing else of the row).
 Training rows (`extra_info.split == "train"`) ask the curriculum for their group's level and report the
-outcome; validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
+outcome with the rollout's record (`writing_rl.rollouts`, numbered by `global_steps`, the step it trains, as
+the TRL engine numbers its records), which the curriculum actor writes to the run folder's `rollouts.jsonl`;
+validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
 the group completes without moving.
 
 Every call returns the same float keys (verl stacks them per key, and logs their means): `score` (what
@@ -187,8 +189,8 @@ class VerlScorer:
             extras=self.settings.extras,
             max_text_chars=self.settings.rollouts.max_text_chars,
         )
-        if curriculum is not None:
-            await curriculum.report(uid, rollout_id or "", sample.key, n_refs, level, result.outcome, step)
+        if curriculum is not None:  # the actor writes the record once the report counts (training rows only)
+            await curriculum.report(uid, rollout_id or "", sample.key, n_refs, level, result.outcome, step, record)
         return reward_info(record, self.settings.fallback)
 
 
