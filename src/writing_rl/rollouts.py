@@ -105,8 +105,8 @@ class RolloutRecord(BaseModel):
     """One completion of a training step: the one type both the engine (writer) and
     `writing-rl rollouts` (reader) use, so neither can drift from the other.
 
-    `step` is the training step these completions train, numbered as in metrics.jsonl (TRL's
-    `global_step` after that optimizer step)."""
+    `step` is the training step these completions train, numbered as in metrics.jsonl (`run_layout`'s
+    step numbering: TRL's `global_step` after that optimizer step, verl's `global_steps`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -5,6 +5,8 @@
 - `static`: every sample's level rises together at fixed steps (`milestones`).
 - `none`: a random reference each step (the same one for the whole group), for the ablation.
 - `fixed`: always the reference at `fixed_level` (-1: the strongest), the ablation's fixed baseline.
+
+`step` is everywhere the number of steps completed before the batch (`run_layout`'s step numbering).
 """
 
 from __future__ import annotations

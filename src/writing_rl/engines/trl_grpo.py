@@ -47,7 +47,7 @@ from ..outcome import OUTCOMES, Outcome
 from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairItem, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
-from ..run_layout import CURRICULUM_SNAPSHOT
+from ..run_layout import CURRICULUM_SNAPSHOT, trained_step
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
 from .rank_metrics import broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
 
@@ -242,8 +242,9 @@ class WritingReward:
     def score(
         self, completions: Sequence[Any], sample_key: Sequence[str], step: int
     ) -> tuple[list[float | None], list[RolloutRecord]]:
-        """Judge this rank's completions; their rewards, and one rollout record each (numbered `step + 1`,
-        the step they train, as metrics.jsonl numbers it). Talks to no other rank."""
+        """Judge this rank's completions (`step`: TRL's `global_step`, the steps completed before them); their
+        rewards, and one rollout record each, numbered by the step they train (`run_layout`'s step numbering).
+        Talks to no other rank."""
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
         texts = [completion_text(c) for c in completions]
@@ -260,7 +261,7 @@ class WritingReward:
         seen: dict[str, int] = defaultdict(int)
         for s, text, lvl, r in zip(samples, texts, levels, results):
             record = RolloutRecord.of_pair(
-                step=step + 1,
+                step=trained_step(step),
                 sample=s,
                 index=seen[s.key],
                 level=lvl,

@@ -5,9 +5,10 @@ outcomes by `uid` and hands the whole group to our `Curriculum` once, exactly as
 each generation batch. It is plain Python (the Ray actor in `curriculum_actor.py` only wraps it), and every
 call is expected one at a time (a Ray actor runs its methods serially).
 
-Steps are verl's `global_steps` (the step being trained, 1-based). The store is stamped with TRL's numbering
-(steps completed before this batch, `global_steps - 1`), so `static` milestones, `curriculum show` and the
-report's level plot mean the same thing for both engines.
+Steps are verl's `global_steps` (the step being trained, 1-based), as metrics.jsonl and the rollout records
+number them; the store is stamped with the steps completed before the batch (`completed_steps`), as in TRL
+(`run_layout` documents both), so `static` milestones, `curriculum show` and the report's level plot mean the
+same thing for both engines.
 
 Each counted report's rollout record (sent by the reward function) is appended to the run folder's
 `rollouts.jsonl` right away, numbered by its arrival in the group (`index`); duplicates and refused reports
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..curriculum import Curriculum
 from ..outcome import OUTCOMES, Outcome
 from ..rollouts import RolloutRecord, RolloutWriter
+from ..run_layout import completed_steps
 
 SNAPSHOT_VERSION = 1
 DEFAULT_ACTOR_NAME = "writing_rl_curriculum"  # the Ray actor's name unless the recipe names another
@@ -92,11 +94,6 @@ class StepCounts:
     refused: int = 0
 
 
-def store_step(global_steps: int) -> int:
-    """verl's 1-based step being trained -> the number of steps completed before it (TRL's `global_step`)."""
-    return max(global_steps - 1, 0)
-
-
 class CurriculumGroups:
     def __init__(
         self,
@@ -122,7 +119,7 @@ class CurriculumGroups:
             return self.pending[uid].level
         if uid in self.decided:
             return self.decided[uid][1]
-        level = self.curriculum.level(GroupSample(sample_key, range(n_refs)), store_step(step))  # type: ignore[arg-type]
+        level = self.curriculum.level(GroupSample(sample_key, range(n_refs)), completed_steps(step))  # type: ignore[arg-type]
         if not self._too_old(step):
             self.pending[uid] = PendingGroup(sample_key, n_refs, level, step)
         return level
@@ -185,7 +182,7 @@ class CurriculumGroups:
         group = self.pending.pop(uid)
         outcomes: Sequence[Outcome | None] = list(group.outcomes.values())
         sample = GroupSample(group.sample_key, range(group.n_refs))
-        result = self.curriculum.record(sample, group.level, outcomes, store_step(group.step))  # type: ignore[arg-type]
+        result = self.curriculum.record(sample, group.level, outcomes, completed_steps(group.step))  # type: ignore[arg-type]
         self.decided[uid] = (group.step, group.level)
         c = self.counts
         c.groups += 1
