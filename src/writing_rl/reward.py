@@ -215,7 +215,8 @@ class PairwiseReward:
             return found, None
         if self.config.injection == "unknown":
             return found, PairReward(None, None, (), (), answer, reference)
-        outcome: Outcome = "tie" if answer and reference else "loss" if answer else "win"
+        caught = (answer is not None, reference is not None)
+        outcome: Outcome = "tie" if all(caught) else "loss" if caught[0] else "win"
         return found, PairReward(self._value(outcome), outcome, (), (), answer, reference)
 
     @staticmethod
