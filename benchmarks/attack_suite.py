@@ -25,7 +25,7 @@ import writing_rl.judge.pairwise as pairwise  # noqa: E402
 import writing_rl.judge.templates as templates  # noqa: E402
 from writing_rl.endpoint import EndpointConfig  # noqa: E402
 from writing_rl.judge import JudgeConfig, PairwiseJudge  # noqa: E402
-from writing_rl.reward import PairwiseReward, RewardConfig  # noqa: E402
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig  # noqa: E402
 
 JUDGES = {"quoting": quoting_judge, "obeying": obeying_judge}
 POSITIONS = ["reference_first", "policy_first", "both_average", "both_agree"]
@@ -62,7 +62,7 @@ async def run(judge: str, verdicts: str, position: str, injection: str) -> tuple
         )
         pj = PairwiseJudge(cfg)
         reward = PairwiseReward(pj, RewardConfig(position=position, injection=injection))
-        *attacked, plain = await reward.score_batch([(QUESTION, a, REFERENCE, None) for a in [*answers, CARRIER]])
+        *attacked, plain = await reward.score_batch([PairItem(QUESTION, a, REFERENCE) for a in [*answers, CARRIER]])
         await pj.aclose()
         calls = server.calls()
     flips = sum(1 for r in attacked if r.reward is not None and r.reward > plain.reward + 1e-9)

@@ -31,7 +31,7 @@ import yaml
 
 from writing_rl.config import LocalJudgeSettings
 from writing_rl.judge import JudgeConfig, PairwiseJudge
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 from writing_rl.server import local_judge_limits, local_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def main() -> None:
                 sample = samples[index]
                 reference = sample["references"][min(args.level, len(sample["references"]) - 1)]
                 for answer in completions(samples, step, index, args.group, args.words):
-                    items.append((sample["prompt"], answer, reference, None))
+                    items.append(PairItem(sample["prompt"], answer, reference))
             calls_before, evals_before = judge.client.stats.requests, len(prompt_evals(server.log_path))
             started = time.perf_counter()
             results = reward.score_batch_sync(items)

@@ -33,7 +33,7 @@ from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, PairwiseTemplate, Verdict, parse_verdict
 from writing_rl.judge.sanitize import hits, rule_prefilter, sanitize
 from writing_rl.judge.screen import screen
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 
 ROWS = ["256x64x0.2", "1024x256x0.5", "1024x256x2.0"]
 BASELINE_THREADS = 12
@@ -44,9 +44,6 @@ VOCABULARY = (
 )
 WORDS = VOCABULARY.split()
 
-Item = tuple[str, str, str, None]
-
-
 def prose(rng: random.Random, words: int) -> str:
     sentences = []
     while words > 0:
@@ -56,7 +53,7 @@ def prose(rng: random.Random, words: int) -> str:
     return " ".join(sentences)
 
 
-def make_items(calls: int, words: int, group: int, seed: int = 0) -> tuple[list[Item], list[str]]:
+def make_items(calls: int, words: int, group: int, seed: int = 0) -> tuple[list[PairItem], list[str]]:
     """GRPO-shaped pairs: each group of `group` completions shares its prompt and reference; a policy
     answer longer than its reference (even indices) wins, a shorter one (odd indices) loses; both differ
     from it by an eighth of its length, so no answer is empty."""
@@ -67,7 +64,7 @@ def make_items(calls: int, words: int, group: int, seed: int = 0) -> tuple[list[
             question, reference = f"Write about place number {i // group}.", prose(rng, words)
         delta = max(2, words // 8)
         policy = prose(rng, words + (delta if i % 2 == 0 else -delta))
-        items.append((question, policy, reference, None))
+        items.append(PairItem(question, policy, reference))
         expected.append("win" if i % 2 == 0 else "loss")
     return items, expected
 
@@ -79,7 +76,7 @@ def forget_sanitised() -> None:
 
 
 def ours(
-    base_url: str, batches: list[tuple[list[Item], list[str]]], concurrency: int, mode: str, workers: int
+    base_url: str, batches: list[tuple[list[PairItem], list[str]]], concurrency: int, mode: str, workers: int
 ) -> list[float]:
     """Seconds per batch, each batch a training step's rewards, on one judge created for the first."""
     endpoint = EndpointConfig(base_url=base_url, model="fake-judge", max_concurrency=concurrency, timeout_s=120)
@@ -99,13 +96,12 @@ def ours(
     return timings
 
 
-def baseline(base_url: str, items: list[Item], expected: list[str]) -> float:
+def baseline(base_url: str, items: list[PairItem], expected: list[str]) -> float:
     """The published pattern: a pool of 12 threads, each sending one blocking request per sample."""
     template = PairwiseTemplate()
 
-    def one(item: Item) -> str:
-        question, policy, reference, _ = item
-        messages, nonce = template.render(question, reference, policy)
+    def one(item: PairItem) -> str:
+        messages, nonce = template.render(item.question, item.reference, item.answer)
         body = {"model": "fake-judge", "messages": messages, "temperature": 0.1, "max_tokens": 1024}
         resp = requests.post(f"{base_url}/chat/completions", json=body, timeout=120)
         resp.raise_for_status()

@@ -21,7 +21,7 @@ from fake_openai import FakeOpenAIServer
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge
 from writing_rl.reasons import Reason
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 
 POSITIONS = ["reference_first", "policy_first", "both_average", "both_agree"]
 JUDGES = {"quoting": quoting_judge, "obeying": obeying_judge}
@@ -43,7 +43,7 @@ async def score_all(judge_name: str, verdicts: str, position: str, injection: st
         judge = PairwiseJudge(cfg)
         reward = PairwiseReward(judge, RewardConfig(position=position, injection=injection))
         names = list(ANSWERS)
-        items = [(QUESTION, ANSWERS[n], REFERENCE, None) for n in names] + [(QUESTION, CARRIER, REFERENCE, None)]
+        items = [PairItem(QUESTION, ANSWERS[n], REFERENCE) for n in names] + [PairItem(QUESTION, CARRIER, REFERENCE)]
         results = await reward.score_batch(items)
         await judge.aclose()
         calls = server.calls()

@@ -12,7 +12,7 @@ from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
 from writing_rl.judge.context import CUT_MARKER, ESTIMATE, estimate_tokens, fit_pair, load_counter
 from writing_rl.reasons import Reason, window_from_message
-from writing_rl.reward import PairwiseReward
+from writing_rl.reward import PairItem, PairwiseReward
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ async def test_overflow_unknown_spends_no_call_and_names_the_reason():
     with FakeOpenAIServer(lambda p, b, n: chat_reply("[[A]]")) as server:
         judge = PairwiseJudge(JudgeConfig(endpoint=endpoint(server), context_window=2048, overflow="unknown"))
         reward = PairwiseReward(judge)
-        [r] = await reward.score_batch([("q", long_answer("x", "y", 3000), long_answer("u", "v", 3000), None)])
+        [r] = await reward.score_batch([PairItem("q", long_answer("x", "y", 3000), long_answer("u", "v", 3000))])
         await judge.aclose()
         assert server.calls() == 0
     assert r.reward is None and r.missing_reason is Reason.CONTEXT_OVERFLOW

@@ -32,10 +32,10 @@ def test_dynamic_starts_weakest_promotes_on_one_win_and_stays_at_top(store):
     cur = Curriculum(CurriculumConfig(), store)
     s = sample(1)
     assert cur.reference(s, 0) == (0, "ref 0")
-    assert cur.record(s, 0, ["loss", "tie", None, "loss"], step=0) == 0  # no win in the group
-    assert cur.record(s, 0, ["loss", "win", "loss", "loss"], step=1) == 1  # one win in the group promotes
-    assert cur.record(s, 1, ["win"], step=2) == 2
-    assert cur.record(s, 2, ["win", "win"], step=3) == 2  # strongest reference: stays
+    assert cur.record(s, 0, ["loss", "tie", None, "loss"], step=0) == (0, False)  # no win in the group
+    assert cur.record(s, 0, ["loss", "win", "loss", "loss"], step=1) == (1, True)  # one win in the group promotes
+    assert cur.record(s, 1, ["win"], step=2) == (2, True)
+    assert cur.record(s, 2, ["win", "win"], step=3) == (2, False)  # strongest reference: stays
     assert cur.reference(s, 4) == (2, "ref 2")
     assert store.integrity_ok()
 
@@ -43,26 +43,26 @@ def test_dynamic_starts_weakest_promotes_on_one_win_and_stays_at_top(store):
 def test_k_wins_rule_counts_across_groups(store):
     cur = Curriculum(CurriculumConfig(wins_to_promote=3), store)
     s = sample(1)
-    assert cur.record(s, 0, ["win", "loss"], 0) == 0
-    assert cur.record(s, 0, ["win", "loss"], 1) == 0
-    assert cur.record(s, 0, ["win"], 2) == 1
+    assert cur.record(s, 0, ["win", "loss"], 0) == (0, False)
+    assert cur.record(s, 0, ["win", "loss"], 1) == (0, False)
+    assert cur.record(s, 0, ["win"], 2) == (1, True)
     # wins at the old level do not count at the new one
-    assert cur.record(s, 1, ["win", "win"], 3) == 1
+    assert cur.record(s, 1, ["win", "win"], 3) == (1, False)
 
 
 def test_win_rate_rule_exact(store):
     cur = Curriculum(CurriculumConfig(rule="win_rate", window=4, min_win_rate=0.8, tie_credit=0.5), store)
     s = sample(1)
-    assert cur.record(s, 0, ["win", "win", "tie", "loss"], 0) == 0  # 2.5/4 = 0.625
-    assert cur.record(s, 0, ["win", "win"], 1) == 0  # last 4: tie loss win win = 2.5/4
-    assert cur.record(s, 0, ["win", "tie"], 2) == 1  # last 4: win win win tie = 3.5/4 = 0.875
+    assert cur.record(s, 0, ["win", "win", "tie", "loss"], 0) == (0, False)  # 2.5/4 = 0.625
+    assert cur.record(s, 0, ["win", "win"], 1) == (0, False)  # last 4: tie loss win win = 2.5/4
+    assert cur.record(s, 0, ["win", "tie"], 2) == (1, True)  # last 4: win win win tie = 3.5/4 = 0.875
 
 
 def test_stale_group_cannot_promote_twice(store):
     cur = Curriculum(CurriculumConfig(), store)
     s = sample(1)
-    assert cur.record(s, 0, ["win"], 0) == 1
-    assert cur.record(s, 0, ["win"], 0) == 1  # a second writer's group judged against level 0: no double promotion
+    assert cur.record(s, 0, ["win"], 0) == (1, True)
+    assert cur.record(s, 0, ["win"], 0) == (1, False)  # a second writer's group judged against level 0: no double promotion
 
 
 def test_integer_and_string_ids_are_distinct_after_reopen(tmp_path):
@@ -80,7 +80,7 @@ def test_static_schedule_raises_everyone_at_milestones(store):
     cur = Curriculum(CurriculumConfig(schedule="static", milestones=[10, 20]), store)
     s = sample(1)
     assert [cur.level(s, step) for step in (0, 9, 10, 19, 20, 500)] == [0, 0, 1, 1, 2, 2]
-    assert cur.record(s, 0, ["win"], 0) == 0  # outcomes do not move a static schedule
+    assert cur.record(s, 0, ["win"], 0) == (0, False)  # outcomes do not move a static schedule
 
 
 def run_schedule(cur: Curriculum, samples: list[Sample], steps: int) -> dict[int, list[int]]:

@@ -568,18 +568,3 @@ def test_report_with_nothing_to_show_fails(tmp_path):
 def test_bradley_terry_without_prior_refuses_an_unbeaten_model():
     with pytest.raises(ValueError, match="prior_ties"):
         bradley_terry([("a", "b", 1.0), ("a", "b", 1.0)], prior_ties=0)
-
-
-def test_arena_score_under_each_injection_policy():
-    from writing_rl.eval.runner import _arena_score
-    from writing_rl.judge import Judgement, Verdict
-    from writing_rl.reasons import Reason
-
-    assert _arena_score(None, True, False, "penalize") == (0.0, None, None)  # the model's answer was flagged
-    assert _arena_score(None, False, True, "penalize") == (1.0, None, None)  # the opponent's was
-    assert _arena_score(None, True, True, "penalize") == (0.5, None, None)
-    assert _arena_score(None, True, False, "unknown") == (None, "injection", None)
-    judged = (Judgement(Verdict.A), Judgement(Verdict.A))  # position A wins both times: 1 then 0 for the model
-    assert _arena_score(judged, True, False, "off") == (0.5, None, (1.0, 0.0))
-    failed = (Judgement(Verdict.B), Judgement(Verdict.UNKNOWN, reason=Reason.TIMEOUT))
-    assert _arena_score(failed, False, False, "penalize") == (None, "timeout", None)

@@ -13,11 +13,11 @@ import pytest
 
 from writing_rl import smoke
 from writing_rl.smoke import (
-    Outcome,
     Smoke,
     SmokeSettings,
     Stage,
     StageFailed,
+    StageResult,
     device_environment,
     run_stages,
     summary_line,
@@ -172,7 +172,7 @@ def test_the_whole_cpu_path_passes(tmp_path, capsys):
 
 
 def test_outcome_line_shows_the_log_of_a_failure_only(tmp_path):
-    ok = Outcome("env", "PASS", "fine", 1.0, tmp_path / "01-env.log")
-    bad = Outcome("eval", "FAIL", "no results", 2.5, tmp_path / "07-eval.log")
+    ok = StageResult("env", "PASS", "fine", 1.0, tmp_path / "01-env.log")
+    bad = StageResult("eval", "FAIL", "no results", 2.5, tmp_path / "07-eval.log")
     assert smoke.outcome_line(ok) == "PASS  env             1.0s  fine"
     assert smoke.outcome_line(bad) == f"FAIL  eval            2.5s  no results (log: {tmp_path / '07-eval.log'})"

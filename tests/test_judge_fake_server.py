@@ -9,7 +9,7 @@ from fake_openai import FakeOpenAIServer, chat_reply, completion_reply, fenced_a
 
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 
 
 def endpoint(server: FakeOpenAIServer, **kw) -> EndpointConfig:
@@ -34,7 +34,7 @@ def prefers_marked_answer(body: dict) -> str:
 
 
 def items(n: int):
-    return [(f"question {i}", f"policy answer {i} GOOD", f"reference {i}", None) for i in range(n)]
+    return [PairItem(f"question {i}", f"policy answer {i} GOOD", f"reference {i}") for i in range(n)]
 
 
 async def test_third_of_calls_fail_then_retried_and_all_scored():
@@ -270,7 +270,7 @@ async def test_sanitised_attack_cannot_flip_a_judge_that_obeys_what_it_reads(att
         judge = PairwiseJudge(JudgeConfig(endpoint=endpoint(server)))
         reward = PairwiseReward(judge, RewardConfig(injection="off"))
         attacked, plain = await reward.score_batch(
-            [(QUESTION, answer, REFERENCE, None), (QUESTION, CARRIER, REFERENCE, None)]
+            [PairItem(QUESTION, answer, REFERENCE), PairItem(QUESTION, CARRIER, REFERENCE)]
         )
         await judge.aclose()
         shown = server.requests[0][1]["messages"][1]["content"]

@@ -23,7 +23,7 @@ from writing_rl.curriculum import Curriculum, CurriculumConfig
 from writing_rl.data import Sample
 from writing_rl.endpoint import EndpointConfig, OpenAICompatClient
 from writing_rl.judge import JudgeConfig, PairwiseJudge, Verdict
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 from writing_rl.server import LocalJudgeServer, embedded_gguf_path, free_port
 
 pytestmark = pytest.mark.server
@@ -97,7 +97,7 @@ async def test_reward_and_curriculum_on_real_judge(server, tmp_path):
     cur = Curriculum(CurriculumConfig(), tmp_path / "curriculum.sqlite")
     s = Sample(id=1, prompt=QUESTION, references=[WEAK, STRONG])
     level, ref = cur.reference(s, 0)
-    results = await reward.score_batch([(s.prompt_text, STRONG, ref, None), (s.prompt_text, WEAK, ref, None)])
+    results = await reward.score_batch([PairItem(s.prompt_text, STRONG, ref), PairItem(s.prompt_text, WEAK, ref)])
     await judge.aclose()
     assert all(r.reward is not None and 0.0 <= r.reward <= 1.0 for r in results)
     assert judge.client.stats.requests == 4  # two pairs, both orders
@@ -114,7 +114,7 @@ async def test_real_judges_verdicts_move_the_curriculum(server, tmp_path):
     for sample, forced in ((won, "B is better.\n[[B]]"), (lost, "A is better.\n[[A]]")):
         reward = PairwiseReward(PairwiseJudge(config(server, forced, max_tokens=16)), RewardConfig())
         level, reference = cur.reference(sample, 0)
-        [result] = await reward.score_batch([(sample.prompt_text, STRONG, reference, None)])
+        [result] = await reward.score_batch([PairItem(sample.prompt_text, STRONG, reference)])
         await reward.judge.aclose()
         cur.record(sample, level, [result.outcome], step=0)
     assert cur.store.levels() == {won.key: 1, lost.key: 0}

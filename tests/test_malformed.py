@@ -32,7 +32,7 @@ from writing_rl.judge import JudgeConfig, Judgement, PairwiseJudge, Verdict
 from writing_rl.judge.pairwise import verdict_position_top
 from writing_rl.judge.verdict import cut_fences, fence_pattern, parse_verdict
 from writing_rl.reasons import Reason
-from writing_rl.reward import PairwiseReward
+from writing_rl.reward import PairItem, PairwiseReward
 
 CHOICE = {"index": 0, "message": {"role": "assistant", "content": "fine\n[[B]]"}, "finish_reason": "stop"}
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
@@ -341,7 +341,7 @@ async def test_models_bodies_of_any_shape_give_no_window():
 
 
 def items(n: int):
-    return [(f"question {i}", f"policy answer {i}", f"reference {i}", None) for i in range(n)]
+    return [PairItem(f"question {i}", f"policy answer {i}", f"reference {i}") for i in range(n)]
 
 
 async def test_an_unexpected_exception_in_one_judge_call_is_an_unknown_and_the_batch_is_scored(monkeypatch, caplog):

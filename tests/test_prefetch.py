@@ -12,7 +12,7 @@ from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge
 from writing_rl.judge.judgement import Judgement, JudgeStats
 from writing_rl.judge.verdict import Verdict
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 
 WINDOW, WAVES, LATENCY = 4, 4, 0.3  # a latency long enough that a loaded machine still prefetches in it
 
@@ -53,7 +53,7 @@ async def test_later_waves_are_screened_and_prepared_before_their_worker_is_free
 
     monkeypatch.setattr(reward_module, "screen", timed_screen)
     items = [
-        ("Write about rivers.", f"River answer number {n}, plain prose.", "A reference.", None)
+        PairItem("Write about rivers.", f"River answer number {n}, plain prose.", "A reference.")
         for n in range(WINDOW * WAVES)
     ]
     judge = SlowJudge()
@@ -61,7 +61,7 @@ async def test_later_waves_are_screened_and_prepared_before_their_worker_is_free
     assert [r.outcome for r in results] == ["win"] * len(items)
     for n in range(WINDOW, len(items)):
         # the worker that takes call n is the one whose call n - WINDOW returns first
-        policy, freed_by = items[n][1], items[n - WINDOW][1]
+        policy, freed_by = items[n].answer, items[n - WINDOW].answer
         assert screened[policy] < judge.returned[freed_by], n
         assert judge.prepared[policy] < judge.returned[freed_by], n
 

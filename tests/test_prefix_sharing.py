@@ -8,7 +8,7 @@ from fake_openai import FakeOpenAIServer, chat_reply, fenced_answers
 
 from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge, PairwiseTemplate, Verdict, parse_verdict
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 
 QUESTION = "Write a short note to a neighbour."
 REFERENCE = "Dear Sam, thank you for watering my plants. They look healthy. Best, Alex"
@@ -56,7 +56,7 @@ def test_calls_of_a_group_reach_the_server_together_in_both_orders():
 
     groups = {f"Question {g}?": f"Reference {g} " + "word " * 5 for g in range(2)}
     items = [
-        (question, f"policy {g}.{k} " + "word " * (2 + 4 * (k % 2)), reference, None)
+        PairItem(question, f"policy {g}.{k} " + "word " * (2 + 4 * (k % 2)), reference)
         for g, (question, reference) in enumerate(groups.items())
         for k in range(3)
     ]
@@ -65,7 +65,7 @@ def test_calls_of_a_group_reach_the_server_together_in_both_orders():
         reward = PairwiseReward(PairwiseJudge(JudgeConfig(endpoint=endpoint)), RewardConfig(position="both_agree"))
         results = reward.score_batch_sync(items)
         reward.close()
-    policies = [item[1].strip() for item in items]
+    policies = [item.answer.strip() for item in items]
     arrival = [("reference_first", b) if a.startswith("Reference") else ("policy_first", a) for a, b in seen]
     orders = ("reference_first", "policy_first")
     expected = [(order, policies[i]) for g in range(2) for order in orders for i in range(3 * g, 3 * g + 3)]

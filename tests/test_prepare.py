@@ -9,7 +9,7 @@ from writing_rl.endpoint import EndpointConfig
 from writing_rl.judge import JudgeConfig, PairwiseJudge
 from writing_rl.judge.memo import Memo
 from writing_rl.judge.screen import screen
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 
 sanitize_module = importlib.import_module("writing_rl.judge.sanitize")
 screen_module = importlib.import_module("writing_rl.judge.screen")
@@ -23,7 +23,7 @@ ANSWERS = [
 
 
 BATCH = [
-    (f"Write about topic {i // 4}.", f"{a} ({i})", "A reference of about ten words on the topic.", None)
+    PairItem(f"Write about topic {i // 4}.", f"{a} ({i})", "A reference of about ten words on the topic.")
     for i, a in enumerate(ANSWERS)
 ]
 
@@ -73,7 +73,7 @@ def test_prepared_in_workers_scores_the_same_and_the_event_loop_reads_no_answer(
     assert in_workers == in_loop
     assert any(rules for *_, rules in in_loop) and any(rules is None for *_, rules in in_loop)
     assert looked_at_here == []  # the workers' results were handed over: nothing read twice
-    assert any(">>>" in item[1] for item in BATCH) and sanitize_module.sanitize(BATCH[2][1]) != BATCH[2][1]
+    assert any(">>>" in item.answer for item in BATCH) and sanitize_module.sanitize(BATCH[2].answer) != BATCH[2].answer
 
 
 def test_memo_returns_primed_values_and_forgets_the_oldest():

@@ -5,7 +5,7 @@ import pytest
 from writing_rl.curriculum import Curriculum, CurriculumConfig
 from writing_rl.data import Sample
 from writing_rl.judge import JudgeConfig, RuleJudge, RuleJudgeConfig, Verdict, build_judge, rule_score
-from writing_rl.reward import PairwiseReward, RewardConfig
+from writing_rl.reward import PairItem, PairwiseReward, RewardConfig
 from writing_rl.text_metrics import keyword_coverage
 
 
@@ -52,10 +52,10 @@ async def test_missing_target_is_unknown_with_a_reason_not_a_loss():
     judge = RuleJudge(RuleJudgeConfig(name="length_fit"))
     reward = PairwiseReward(judge)
     s = Sample(id=2, prompt="no target", references=["r"])
-    [r] = await reward.score_batch([("q", "policy", "reference", None, s)])
+    [r] = await reward.score_batch([PairItem("q", "policy", "reference", sample=s)])
     assert r.reward is None and r.outcome is None and "target `length`" in r.missing_detail
     assert r.missing_reason == "not_applicable"
-    [r] = await reward.score_batch([("q", "policy", "reference", None)])  # no sample at all
+    [r] = await reward.score_batch([PairItem("q", "policy", "reference")])  # no sample at all
     assert r.reward is None
 
 
@@ -80,7 +80,7 @@ async def test_keyword_coverage_rule_is_not_about_length():
 async def test_every_position_mode_gives_the_rule_s_truth(position):
     reward = PairwiseReward(RuleJudge(RuleJudgeConfig(name="length_fit")), RewardConfig(position=position))
     s = sample(length=10)
-    good, bad = await reward.score_batch([("q", words(10), words(30), None, s), ("q", words(30), words(10), None, s)])
+    good, bad = await reward.score_batch([PairItem("q", words(10), words(30), sample=s), PairItem("q", words(30), words(10), sample=s)])
     assert (good.outcome, good.reward) == ("win", 1.0)
     assert (bad.outcome, bad.reward) == ("loss", 0.0)
     assert len(good.judgements) == len(good.orders) == (2 if position.startswith("both") else 1)
@@ -89,7 +89,7 @@ async def test_every_position_mode_gives_the_rule_s_truth(position):
 async def test_position_bias_is_seeded_and_cancelled_by_judging_both_orders():
     cfg = RuleJudgeConfig(name="length_fit", position_bias=0.5, seed=3)
     s = sample(length=10)
-    pairs = [("q", words(10 + (i % 3)), words(30 + i), None, s) for i in range(200)]  # policy always better
+    pairs = [PairItem("q", words(10 + (i % 3)), words(30 + i), sample=s) for i in range(200)]  # policy always better
     first = await PairwiseReward(RuleJudge(cfg), RewardConfig(position="reference_first")).score_batch(pairs)
     again = await PairwiseReward(RuleJudge(cfg), RewardConfig(position="reference_first")).score_batch(pairs)
     assert [r.outcome for r in first] == [r.outcome for r in again]  # same pair, same verdict
@@ -114,7 +114,7 @@ def test_fixed_schedule_uses_one_level_and_never_moves(tmp_path):
     s = sample()
     strongest = Curriculum(CurriculumConfig(schedule="fixed"), tmp_path / "a.sqlite")
     assert [strongest.level(s, step) for step in (0, 5, 50)] == [2, 2, 2]
-    assert strongest.record(s, 2, ["win", "win"], 0) == 2
+    assert strongest.record(s, 2, ["win", "win"], 0) == (2, False)
     assert Curriculum(CurriculumConfig(schedule="fixed", fixed_level=1), tmp_path / "b.sqlite").level(s, 0) == 1
     assert Curriculum(CurriculumConfig(schedule="fixed", fixed_level=7), tmp_path / "c.sqlite").level(s, 0) == 2
 
@@ -139,10 +139,10 @@ class LeaningSoftJudge:
 
 async def test_soft_both_average_outcome_cancels_position_bias():
     reward = PairwiseReward(LeaningSoftJudge(bias=0.3), RewardConfig(position="both_average"))
-    better, worse = await reward.score_batch([("q", "GOOD", "plain", None), ("q", "plain", "GOOD", None)])
+    better, worse = await reward.score_batch([PairItem("q", "GOOD", "plain"), PairItem("q", "plain", "GOOD")])
     # each order alone says "A wins"; averaged over both orders the better answer wins
     assert [j.verdict for j in better.judgements] == [Verdict.A, Verdict.A]
     assert better.outcome == "win" and better.reward > 0.5
     assert worse.outcome == "loss" and worse.reward < 0.5
-    [even] = await reward.score_batch([("q", "plain", "plain", None)])
+    [even] = await reward.score_batch([PairItem("q", "plain", "plain")])
     assert even.outcome == "tie"

@@ -4,7 +4,7 @@ Public API (engine-agnostic core):
 - data: `Sample`, `load_samples`, `load_jsonl`, `load_hf`, `validate_jsonl`, `SampleFileError`
 - endpoint: `EndpointConfig`, `OpenAICompatClient` (one client for every OpenAI-compatible server)
 - judge: `PairwiseJudge`, `JudgeConfig`, `parse_verdict`, `Verdict`, `VerdictProbs`
-- reward: `PairwiseReward`, `RewardConfig`, `PairReward`
+- reward: `PairwiseReward`, `RewardConfig`, `PairItem`, `PairReward`
 - curriculum: `Curriculum`, `CurriculumConfig`, `CurriculumStore`
 - data building: `PointwiseCritic`, `CriticConfig`, `GeneratorConfig` (see `writing_rl.selection`)
 - local judge: `LocalJudgeServer`
@@ -47,6 +47,7 @@ _EXPORTS = {
     "VerdictProbs": ".judge",
     "parse_verdict": ".judge",
     "probs_from_top_logprobs": ".judge",
+    "PairItem": ".reward",
     "PairReward": ".reward",
     "PairwiseReward": ".reward",
     "RewardConfig": ".reward",
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
         parse_verdict,
         probs_from_top_logprobs,
     )
-    from .reward import PairReward, PairwiseReward, RewardConfig
+    from .reward import PairItem, PairReward, PairwiseReward, RewardConfig
     from .server import LocalJudgeServer
 
 
@@ -100,6 +101,7 @@ __all__ = [
     "JudgeConfig",
     "Judgement",
     "LocalJudgeServer",
+    "PairItem",
     "PairReward",
     "PairwiseJudge",
     "PairwiseReward",

@@ -7,6 +7,8 @@ judge's position bias at twice the cost.
 Before any judge call the policy's answer is screened for injection (`judge.screen`): under the
 default `injection: penalize` an answer that addresses the judge is scored as a loss, under
 `unknown` its reward is missing with reason `injection`, under `off` it is judged (sanitised).
+Where the "reference" is another model's answer (the eval arena), it is screened too
+(`screen_reference`): under `penalize` the side the screen caught loses, both caught make a tie.
 """
 
 from __future__ import annotations
@@ -24,17 +26,28 @@ from .judge.judgement import Judge, Judgement
 from .judge.prepare import Preparer
 from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
+from .outcome import Outcome
 from .reasons import Reason
 from .text_metrics import count_length, length_score, repetition_ratio
 
 if TYPE_CHECKING:
     from .data import Sample
 
-Outcome = Literal["win", "tie", "loss"]
 PositionMode = Literal["reference_first", "policy_first", "both_average", "both_agree"]
 Order = Literal["reference_first", "policy_first"]
-# (question, policy answer, reference, criteria) or the same plus the sample (read by rule judges)
-PairItem = tuple[str, str, str, str | None] | tuple[str, str, str, str | None, "Sample | None"]
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """One policy answer to judge against one reference: what every caller of `score_batch` hands over.
+
+    `criteria` replaces the judge's generic dimensions; `sample` is read by rule judges (target length ...)."""
+
+    question: str
+    answer: str
+    reference: str
+    criteria: str | None = None
+    sample: Sample | None = None
 
 
 class RewardConfig(BaseModel):
@@ -94,13 +107,25 @@ class PairReward:
     judgements: tuple[Judgement, ...]
     orders: tuple[Order, ...] = ()
     injection: Injection | None = None
+    reference_injection: Injection | None = None  # only where the reference is screened too (`screen_reference`)
+
+    @property
+    def screened_out(self) -> bool:
+        """Whether the screen decided this reward alone, before any judge call."""
+        return not self.judgements and (self.injection is not None or self.reference_injection is not None)
+
+    @property
+    def order_outcomes(self) -> tuple[Outcome | None, ...]:
+        """The policy's outcome in each judged order (`orders[i]`), None where it has no verdict: two orders
+        that disagree show the judge's position bias."""
+        return tuple(order_outcome(j, o) for j, o in zip(self.judgements, self.orders))
 
     @property
     def missing_reason(self) -> Reason | None:
         """Why the reward is unknown (a code): the first unknown order's reason."""
         if self.reward is not None:
             return None
-        if self.injection is not None and not self.judgements:
+        if self.screened_out:
             return Reason.INJECTION
         return next((j.reason for j in self.judgements if j.reason), Reason.PARSE)
 
@@ -109,8 +134,9 @@ class PairReward:
         """The same, in words."""
         if self.reward is not None:
             return None
-        if self.injection is not None and not self.judgements:
-            return f"the answer addresses the judge ({', '.join(self.injection.rules)}): {self.injection.excerpt!r}"
+        for side, found in (("answer", self.injection), ("reference", self.reference_injection)):
+            if found is not None and not self.judgements:
+                return f"the {side} addresses the judge ({', '.join(found.rules)}): {found.excerpt!r}"
         return next((j.error for j in self.judgements if j.error), "the judge gave no verdict")
 
     @property
@@ -135,27 +161,35 @@ class RewardStats:
             setattr(self, r.outcome, getattr(self, r.outcome) + 1)
 
 
+Findings = tuple[Injection | None, Injection | None]  # what the screen found in the answer and the reference
+Screened = tuple[Findings, PairReward | None]  # and the reward it decides alone (no judge call), if any
+
 DEFAULT_WINDOW = 64  # calls in flight for a judge without an endpoint (a rule judge)
 
 
 class PairwiseReward:
-    """Scores policy answers against references through a judge (LLM or rule)."""
+    """Scores policy answers against references through a judge (LLM or rule).
 
-    def __init__(self, judge: Judge, config: RewardConfig | None = None):
+    `screen_reference`: the references are other models' answers (the eval arena's opponents), not trusted
+    text, so the injection screen reads them too."""
+
+    def __init__(self, judge: Judge, config: RewardConfig | None = None, *, screen_reference: bool = False):
         self.judge = judge
         self.config = config or RewardConfig()
+        self.screen_reference = screen_reference
         self.stats = RewardStats()
         self._preparer = Preparer(self.config.prepare_workers) if self.config.prepare_workers else None
 
     def _value(self, outcome: Outcome) -> float:
         return {"win": self.config.win, "tie": self.config.tie, "loss": self.config.loss}[outcome]
 
-    def _one_order(self, j: Judgement, policy_pos: Verdict) -> tuple[float, Outcome] | None:
+    def _one_order(self, j: Judgement, order: Order) -> tuple[float, Outcome] | None:
         """Reward and outcome for one judged order; soft probabilities give an expected reward."""
-        if j.verdict is Verdict.UNKNOWN:
+        hard = order_outcome(j, order)
+        if hard is None:
             return None
+        policy_pos = POLICY_POSITION[order]
         other = Verdict.B if policy_pos is Verdict.A else Verdict.A
-        hard: Outcome = "win" if j.verdict is policy_pos else "loss" if j.verdict is other else "tie"
         if j.probs is None:
             return self._value(hard), hard
         p = j.probs
@@ -171,54 +205,59 @@ class PairwiseReward:
         mode = self.config.position
         return ("reference_first", "policy_first") if mode.startswith("both") else (mode,)  # type: ignore[return-value]
 
-    def _screened(self, policy: str) -> tuple[Injection | None, PairReward | None]:
-        """The screen's finding, and the reward it decides alone (no judge call) unless `injection: off`."""
-        injection = screen(policy)  # found and recorded under every policy, acted on unless `off`
-        if injection is None or self.config.injection == "off":
-            return injection, None
-        penalized = self.config.injection == "penalize"
-        value = self._value("loss") if penalized else None
-        return injection, PairReward(value, "loss" if penalized else None, (), (), injection)
+    def _screened(self, item: PairItem) -> Screened:
+        """The screen's findings, and the reward they decide alone (no judge call) unless `injection: off`:
+        under `penalize` the side caught loses (both caught: a tie), under `unknown` the reward is missing."""
+        # found and recorded under every policy, acted on unless `off`
+        found = (screen(item.answer), screen(item.reference) if self.screen_reference else None)
+        answer, reference = found
+        if (answer is None and reference is None) or self.config.injection == "off":
+            return found, None
+        if self.config.injection == "unknown":
+            return found, PairReward(None, None, (), (), answer, reference)
+        caught = (answer is not None, reference is not None)
+        outcome: Outcome = "tie" if all(caught) else "loss" if caught[0] else "win"
+        return found, PairReward(self._value(outcome), outcome, (), (), answer, reference)
 
     @staticmethod
     def _call_args(item: PairItem, order: Order) -> tuple[str, str, str, str | None]:
-        question, policy, reference, criteria, *_ = item
-        first, second = (reference, policy) if order == "reference_first" else (policy, reference)
-        return question, first, second, criteria
+        first, second = (item.reference, item.answer) if order == "reference_first" else (item.answer, item.reference)
+        return item.question, first, second, item.criteria
 
     async def _judge(self, item: PairItem, order: Order) -> Judgement:
-        sample = item[4] if len(item) > 4 else None
-        return await self.judge.judge(*self._call_args(item, order), sample)
+        return await self.judge.judge(*self._call_args(item, order), item.sample)
 
-    def _combine(self, judgements: Sequence[Judgement], injection: Injection | None) -> PairReward:
+    def _combine(self, judgements: Sequence[Judgement], found: Findings = (None, None)) -> PairReward:
+        reward, outcome = self._reward_of(judgements)
+        return PairReward(reward, outcome, tuple(judgements), self.orders, *found)
+
+    def _reward_of(self, judgements: Sequence[Judgement]) -> tuple[float | None, Outcome | None]:
+        """The position mode's reward and outcome from one judgement per order (unknown if any order is)."""
         orders = self.orders
-        results = [
-            self._one_order(j, Verdict.B if o == "reference_first" else Verdict.A) for j, o in zip(judgements, orders)
-        ]
-        judgements = tuple(judgements)
-        if any(r is None for r in results):
-            return PairReward(None, None, judgements, orders, injection)
+        results = [r for j, o in zip(judgements, orders) if (r := self._one_order(j, o)) is not None]
+        if len(results) < len(orders):
+            return None, None
         if len(results) == 1:
-            return PairReward(results[0][0], results[0][1], judgements, orders, injection)
-        outcomes = {r[1] for r in results}
+            return results[0]
+        outcomes = {outcome for _, outcome in results}
         agreed: Outcome = outcomes.pop() if len(outcomes) == 1 else "tie"
         if self.config.position == "both_agree":
-            return PairReward(self._value(agreed), agreed, judgements, orders, injection)
+            return self._value(agreed), agreed
         averaged = _averaged_outcome(judgements, orders)
-        return PairReward(sum(r[0] for r in results) / 2, averaged or agreed, judgements, orders, injection)
+        return sum(value for value, _ in results) / 2, averaged or agreed
 
     def combine(self, by_order: dict[Order, Judgement]) -> PairReward:
         """The reward this config gives for judgements already made in (at least) the orders it uses:
         the judge audit reads the run's reward off the same two calls for either answer as the policy."""
-        return self._combine([by_order[o] for o in self.orders], None)
+        return self._combine([by_order[o] for o in self.orders])
 
     async def score(
         self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
     ) -> PairReward:
-        return (await self.score_batch([(question, policy, reference, criteria, sample)]))[0]
+        return (await self.score_batch([PairItem(question, policy, reference, criteria, sample)]))[0]
 
     async def score_batch(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
-        """Score (question, policy answer, reference, criteria[, sample]) tuples concurrently, in order.
+        """Score the items concurrently; their rewards, in order.
 
         Calls leave grouped: for each run of items that share a question and reference (a GRPO group),
         all its `reference_first` calls, then its `policy_first` ones, so the prompts a server sees in a
@@ -229,9 +268,9 @@ class PairwiseReward:
         worker only sends: the wait for the judge hides that work instead of each wave paying it (more
         workers, each preparing a wave ahead, measured slower: the extra wave delayed the first calls)."""
         if self._preparer is not None:
-            await self._preparer.prime(text for item in items for text in (item[1], item[2]))
+            await self._preparer.prime(text for item in items for text in (item.answer, item.reference))
         results: list[PairReward | None] = [None] * len(items)
-        screened: dict[int, tuple[Injection | None, PairReward | None]] = {}
+        screened: dict[int, Screened] = {}
         orders = self.orders
         calls = [(i, k) for run in _runs(items) for k in range(len(orders)) for i in run]
         judgements: dict[int, list[Judgement | None]] = {i: [None] * len(orders) for i in range(len(items))}
@@ -242,9 +281,9 @@ class PairwiseReward:
         advanced = asyncio.Event()
         prepare = getattr(self.judge, "prepare", None)  # an LLM judge's CPU work before a call (a rule judge has none)
 
-        def screen_item(i: int) -> tuple[Injection | None, PairReward | None]:
+        def screen_item(i: int) -> Screened:
             if i not in screened:
-                screened[i] = self._screened(items[i][1])
+                screened[i] = self._screened(items[i])
             return screened[i]
 
         async def prefetch() -> None:
@@ -261,7 +300,7 @@ class PairwiseReward:
             for n, (i, k) in pending:
                 taken = n
                 advanced.set()
-                injection, decided = screen_item(i)
+                found, decided = screen_item(i)
                 if decided is not None:  # the screen decided it: no call
                     if results[i] is None:
                         results[i] = decided
@@ -269,7 +308,7 @@ class PairwiseReward:
                     continue
                 judgements[i][k] = await self._judge(items[i], orders[k])
                 if all(j is not None for j in judgements[i]):
-                    results[i] = self._combine(judgements[i], injection)  # type: ignore[arg-type]
+                    results[i] = self._combine(judgements[i], found)  # type: ignore[arg-type]
                     bar.update(1)
 
         ahead = asyncio.ensure_future(prefetch()) if self._preparer is None and len(calls) > window else None
@@ -295,15 +334,27 @@ class PairwiseReward:
             self._preparer.close()
 
 
+POLICY_POSITION: dict[Order, Verdict] = {"reference_first": Verdict.B, "policy_first": Verdict.A}
+
+
+def order_outcome(j: Judgement, order: Order) -> Outcome | None:
+    """The policy's hard outcome in one judged order (None: no verdict)."""
+    if j.verdict is Verdict.UNKNOWN:
+        return None
+    if j.verdict is POLICY_POSITION[order]:
+        return "win"
+    return "tie" if j.verdict is Verdict.TIE else "loss"
+
+
 def _runs(items: Sequence[PairItem]) -> list[list[int]]:
     """The items' indices in runs of consecutive items with the same question, reference and criteria."""
     runs: list[tuple[tuple[str, str, str | None], list[int]]] = []
-    for i in range(len(items)):
-        question, _, reference, criteria, *_ = items[i]
-        if runs and runs[-1][0] == (question, reference, criteria):
+    for i, item in enumerate(items):
+        key = (item.question, item.reference, item.criteria)
+        if runs and runs[-1][0] == key:
             runs[-1][1].append(i)
         else:
-            runs.append(((question, reference, criteria), [i]))
+            runs.append((key, [i]))
     return [members for _, members in runs]
 
 

@@ -9,8 +9,10 @@ timeout, http_status, bad_response, credentials, parse, no_verdict_mass, context
 not_applicable, internal) with the details in words (`missing_detail`). Texts longer than
 `max_text_chars` are kept as a hash and a length; the file stops growing at `max_mb` (one warning says so).
 
-`RolloutRecord` is the one definition of a record: the training engine builds it (`RolloutRecord.of_pair`),
-`RolloutWriter` writes it, and `read_rollouts` (behind `writing-rl rollouts`) validates every line back into it.
+`RolloutRecord` is the one definition of a record, and the one place where a judged pair becomes a reward:
+both engines build it (`RolloutRecord.of_pair` adds the extra terms to the pairwise reward) and read the
+reward, its components and the per-completion metric flags (`flags`) off it; `RolloutWriter` writes it, and
+`read_rollouts` (behind `writing-rl rollouts`) validates every line back into it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from .data import SampleId
 from .jsonl import JsonlFileError, LineProblem, jsonl_rows
 from .judge.screen import Injection
 from .judge.verdict import Verdict, VerdictProbs
-from .reasons import Reason
-from .reward import Order, Outcome
+from .outcome import OUTCOMES, Outcome
+from .reasons import ALL_REASONS, Reason
+from .reward import ExtraRewards, Order
 from .run_layout import ROLLOUTS
 
 if TYPE_CHECKING:
@@ -102,8 +105,8 @@ class RolloutRecord(BaseModel):
     """One completion of a training step: the one type both the engine (writer) and
     `writing-rl rollouts` (reader) use, so neither can drift from the other.
 
-    `step` is the training step these completions train, numbered as in metrics.jsonl (TRL's
-    `global_step` after that optimizer step)."""
+    `step` is the training step these completions train, numbered as in metrics.jsonl (`run_layout`'s
+    step numbering: TRL's `global_step` after that optimizer step, verl's `global_steps`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -133,11 +136,13 @@ class RolloutRecord(BaseModel):
         level: int,
         text: str,
         pair: PairReward,
-        components: dict[str, float | None],
-        reward: float | None,
+        extras: ExtraRewards,
         max_text_chars: int,
     ) -> RolloutRecord:
-        """The record of one judged completion (`pair`: the judge's reward against reference `level`)."""
+        """The record of one judged completion (`pair`: the judge's reward against reference `level`): its reward
+        is the pairwise one plus the extra terms that apply, or None (unknown) when the pairwise one is."""
+        components: dict[str, float | None] = {"pairwise": pair.reward, **extras.terms(sample, text)}
+        reward = None if pair.reward is None else sum(v for v in components.values() if v is not None)
         sources = getattr(sample, "reference_sources", None)
         source = sources[level] if isinstance(sources, list) and level < len(sources) else f"reference {level}"
         return cls(
@@ -173,10 +178,27 @@ class RolloutRecord(BaseModel):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def flags(self) -> dict[str, float]:
+        """What this completion counts towards, 1.0 or 0.0 under the names in `FLAGS`: its outcome, `unknown`,
+        `injection`, `truncated` and `missing_<reason>`. A flag's mean over a step is its rate, its sum the
+        count: TRL's step metrics and verl's per-rollout reward info both read these."""
+        missing = None if self.missing_reason is None else self.missing_reason.value
+        out = {
+            **{o: self.outcome == o for o in OUTCOMES},
+            "unknown": self.outcome is None,
+            "injection": self.injection is not None,
+            "truncated": self.truncated,
+            **{f"missing_{code}": missing == code for code in ALL_REASONS},
+        }
+        return {k: float(v) for k, v in out.items()}
+
     @property
     def truncated(self) -> bool:
         """Whether any judged order saw the answers cut to fit the judge's context."""
         return any(j.truncated and any(j.truncated) for j in self.judgements)
+
+
+FLAGS = (*OUTCOMES, "unknown", "injection", "truncated", *(f"missing_{r}" for r in ALL_REASONS))
 
 
 class RolloutWriter:

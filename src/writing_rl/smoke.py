@@ -62,7 +62,9 @@ class Stage:
 
 
 @dataclass
-class Outcome:
+class StageResult:
+    """How one smoke stage ended (PASS, FAIL or SKIP), with its log."""
+
     name: str
     status: str  # PASS, FAIL or SKIP
     detail: str
@@ -97,18 +99,18 @@ class SmokeSettings:
         return self.work / "tiny-model"
 
 
-def run_stages(stages: list[Stage], work: Path, out: TextIO | None = None) -> list[Outcome]:
+def run_stages(stages: list[Stage], work: Path, out: TextIO | None = None) -> list[StageResult]:
     """Run the stages in order, each with its own log file in `work`, printing one line per stage as it ends.
 
     A stage whose `needs` did not all pass is skipped. Any exception in a stage is its FAIL line (its
     traceback goes to the stage's log); a KeyboardInterrupt stops everything."""
-    outcomes: list[Outcome] = []
+    outcomes: list[StageResult] = []
     passed: set[str] = set()
     for i, stage in enumerate(stages, 1):
         log_path = work / f"{i:02d}-{stage.name}.log"
         missing = [n for n in stage.needs if n not in passed]
         if missing:
-            outcome = Outcome(stage.name, "SKIP", f"needs {', '.join(missing)}", 0.0)
+            outcome = StageResult(stage.name, "SKIP", f"needs {', '.join(missing)}", 0.0)
         else:
             print(f"... {stage.name} (log: {log_path})", file=sys.stderr, flush=True)
             started = time.monotonic()
@@ -126,7 +128,7 @@ def run_stages(stages: list[Stage], work: Path, out: TextIO | None = None) -> li
                 except Exception as err:
                     status, detail = "FAIL", f"{type(err).__name__}: {one_line(str(err))}"
                     traceback.print_exc(file=log)
-            outcome = Outcome(stage.name, status, detail, time.monotonic() - started, log_path)
+            outcome = StageResult(stage.name, status, detail, time.monotonic() - started, log_path)
             if status == "PASS":
                 passed.add(stage.name)
         outcomes.append(outcome)
@@ -134,12 +136,12 @@ def run_stages(stages: list[Stage], work: Path, out: TextIO | None = None) -> li
     return outcomes
 
 
-def outcome_line(o: Outcome) -> str:
+def outcome_line(o: StageResult) -> str:
     shown = o.detail + (f" (log: {o.log})" if o.status == "FAIL" else "")
     return f"{o.status}  {o.name:<12} {o.seconds:6.1f}s  {shown}"
 
 
-def summary_line(outcomes: list[Outcome], seconds: float, where: str, work: Path) -> str:
+def summary_line(outcomes: list[StageResult], seconds: float, where: str, work: Path) -> str:
     counts = {s: sum(o.status == s for o in outcomes) for s in ("PASS", "FAIL", "SKIP")}
     verdict = "PASS" if counts["PASS"] == len(outcomes) else "FAIL"
     return (

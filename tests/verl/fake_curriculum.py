@@ -23,7 +23,7 @@ class Recording:
         self.asks.append((uid, sample_key, n_refs, step))
         return self.levels.setdefault(uid, LEVELS.get(sample_key, 0))
 
-    async def report(self, uid, rollout_id, sample_key, n_refs, level, outcome, step) -> None:  # type: ignore[no-untyped-def]
+    async def report(self, uid, rollout_id, sample_key, n_refs, level, outcome, step, record=None) -> None:  # type: ignore[no-untyped-def]
         self.reports.append(
             {
                 "uid": uid,
@@ -33,6 +33,7 @@ class Recording:
                 "level": level,
                 "outcome": outcome,
                 "step": step,
+                "record": record,
             }
         )
 

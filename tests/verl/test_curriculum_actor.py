@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from writing_rl.curriculum import Curriculum, CurriculumConfig, CurriculumStore
+from writing_rl.data import Sample
+from writing_rl.reward import ExtraRewards, PairReward
+from writing_rl.rollouts import RolloutRecord, RolloutSettings, RolloutWriter, read_rollouts
 from writing_rl.verl.groups import CurriculumGroups, GroupSample, GroupSettings
 
 
@@ -120,6 +123,59 @@ def test_metrics_line_per_closed_step(tmp_path):
     g.finish()  # the end of training closes the last step
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and rows[1]["judge/loss_rate"] == 1.0
+
+
+def test_a_group_judged_at_a_level_another_group_left_counts_no_promotion(tmp_path):
+    """Two groups of one prompt in a step both win at level 0: the store promotes once (the second group's level
+    is stale), and the metrics count what the store did, not every group that ends above its own level."""
+    g = groups(tmp_path, group_size=1)
+    assert g.assign("a", "s", 3, 1) == g.assign("b", "s", 3, 1) == 0
+    g.report("a", "r0", "s", 3, 0, "win", 1)
+    g.report("b", "r0", "s", 3, 0, "win", 1)
+    g.finish()
+    [row] = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert g.levels() == {"s": 1} and row["curriculum/promotions"] == 1.0
+
+
+def record(sample: Sample, level: int, outcome, step: int, text: str) -> RolloutRecord:
+    """The rollout record the reward function sends along with its report."""
+    reward = None if outcome is None else {"win": 1.0, "tie": 0.5, "loss": 0.0}[outcome]
+    pair = PairReward(reward, outcome, ())
+    return RolloutRecord.of_pair(
+        step=step, sample=sample, index=0, level=level, text=text, pair=pair, extras=ExtraRewards(), max_text_chars=99
+    )
+
+
+def test_counted_reports_become_the_run_folders_rollout_records(tmp_path):
+    """Each report that counts writes its record (numbered by arrival in its group); a retried report, one for a
+    decided group and one too old write nothing; a restore forgets the records of later steps, as TRL's resume."""
+    g = CurriculumGroups(
+        Curriculum(CurriculumConfig(), CurriculumStore(tmp_path / "curriculum.sqlite")),
+        GroupSettings(group_size=2, forget_after_steps=2, flush_after_steps=2),
+        rollouts=RolloutWriter(tmp_path, RolloutSettings()),
+    )
+    s = Sample(id=7, prompt="p", references=["r0", "r1", "r2"])
+
+    def report(uid, rollout_id, outcome, step, level=0):
+        g.report(uid, rollout_id, s.key, 3, level, outcome, step, record(s, level, outcome, step, f"{uid}/{rollout_id}"))
+
+    report("a", "x", "loss", 1)
+    report("a", "x", "loss", 1)  # retried
+    report("a", "y", "win", 1)  # complete: promotes
+    report("a", "z", "win", 1)  # the group is decided
+    snap = g.snapshot(step=1)
+    report("b", "x", None, 2, level=1)
+    for step in (3, 4, 5):
+        g.assign(f"later{step}", "t", 3, step)
+    report("c", "x", "win", 1)  # too old
+    records = read_rollouts(tmp_path)
+    assert [(r.step, r.sample, r.index, r.level, r.outcome, r.completion.text) for r in records] == [
+        (1, s.key, 0, 0, "loss", "a/x"),
+        (1, s.key, 1, 0, "win", "a/y"),
+        (2, s.key, 0, 1, None, "b/x"),
+    ]
+    g.restore(snap)
+    assert [r.completion.text for r in read_rollouts(tmp_path)] == ["a/x", "a/y"]
 
 
 def test_snapshot_restore_round_trip_with_pending_group(tmp_path):

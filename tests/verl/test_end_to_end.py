@@ -19,6 +19,7 @@ from reward_batches import batch, verl_config
 from scripted_judge import SAMPLE, judge_by_goods, policy_outcome
 
 from writing_rl.curriculum import Curriculum, CurriculumConfig, CurriculumStore
+from writing_rl.rollouts import read_rollouts
 
 N = 3  # rollout.n
 PATHS = ("agent_loop", "batch")
@@ -132,3 +133,16 @@ def test_reward_workers_and_curriculum_actor_match_the_sequential_curriculum(ray
     assert sorted(map(event, final["events"])) == sorted(map(event, ref["events"]))
     assert len(final["events"]) == 8  # the plan promotes at every step, on both paths
     assert Counter(tuple(o[1:]) for o in final["outcomes"]) == Counter(tuple(o[1:]) for o in ref["outcomes"])
+    # the run folder's rollout records, as `writing-rl rollouts` reads them: every rollout once, retries and the
+    # padding copy not at all, each numbered by the step it trains, with the level it faced and its verdict
+    records = read_rollouts(tmp_path / "run")
+    assert Counter((r.step, r.sample, r.level, r.outcome) for r in records) == Counter(
+        (step, SAMPLES[path][i].key, level, verdict)
+        for (step, path), (judged, _) in expected.items()
+        for (i, _), (level, verdict) in zip(((i, r) for i, answers in PLAN[step - 1] for r in answers), judged)
+    )
+    indices: dict[tuple[int, str], list[int]] = {}
+    for r in records:
+        indices.setdefault((r.step, r.sample), []).append(r.index)
+    assert len(records) == len(PLAN) * len(PATHS) * 3 * N  # 3 steps x 2 paths x 3 groups x N rollouts
+    assert all(sorted(found) == list(range(N)) for found in indices.values())  # numbered by arrival in the group

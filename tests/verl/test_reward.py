@@ -110,6 +110,16 @@ async def test_curriculum_level_picks_the_reference_and_outcomes_are_reported(se
         ("0", 0, "win", 5),
         ("1", 0, None, 5),
     ]  # unknown: reported (the group completes) without an outcome
+    win, unknown = (r["record"] for r in fake.reports)  # each with its rollout record, for the run folder
+    assert (win.step, win.sample, win.level, win.outcome, win.reward, win.completion.text) == (
+        5,
+        SAMPLE.key,
+        0,
+        "win",
+        1.1,
+        "good good",
+    )
+    assert (unknown.outcome, unknown.reward, unknown.missing_reason.value) == (None, None, "parse")
 
     val = await score("good good", server, split="val", **kw, uid="g2", rollout_id="0", global_steps=5)
     assert (val["level"], val["loss"]) == (2.0, 1.0) and len(fake.asks) == 2  # validation: fixed, not asked
@@ -176,3 +186,34 @@ def test_reward_workers_share_the_judges_total_concurrency():
     assert shares == [10, 2, 1]  # 4 workers x 2 <= 10: never more than the total in flight
     with pytest.raises(ConfigError, match="max_concurrency: 10 is the endpoint's total"):
         verl_reward.worker_share(settings_from_kwargs({"judge": judge, "reward_workers": 11}))
+
+
+async def test_verl_and_trl_turn_a_judged_pair_into_the_same_reward(server, tmp_path):
+    """One reward path: the TRL reward function and the verl scorer, on the same judge and completions, give the
+    same reward, components and outcome flags (verl's unknown reward is its fallback, TRL's is None)."""
+    from writing_rl.curriculum import Curriculum, CurriculumConfig
+    from writing_rl.engines.trl_grpo import WritingReward
+    from writing_rl.judge import build_judge
+    from writing_rl.reward import PairwiseReward
+
+    sample = SAMPLE.model_copy(update={"length": 4})
+    kw = kwargs(server, level=1, extras={"length_weight": 0.5, "repetition_weight": 0.3})
+    settings = settings_from_kwargs(kw)
+    trl = WritingReward(
+        [sample],
+        PairwiseReward(build_judge(settings.judge), settings.reward),
+        Curriculum(CurriculumConfig(schedule="fixed", fixed_level=1), tmp_path / "curriculum.sqlite"),
+        settings.extras.length_weight,
+        settings.extras.repetition_weight,
+    )
+    answers = ["good good good good", "good good", "good", "good good good good good good good good", "mumble"]
+    rewards, records = trl.score(answers, [sample.key] * len(answers), step=0)
+    await trl.reward.judge.aclose()
+    for answer, reward, record in zip(answers, rewards, records):
+        out = await score(answer, server, sample=sample, **kw)
+        assert out["score"] == (settings.fallback if reward is None else reward), answer
+        assert {k: out[k] for k in record.flags()} == record.flags()
+        if reward is not None:
+            assert {k: out[k] for k in record.components} == record.components
+    assert [r.outcome for r in records] == ["win", "tie", "loss", "win", None]
+    assert len({r for r in rewards if r is not None}) == 4  # the length and repetition terms tell them apart

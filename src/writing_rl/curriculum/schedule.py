@@ -5,6 +5,8 @@
 - `static`: every sample's level rises together at fixed steps (`milestones`).
 - `none`: a random reference each step (the same one for the whole group), for the ablation.
 - `fixed`: always the reference at `fixed_level` (-1: the strongest), the ablation's fixed baseline.
+
+`step` is everywhere the number of steps completed before the batch (`run_layout`'s step numbering).
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..data import Sample
-from .store import CurriculumStore
-
-Outcome = Literal["win", "tie", "loss"]
+from ..outcome import Outcome
+from .store import CurriculumStore, RecordResult
 
 
 class CurriculumConfig(BaseModel):
@@ -93,15 +94,16 @@ class Curriculum:
         level = self.level(sample, step)
         return level, sample.references[level]
 
-    def record(self, sample: Sample, level_used: int, outcomes: Sequence[Outcome | None], step: int) -> int:
-        """Record a group's outcomes (unknowns skipped); returns the sample's level for the next step.
+    def record(
+        self, sample: Sample, level_used: int, outcomes: Sequence[Outcome | None], step: int
+    ) -> RecordResult:
+        """Record a group's outcomes (unknowns skipped): the sample's level for the next step, and whether this
+        group promoted it (never under a schedule other than `dynamic`), so no caller re-derives promotions.
 
         Every schedule writes the store: `dynamic` its promotions, the others the level each group was
         judged at (see `CurriculumStore.record_scheduled`)."""
         scores = [self._score(o) for o in outcomes if o is not None]
         if self.config.schedule != "dynamic":
             self.store.record_scheduled(sample.key, len(sample.references), level_used, scores, step)
-            return self.level(sample, step + 1)
-        return self.store.record(
-            sample.key, len(sample.references), level_used, scores, step, self.should_promote
-        ).level
+            return RecordResult(self.level(sample, step + 1), False)
+        return self.store.record(sample.key, len(sample.references), level_used, scores, step, self.should_promote)

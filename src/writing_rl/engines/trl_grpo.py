@@ -43,10 +43,11 @@ from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.judgement import Judge
 from ..judge.outage import OutageWait
+from ..outcome import OUTCOMES, Outcome
 from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, Outcome, PairwiseReward
+from ..reward import ExtraRewards, PairItem, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
-from ..run_layout import CURRICULUM_SNAPSHOT
+from ..run_layout import CURRICULUM_SNAPSHOT, trained_step
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
 from .rank_metrics import broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
 
@@ -144,15 +145,14 @@ def last_error(records: Sequence[RolloutRecord]) -> str:
 def step_metrics(records: Sequence[RolloutRecord]) -> dict[str, float]:
     """What one generation batch's records say, over all ranks: outcome rates, why rewards are missing,
     and the mean of each reward component over the known rewards."""
-    outcomes: list[str | None] = [r.outcome for r in records]
-    n = max(len(outcomes), 1)
-    out = {f"judge/{name}_rate": outcomes.count(name) / n for name in ("win", "tie", "loss")}
-    out["judge/unknown_rate"] = outcomes.count(None) / n
-    out["judge/injection_rate"] = sum(r.injection is not None for r in records) / n
-    out["judge/truncated_rate"] = sum(r.truncated for r in records) / n
-    reasons = [None if r.missing_reason is None else r.missing_reason.value for r in records]
+    flags = [r.flags() for r in records]
+    n = max(len(flags), 1)
+    out = {
+        f"judge/{name}_rate": sum(f[name] for f in flags) / n
+        for name in (*OUTCOMES, "unknown", "injection", "truncated")
+    }
     for code in ALL_REASONS:  # every code every step, so each is one steady curve
-        out[f"judge/missing/{code}"] = float(reasons.count(code))
+        out[f"judge/missing/{code}"] = float(sum(f[f"missing_{code}"] for f in flags))
     known = [r for r in records if r.reward is not None]
     for part in sorted({k for r in known for k in r.components}):
         values = [r.components.get(part) or 0.0 for r in known]
@@ -242,12 +242,15 @@ class WritingReward:
     def score(
         self, completions: Sequence[Any], sample_key: Sequence[str], step: int
     ) -> tuple[list[float | None], list[RolloutRecord]]:
-        """Judge this rank's completions; their rewards, and one rollout record each (numbered `step + 1`,
-        the step they train, as metrics.jsonl numbers it). Talks to no other rank."""
+        """Judge this rank's completions (`step`: TRL's `global_step`, the steps completed before them); their
+        rewards, and one rollout record each, numbered by the step they train (`run_layout`'s step numbering).
+        Talks to no other rank."""
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
         texts = [completion_text(c) for c in completions]
-        items = [(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)]
+        items = [
+            PairItem(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)
+        ]
         started = time.perf_counter()
         results = self.reward.score_batch_sync(items)
         if self.outage is not None:
@@ -257,22 +260,18 @@ class WritingReward:
         records: list[RolloutRecord] = []
         seen: dict[str, int] = defaultdict(int)
         for s, text, lvl, r in zip(samples, texts, levels, results):
-            parts: dict[str, float | None] = {"pairwise": r.reward, **self.extras.terms(s, text)}
-            total = None if r.reward is None else sum(v for v in parts.values() if v is not None)
-            rewards.append(total)
-            records.append(
-                RolloutRecord.of_pair(
-                    step=step + 1,
-                    sample=s,
-                    index=seen[s.key],
-                    level=lvl,
-                    text=text,
-                    pair=r,
-                    components=parts,
-                    reward=total,
-                    max_text_chars=self.max_text_chars,
-                )
+            record = RolloutRecord.of_pair(
+                step=trained_step(step),
+                sample=s,
+                index=seen[s.key],
+                level=lvl,
+                text=text,
+                pair=r,
+                extras=self.extras,
+                max_text_chars=self.max_text_chars,
             )
+            rewards.append(record.reward)
+            records.append(record)
             seen[s.key] += 1
         return rewards, records
 
@@ -319,11 +318,9 @@ class WritingReward:
         groups: dict[tuple[str, int], list[Outcome | None]] = defaultdict(list)
         for r in records:
             groups[(r.sample, r.level)].append(r.outcome)
-        dynamic = self.curriculum.config.schedule == "dynamic"
         promotions = 0
         for (key, level), outcomes in groups.items():
-            new = self.curriculum.record(self.samples[key], level, outcomes, step)
-            promotions += dynamic and new > level
+            promotions += self.curriculum.record(self.samples[key], level, outcomes, step).promoted
         self.levels = self.curriculum.store.levels()
         if self.rollout_writer is not None:
             self.rollout_writer.write(records)

@@ -5,8 +5,9 @@ critic or judge re-scores without re-generating), `generations.jsonl` and `judge
 outputs and all scores, readable: one row per item, typed in `eval/items.py`), and `results.json` (the
 numbers). Missing judgements are excluded and counted, never scored as zero: each row says why its item has
 no score (`missing_reason`), and each task counts them by reason code (`missing_reasons`, see
-`writing_rl.reasons`). In the arena, an answer that addresses the judge is caught
-by the injection screen before any call (`arena.injection`, as in training).
+`writing_rl.reasons`). The arena scores through the training reward (`PairwiseReward`, both orders): an
+answer that addresses the judge, the model's or an opponent's, is caught by the injection screen before any
+call (`arena.injection`, as in training).
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from ..data import Criterion, load_jsonl, sample_key
 from ..endpoint import EndpointError
 from ..generation import GenerationStore, Generator, GeneratorConfig, Sampling
 from ..jsonl import read_jsonl, write_jsonl
-from ..judge import JudgeConfig, Judgement, PairwiseJudge, Verdict, build_judge
+from ..judge import JudgeConfig, PairwiseJudge, build_judge
 from ..judge.cache import cache_key
+from ..judge.judgement import Judge
 from ..judge.sanitize import sanitize
-from ..judge.screen import InjectionPolicy, screen
+from ..judge.screen import InjectionPolicy
+from ..outcome import Outcome
 from ..prompts import load_prompts
 from ..reasons import Reason, unexpected_failure
+from ..reward import PairItem, PairwiseReward, RewardConfig
 from ..server import local_judge_limits, point_local_endpoints, with_local_server
 from ..text_metrics import answer_after_thinking, count_length, length_score
 from . import creative_writing as cw
@@ -414,52 +418,44 @@ class EvalRun:
             if o is not None and s.key in opp
         ]
 
-        async def both(s, mine, theirs):  # type: ignore[no-untyped-def]
-            first = await self.judge.judge(s.prompt_text, mine, theirs, s.criteria_text, s)  # mine in A
-            second = await self.judge.judge(s.prompt_text, theirs, mine, s.criteria_text, s)  # mine in B
-            return first, second
-
-        # the screen decides before any call: an answer that addresses the judge loses (or is missing)
-        flags = [(screen(m), screen(th)) for _, m, _, th in jobs]
-        skip = [t.injection != "off" and any(f) for f in flags]
-        judged = await gather_with_progress(
-            (_no_call() if sk else both(s, m, th) for (s, m, _, th), sk in zip(jobs, skip)),
-            "arena: judging both orders",
+        # the training reward in both orders, the opponent's answer screened like the model's
+        judged = await arena_reward(self.judge, t.injection).score_batch(
+            [PairItem(s.prompt_text, mine, theirs, s.criteria_text, s) for s, mine, _, theirs in jobs], progress=True
         )
         by_opponent: dict[str, list[float]] = defaultdict(list)
-        consistency: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        consistency: dict[str, list[tuple[Outcome | None, Outcome | None]]] = defaultdict(list)
         comparisons = []
-        missing = 0
         reasons: Counter[str] = Counter()
-        for (s, _, name, _), pair, (mine_flag, their_flag) in zip(jobs, judged, flags):
-            score, code, orders = _arena_score(pair, mine_flag is not None, their_flag is not None, t.injection)
-            if score is None:
-                missing += 1
-                reasons[code or Reason.PARSE.value] += 1
-            else:
+        for (s, _, name, _), pair in zip(jobs, judged):
+            score = pair.reward
+            if pair.missing_reason is not None:
+                reasons[pair.missing_reason.value] += 1
+            if score is not None:
                 by_opponent[name].append(score)
                 comparisons.append((me, name, score))
-            if orders is not None:
-                consistency[name].append(orders)
+                if pair.judgements:  # the model's outcome in each order: the same if the judge has no position bias
+                    first, second = pair.order_outcomes
+                    consistency[name].append((first, second))
+            verdicts = {order: j.verdict.value for order, j in zip(pair.orders, pair.judgements)}
             self.judgements.append(
                 {
                     "task": "arena",
                     "id": s.id,
                     "opponent": name,
-                    "first": None if pair is None else pair[0].verdict.value,
-                    "second": None if pair is None else pair[1].verdict.value,
+                    "first": verdicts.get("policy_first"),  # the model's answer in position A
+                    "second": verdicts.get("reference_first"),
                     "score": score,
-                    "missing_reason": code,
+                    "missing_reason": None if pair.missing_reason is None else pair.missing_reason.value,
                     "injection": {
-                        "model": None if mine_flag is None else mine_flag.to_json(),
-                        "opponent": None if their_flag is None else their_flag.to_json(),
+                        "model": None if pair.injection is None else pair.injection.to_json(),
+                        "opponent": None if pair.reference_injection is None else pair.reference_injection.to_json(),
                     },
                 }
             )
         result: dict[str, Any] = {
-            "missing": missing,
+            "missing": sum(reasons.values()),
             "missing_reasons": dict(reasons),
-            "injections": sum(1 for f in flags if any(f)),
+            "injections": sum(1 for p in judged if p.injection is not None or p.reference_injection is not None),
             "opponents": {},
         }
         for name, scores in by_opponent.items():
@@ -695,32 +691,11 @@ async def _or_internal(call: Awaitable[R], what: str, internal: R) -> R:
         return internal
 
 
-async def _no_call() -> None:
-    """Stands in for a judge call the injection screen made unnecessary."""
-    return None
-
-
-MINE_FIRST = {Verdict.A: 1.0, Verdict.TIE: 0.5, Verdict.B: 0.0}  # the model's score when it is in position A
-
-
-def _arena_score(
-    pair: tuple[Judgement, Judgement] | None, mine_flagged: bool, theirs_flagged: bool, policy: InjectionPolicy
-) -> tuple[float | None, str | None, tuple[float, float] | None]:
-    """(the model's score 0..1, a reason code when it is missing, its scores in each order when both were judged).
-
-    Under `penalize` the side the screen flagged loses (both flagged: a tie); under `unknown` it is missing.
-    """
-    if policy != "off" and (mine_flagged or theirs_flagged):
-        if policy == "unknown":
-            return None, Reason.INJECTION.value, None
-        return (0.5 if mine_flagged and theirs_flagged else 0.0 if mine_flagged else 1.0), None, None
-    assert pair is not None
-    first, second = pair
-    if first.verdict is Verdict.UNKNOWN or second.verdict is Verdict.UNKNOWN:
-        code = next((j.reason.value for j in pair if j.reason), Reason.PARSE.value)
-        return None, code, None
-    orders = (MINE_FIRST[first.verdict], 1.0 - MINE_FIRST[second.verdict])
-    return sum(orders) / 2, None, orders
+def arena_reward(judge: Judge, injection: InjectionPolicy) -> PairwiseReward:
+    """The arena's score is the training reward in both orders, averaged (win 1, tie 0.5, loss 0; a soft judge's
+    probabilities give the expected score); the opponent's answer is screened like the model's, so under
+    `penalize` the side that addresses the judge loses (both: a tie), under `unknown` the pair is missing."""
+    return PairwiseReward(judge, RewardConfig(position="both_average", injection=injection), screen_reference=True)
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:

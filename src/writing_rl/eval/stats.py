@@ -79,7 +79,7 @@ def bradley_terry(
     return {p: v - centre for p, v in elo.items()}
 
 
-def position_consistency(pairs: Sequence[tuple[str, str]]) -> float:
+def position_consistency(pairs: Sequence[tuple[T, T]]) -> float:
     """Share of pairs whose two orders agree, given (outcome with A first, outcome with A second) for model A."""
     if not pairs:
         raise ValueError("no pairs")

@@ -8,14 +8,18 @@ prompt's group (one `uid`) arrive separately. The curriculum keeps the method's 
 - `report` is idempotent per (`uid`, `rollout_id`): a retried reward call cannot count twice. A group is
   decided (promotion or not) once all its rollouts have reported, or flushed with what it has after a
   configured number of steps. An unknown verdict (`outcome=None`) reports, so the group completes, but
-  moves nothing.
+  moves nothing. The rollout's record, when sent along, joins the run's rollout records once its report
+  counts (a retried call's copy does not), so a verl run folder answers `writing-rl rollouts` as a TRL one.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-Outcome = Literal["win", "tie", "loss"]
+from ..outcome import Outcome
+
+if TYPE_CHECKING:
+    from ..rollouts import RolloutRecord
 
 
 class GroupCurriculum(Protocol):
@@ -24,7 +28,15 @@ class GroupCurriculum(Protocol):
         ...
 
     async def report(
-        self, uid: str, rollout_id: str, sample_key: str, n_refs: int, level: int, outcome: Outcome | None, step: int
+        self,
+        uid: str,
+        rollout_id: str,
+        sample_key: str,
+        n_refs: int,
+        level: int,
+        outcome: Outcome | None,
+        step: int,
+        record: RolloutRecord | None = None,
     ) -> None:
         """One rollout's verdict against `level`; duplicates of (uid, rollout_id) are ignored."""
         ...

@@ -5,9 +5,14 @@ outcomes by `uid` and hands the whole group to our `Curriculum` once, exactly as
 each generation batch. It is plain Python (the Ray actor in `curriculum_actor.py` only wraps it), and every
 call is expected one at a time (a Ray actor runs its methods serially).
 
-Steps are verl's `global_steps` (the step being trained, 1-based). The store is stamped with TRL's numbering
-(steps completed before this batch, `global_steps - 1`), so `static` milestones, `curriculum show` and the
-report's level plot mean the same thing for both engines.
+Steps are verl's `global_steps` (the step being trained, 1-based), as metrics.jsonl and the rollout records
+number them; the store is stamped with the steps completed before the batch (`completed_steps`), as in TRL
+(`run_layout` documents both), so `static` milestones, `curriculum show` and the report's level plot mean the
+same thing for both engines.
+
+Each counted report's rollout record (sent by the reward function) is appended to the run folder's
+`rollouts.jsonl` right away, numbered by its arrival in the group (`index`); duplicates and refused reports
+write nothing, so the file holds one record per rollout the curriculum counted.
 
 Memory stays bounded: a decided group's uid is remembered for `forget_after_steps` steps, and any report or
 ask older than that is refused by its step, so a late duplicate can never start the group again.
@@ -25,7 +30,9 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..curriculum import Curriculum
-from .contract import Outcome
+from ..outcome import OUTCOMES, Outcome
+from ..rollouts import RolloutRecord, RolloutWriter
+from ..run_layout import completed_steps
 
 SNAPSHOT_VERSION = 1
 DEFAULT_ACTOR_NAME = "writing_rl_curriculum"  # the Ray actor's name unless the recipe names another
@@ -87,16 +94,18 @@ class StepCounts:
     refused: int = 0
 
 
-def store_step(global_steps: int) -> int:
-    """verl's 1-based step being trained -> the number of steps completed before it (TRL's `global_step`)."""
-    return max(global_steps - 1, 0)
-
-
 class CurriculumGroups:
-    def __init__(self, curriculum: Curriculum, settings: GroupSettings, metrics_path: str | Path | None = None):
+    def __init__(
+        self,
+        curriculum: Curriculum,
+        settings: GroupSettings,
+        metrics_path: str | Path | None = None,
+        rollouts: RolloutWriter | None = None,
+    ):
         self.curriculum = curriculum
         self.settings = settings
         self.metrics_path = Path(metrics_path) if metrics_path else None
+        self.rollouts = rollouts
         self.pending: dict[str, PendingGroup] = {}
         self.decided: dict[str, tuple[int, int]] = {}  # uid -> (step, level), insertion-ordered by decision
         self.step = 0  # the latest step seen
@@ -110,13 +119,21 @@ class CurriculumGroups:
             return self.pending[uid].level
         if uid in self.decided:
             return self.decided[uid][1]
-        level = self.curriculum.level(GroupSample(sample_key, range(n_refs)), store_step(step))  # type: ignore[arg-type]
+        level = self.curriculum.level(GroupSample(sample_key, range(n_refs)), completed_steps(step))  # type: ignore[arg-type]
         if not self._too_old(step):
             self.pending[uid] = PendingGroup(sample_key, n_refs, level, step)
         return level
 
     def report(
-        self, uid: str, rollout_id: str, sample_key: str, n_refs: int, level: int, outcome: Outcome | None, step: int
+        self,
+        uid: str,
+        rollout_id: str,
+        sample_key: str,
+        n_refs: int,
+        level: int,
+        outcome: Outcome | None,
+        step: int,
+        record: RolloutRecord | None = None,
     ) -> None:
         self._advance(step)
         if uid in self.decided or (self._too_old(step) and uid not in self.pending):
@@ -132,6 +149,8 @@ class CurriculumGroups:
         if rollout_id in group.outcomes:
             self.counts.duplicates += 1
             return
+        if record is not None and self.rollouts is not None:
+            self.rollouts.write([record.model_copy(update={"index": len(group.outcomes)})])
         group.outcomes[rollout_id] = outcome
         if len(group.outcomes) >= self.settings.group_size:
             self._decide(uid)
@@ -163,12 +182,12 @@ class CurriculumGroups:
         group = self.pending.pop(uid)
         outcomes: Sequence[Outcome | None] = list(group.outcomes.values())
         sample = GroupSample(group.sample_key, range(group.n_refs))
-        new = self.curriculum.record(sample, group.level, outcomes, store_step(group.step))  # type: ignore[arg-type]
+        result = self.curriculum.record(sample, group.level, outcomes, completed_steps(group.step))  # type: ignore[arg-type]
         self.decided[uid] = (group.step, group.level)
         c = self.counts
         c.groups += 1
-        c.promotions += self.curriculum.config.schedule == "dynamic" and new > group.level
-        for name in ("win", "tie", "loss"):
+        c.promotions += result.promoted
+        for name in OUTCOMES:
             setattr(c, name, getattr(c, name) + outcomes.count(name))  # type: ignore[arg-type]
         c.unknown += outcomes.count(None)
 
@@ -224,7 +243,7 @@ class CurriculumGroups:
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
-        """Back to exactly the snapshot's state; metrics.jsonl loses the lines of later steps."""
+        """Back to exactly the snapshot's state; metrics.jsonl and rollouts.jsonl lose the lines of later steps."""
         if snapshot.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"curriculum snapshot version {snapshot.get('version')!r}, expected {SNAPSHOT_VERSION}")
         self.curriculum.store.restore(snapshot["store"])
@@ -232,10 +251,11 @@ class CurriculumGroups:
         self.decided = {uid: (s, lvl) for uid, s, lvl in snapshot["decided"]}
         self.step = self.logged_step = int(snapshot["step"])
         self.counts = StepCounts()
-        if self.metrics_path is not None:
-            from ..jsonl import trim_steps
+        from ..jsonl import trim_steps
 
-            trim_steps(self.metrics_path, self.step)
+        for path in (self.metrics_path, None if self.rollouts is None else self.rollouts.path):
+            if path is not None:
+                trim_steps(path, self.step)
 
     def levels(self) -> dict[str, int]:
         return self.curriculum.store.levels()

@@ -9,9 +9,9 @@ wiring is set (reward function and manager, checkpoint callback, checkpoint fold
 tokenizer and the model's config, not the weights).
 
 Run folder (`output_dir`): `config.yaml` (the recipe as given), `verl_config.yaml` (what verl runs),
-`curriculum.sqlite` and `metrics.jsonl` (the curriculum actor's), `verl_metrics-<started>.jsonl` (verl's own
-metrics, one file per launch, with `trainer.logger: [file]`), `checkpoints/global_step_N/` (verl's, plus
-`writing_rl_curriculum.json`). API keys are read from the environment at launch and handed to Ray's workers
+`curriculum.sqlite`, `metrics.jsonl` and `rollouts.jsonl` (the curriculum actor's), `verl_metrics-<started>.jsonl`
+(verl's own metrics, one file per launch, with `trainer.logger: [file]`), `checkpoints/global_step_N/` (verl's,
+plus `writing_rl_curriculum.json`). API keys are read from the environment at launch and handed to Ray's workers
 by variable name (`runtime_env.env_vars`); no file and no log line holds them.
 
 verl and Ray are imported lazily: this module loads in the main environment too (`writing-rl check`).
@@ -33,6 +33,7 @@ from ..endpoint.config import check_concurrency
 from ..errors import ConfigError
 from ..judge import JudgeConfig
 from ..reward import ExtraRewards, RewardConfig
+from ..rollouts import RolloutSettings
 from ..run_layout import VERL_METRICS
 from .groups import DEFAULT_ACTOR_NAME, FlushSettings
 from .version import check_verl_version
@@ -74,6 +75,7 @@ class VerlRecipe(BaseModel):
         None, description="verl's score for an unknown verdict (it needs a number; null: `reward.loss`); moves nothing"
     )
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
+    rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     curriculum_actor: ActorSettings = Field(default_factory=ActorSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
@@ -111,6 +113,7 @@ def reward_kwargs(recipe: VerlRecipe) -> dict[str, Any]:
         "judge": recipe.judge.model_dump(mode="json"),
         "reward": recipe.reward.model_dump(mode="json"),
         "extras": recipe.extras.model_dump(mode="json"),
+        "rollouts": recipe.rollouts.model_dump(mode="json"),
         "unknown_score": recipe.unknown_score,
     }
 
@@ -395,7 +398,9 @@ def train_verl(
             group_size=config.actor_rollout_ref.rollout.n, **recipe.curriculum_actor.model_dump(exclude={"name"})
         )
         # keep the handle: Ray ends a non-detached actor once its last handle goes
-        curriculum = start_curriculum(run_dir, recipe.curriculum, groups, name=recipe.curriculum_actor.name)
+        curriculum = start_curriculum(
+            run_dir, recipe.curriculum, groups, name=recipe.curriculum_actor.name, rollouts=recipe.rollouts
+        )
         run_ppo(config, task_runner_class=task_runner_class or TaskRunnerV1)
         ray.get(curriculum.finish.remote())
     finally:

@@ -4,8 +4,9 @@ pkg://writing_rl.verl.reward`, `name: compute_score`.
 verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)` once per rollout, in
 `RewardLoopWorker` Ray actors; `reward.custom_reward_function.reward_kwargs` arrive as kwargs. Ours are:
 
-- `config`: a YAML file whose `judge`, `reward` and `extras` sections (as in a `writing-rl train` config; other
-  top-level keys are ignored, so a whole recipe may be named) configure the judge, reward mode and extra terms.
+- `config`: a YAML file whose `judge`, `reward`, `extras` and `rollouts` sections (as in a `writing-rl train`
+  config; other top-level keys are ignored, so a whole recipe may be named) configure the judge, reward mode,
+  extra terms and the rollout records' text cap.
   The same sections may be given inline in `reward_kwargs` instead, and override the file's.
 - `unknown_score`: the score of a rollout whose verdict is unknown (judge down, no verdict, injection under
   `unknown`). verl's advantages must be finite, so a missing reward cannot be left out as in TRL; the default
@@ -18,7 +19,9 @@ verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, *
 Our reward manager (`writing_rl.verl.reward_manager`) adds each rollout's `uid`, `rollout_id` and `global_steps` to
 its `extra_info` (verl's reward manager passes the reward function nothing else of the row).
 Training rows (`extra_info.split == "train"`) ask the curriculum for their group's level and report the
-outcome; validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
+outcome with the rollout's record (`writing_rl.rollouts`, numbered by `global_steps`, the step it trains, as
+the TRL engine numbers its records), which the curriculum actor writes to the run folder's `rollouts.jsonl`;
+validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
 the group completes without moving.
 
 Every call returns the same float keys (verl stacks them per key, and logs their means): `score` (what
@@ -37,16 +40,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..data import Sample
 from ..errors import ConfigError
 from ..judge import JudgeConfig, build_judge
-from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, PairReward, PairwiseReward, RewardConfig
+from ..reward import ExtraRewards, PairwiseReward, RewardConfig
+from ..rollouts import FLAGS, RolloutRecord, RolloutSettings
 from .contract import GroupCurriculum
 from .export import sample_from_extra_info
 
 DEFAULT_CURRICULUM_FACTORY = "writing_rl.verl.curriculum_actor:connect_curriculum"
-_SECTIONS = ("judge", "reward", "extras")
+_SECTIONS = ("judge", "reward", "extras", "rollouts")
 
 
 class VerlRewardSettings(BaseModel):
@@ -57,6 +59,7 @@ class VerlRewardSettings(BaseModel):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
+    rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
     unknown_score: float | None = Field(None, description="score of an unknown verdict; null: the reward's loss value")
     level: int = Field(-1, description="reference index without a curriculum, and for validation (-1: strongest)")
     curriculum: str | None = Field(None, description="the curriculum's name (Ray actor); null: fixed `level`")
@@ -119,21 +122,18 @@ def connect(factory: str, name: str) -> GroupCurriculum:
     return connect_to(name)
 
 
-REWARD_KEYS = (
-    "score",
-    "pairwise",
-    "length",
-    "repetition",
-    "level",
-    "n_levels",
-    "win",
-    "tie",
-    "loss",
-    "unknown",
-    "injection",
-    "truncated",
-    *(f"missing_{r}" for r in ALL_REASONS),
-)
+REWARD_KEYS = ("score", "pairwise", "length", "repetition", "level", "n_levels", *FLAGS)
+
+
+def reward_info(record: RolloutRecord, fallback: float) -> dict[str, float]:
+    """The record as verl's reward dict (`REWARD_KEYS`): an unknown reward scores `fallback`, its terms 0."""
+    if record.reward is None:
+        reward = {"score": fallback, "pairwise": fallback, "length": 0.0, "repetition": 0.0}
+    else:
+        parts = record.components
+        reward = {"score": record.reward} | {k: parts.get(k) or 0.0 for k in ("pairwise", "length", "repetition")}
+    out = reward | {"level": record.level, "n_levels": record.n_levels} | record.flags()
+    return {k: float(out[k]) for k in REWARD_KEYS}
 
 
 def worker_share(settings: VerlRewardSettings) -> JudgeConfig:
@@ -179,30 +179,19 @@ class VerlScorer:
         result = await self.reward.score(
             sample.prompt_text, text, sample.references[level], sample.criteria_text, sample
         )
-        if curriculum is not None:
-            await curriculum.report(uid, rollout_id or "", sample.key, n_refs, level, result.outcome, step)
-        return self.as_dict(sample, text, level, result)
-
-    def as_dict(self, sample: Sample, text: str, level: int, r: PairReward) -> dict[str, float]:
-        terms = self.settings.extras.terms(sample, text)
-        length, repetition = terms.get("length", 0.0), terms.get("repetition", 0.0)
-        known = r.reward is not None
-        score = r.reward + length + repetition if known else self.settings.fallback  # type: ignore[operator]
-        missing = None if r.missing_reason is None else r.missing_reason.value
-        out = {
-            "score": score,
-            "pairwise": r.reward if known else self.settings.fallback,
-            "length": length if known else 0.0,
-            "repetition": repetition if known else 0.0,
-            "level": level,
-            "n_levels": len(sample.references),
-            **{o: r.outcome == o for o in ("win", "tie", "loss")},
-            "unknown": not known,
-            "injection": r.injection is not None,
-            "truncated": r.truncated,
-            **{f"missing_{code}": missing == code for code in ALL_REASONS},
-        }
-        return {k: float(out[k]) for k in REWARD_KEYS}
+        record = RolloutRecord.of_pair(
+            step=step,
+            sample=sample,
+            index=0,
+            level=level,
+            text=text,
+            pair=result,
+            extras=self.settings.extras,
+            max_text_chars=self.settings.rollouts.max_text_chars,
+        )
+        if curriculum is not None:  # the actor writes the record once the report counts (training rows only)
+            await curriculum.report(uid, rollout_id or "", sample.key, n_refs, level, result.outcome, step, record)
+        return reward_info(record, self.settings.fallback)
 
 
 _SCORERS: dict[str, VerlScorer] = {}
