@@ -368,10 +368,14 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     assert changed.exit_code == 2 and "dynamic/seed0 with another config (grpo.max_steps: 2 -> 3)" in changed.output
 
 
-def test_shipped_promotion_rules_config_plans_six_arms_over_three_seeds():
+def test_shipped_promotion_rules_config_plans_seven_arms_over_three_seeds():
     cfg = load_config(ROOT / "configs" / "ablation" / "promotion_rules.yaml", AblationConfig)
-    plan = {t.name: t.config.curriculum for t in plan_trainings(cfg, Path("/nonexistent"))}
-    assert cfg.seeds() == [0, 1, 2] and len(plan) == cfg.n_trainings() == 18
+    trainings = {t.name: t.config for t in plan_trainings(cfg, Path("/nonexistent"))}
+    plan = {name: c.curriculum for name, c in trainings.items()}
+    assert cfg.seeds() == [0, 1, 2] and len(plan) == cfg.n_trainings() == 21
+    kinds = {name: c.reward.kind for name, c in trainings.items()}
+    assert {n for n, k in kinds.items() if k == "pointwise"} == {f"pointwise/seed{s}" for s in (0, 1, 2)}
+    assert plan["pointwise/seed0"].schedule == "none"
     assert cfg.dataset.endswith("hidden_train.jsonl") and cfg.ablation.reference_arm() == "dynamic"
     assert (plan["dynamic/seed0"].schedule, plan["dynamic/seed0"].rule, plan["dynamic/seed0"].wins_to_promote) == (
         "dynamic",

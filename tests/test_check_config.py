@@ -156,7 +156,7 @@ def test_the_wrong_command_line_names_the_deciding_keys_first(tmp_path):
     shutil.copy(ROOT / "configs/eval/embedded.yaml", path)
     result = runner.invoke(app, ["train", str(path)])
     assert one_error_line(result) == (
-        f"{path}: this is an eval config (it has tasks, critic), not a train config: run `writing-rl eval {path}`"
+        f"{path}: this is an eval config (it has tasks), not a train config: run `writing-rl eval {path}`"
     )
     path = tmp_path / "train.yaml"
     shutil.copy(ROOT / "configs/demo.yaml", path)

@@ -17,6 +17,7 @@ same model, by its weights' size and time, answered with the same sampling setti
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -288,7 +289,12 @@ def config_differences(run_dir: Path, expected: TrainConfig) -> list[str]:
     path = run_dir / layout.CONFIG
     if not path.is_file():
         return []
-    there = _flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    # a setting added since the run was trained reads as its default, as `--resume` reads it; a config that no
+    # longer validates is compared as written (every difference shown)
+    with contextlib.suppress(ValidationError):
+        saved = TrainConfig.model_validate(saved).model_dump(mode="json")
+    there = _flatten(saved)
     now = _flatten(expected.model_dump(mode="json"))
     missing = object()
     return [

@@ -291,6 +291,22 @@ def check_judge(field: str, judge: JudgeConfig, local: LocalJudgeSettings | None
     return check_endpoint(f"{field}.endpoint", judge.endpoint, local, probe, logprobs, judge.top_logprobs)
 
 
+def check_pointwise(cfg: Any, probe: bool) -> list[str]:
+    """`reward.kind: pointwise`: what scores the answers (the critic's endpoint is probed instead of the judge's),
+    and that the curriculum schedules nothing (a schedule that would is refused by the config itself)."""
+    from .pointwise import critic_for
+
+    lines = [
+        f"reward.kind: pointwise: each answer is scored alone, no reference is read; the curriculum schedules "
+        f"nothing (curriculum.schedule: {cfg.curriculum.schedule})"
+    ]
+    if cfg.judge.backend == "rule":
+        return [*lines, f"judge.rule.name: pointwise reward = the rule's own 0-100 score ({cfg.judge.rule.name})"]
+    derived = "" if cfg.critic is not None else " (none given: the judge's endpoint read as a critic)"
+    lines.append(f"critic: the pointwise critic scores each answer 1-10, reward = loss + (win - loss) * (score - 1) / 9{derived}")
+    return [*lines, check_critic("critic", critic_for(cfg.judge, cfg.critic), cfg.local_judge, probe)]
+
+
 def launched_processes() -> int:
     """The process count `accelerate launch` / torchrun started this one in (1 when run directly)."""
     return int(os.environ.get("WORLD_SIZE") or 1)
@@ -352,7 +368,10 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
     step(check_model, "model", cfg.model)
     if cfg.judge.backend == "llm":
         step(check_concurrency_share, "judge.endpoint", cfg.judge.endpoint, n)
-    step(check_judge, "judge", cfg.judge, cfg.local_judge, probe)
+    if cfg.reward.kind == "pointwise":
+        step(check_pointwise, cfg, probe)
+    else:
+        step(check_judge, "judge", cfg.judge, cfg.local_judge, probe)
     step(check_vllm_server, cfg, probe)
     problems.raise_if_any()
     return lines + cost_lines(cfg, samples, n)

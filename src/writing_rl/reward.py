@@ -32,7 +32,9 @@ from .text_metrics import count_length, length_score, repetition_ratio
 
 if TYPE_CHECKING:
     from .data import Sample
+    from .pointwise import PointReward
 
+RewardKind = Literal["pairwise", "pointwise"]
 PositionMode = Literal["reference_first", "policy_first", "both_average", "both_agree"]
 Order = Literal["reference_first", "policy_first"]
 
@@ -53,7 +55,12 @@ class PairItem:
 class RewardConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    position: PositionMode = "reference_first"
+    kind: RewardKind = Field(
+        "pairwise",
+        description="pairwise: the policy's answer judged against the prompt's current reference (the method); "
+        "pointwise: the answer scored alone, by the rule judge's rule or the pointwise critic (`pointwise.py`)",
+    )
+    position: PositionMode = Field("reference_first", description="pairwise: which order(s) the judge reads")
     injection: InjectionPolicy = Field(
         "penalize",
         description="a policy answer that addresses the judge: penalize (a loss, no call), unknown (missing reward, "
@@ -153,11 +160,12 @@ class RewardStats:
     unknown: int = 0
     injection: int = 0  # answers the screen caught (whatever the policy made of them)
 
-    def add(self, r: PairReward) -> None:
+    def add(self, r: PairReward | PointReward) -> None:
+        """A reward with a value is known, with or without an outcome (a pointwise reward has none)."""
         self.injection += r.injection is not None
-        if r.outcome is None:
+        if r.reward is None:
             self.unknown += 1
-        else:
+        elif r.outcome is not None:
             setattr(self, r.outcome, getattr(self, r.outcome) + 1)
 
 

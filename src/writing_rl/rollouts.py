@@ -4,13 +4,14 @@ A user must be able to answer "why did this completion get this reward?" from th
 each record holds the sample, the step, the reference level and source, the completion, every judged
 order's verdict, probabilities and judge text (and how many tokens of each answer were cut to fit the
 judge's context), the reward with its components kept apart, what the injection screen found
-(`injection`), and, when the reward is missing, its reason code (`missing_reason`: transport,
+(`injection`), under `reward.kind: pointwise` the score the answer got alone (`score`: the scorer, its
+value and scale, each criterion's score and reason) instead of judged orders, and, when the reward is missing, its reason code (`missing_reason`: transport,
 timeout, http_status, bad_response, credentials, parse, no_verdict_mass, context_overflow, injection,
 not_applicable, internal) with the details in words (`missing_detail`). Texts longer than
 `max_text_chars` are kept as a hash and a length; the file stops growing at `max_mb` (one warning says so).
 
 `RolloutRecord` is the one definition of a record, and the one place where a judged pair becomes a reward:
-both engines build it (`RolloutRecord.of_pair` adds the extra terms to the pairwise reward) and read the
+both engines build it (`RolloutRecord.of_pair` adds the extra terms to the pairwise or pointwise reward) and read the
 reward, its components and the per-completion metric flags (`flags`) off it; `RolloutWriter` writes it, and
 `read_rollouts` (behind `writing-rl rollouts`) validates every line back into it.
 """
@@ -31,8 +32,9 @@ from .jsonl import JsonlFileError, LineProblem, jsonl_rows
 from .judge.screen import Injection
 from .judge.verdict import Verdict, VerdictProbs
 from .outcome import OUTCOMES, Outcome
+from .pointwise import PointReward
 from .reasons import ALL_REASONS, Reason
-from .reward import ExtraRewards, Order
+from .reward import ExtraRewards, Order, RewardKind
 from .run_layout import ROLLOUTS
 
 if TYPE_CHECKING:
@@ -101,6 +103,29 @@ class JudgedOrder(BaseModel):
     cached: bool = False
 
 
+class ScoredCriterion(BaseModel):
+    """One criterion of a pointwise score: its score (None: missing, with the code of why) and the scorer's reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: float | None
+    reason: CappedText
+    missing_reason: Reason | None = None
+
+
+class PointwiseScore(BaseModel):
+    """What the pointwise scorer said of the answer alone: `value` on its scale `low..high` (the reward maps it
+    linearly onto loss..win), and each criterion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scorer: str
+    value: float | None
+    low: float
+    high: float
+    criteria: list[ScoredCriterion]
+
+
 class RolloutRecord(BaseModel):
     """One completion of a training step: the one type both the engine (writer) and
     `writing-rl rollouts` (reader) use, so neither can drift from the other.
@@ -121,10 +146,12 @@ class RolloutRecord(BaseModel):
     judgements: list[JudgedOrder]
     outcome: Outcome | None
     reward: float | None
-    components: dict[str, float | None]  # each term of the reward apart (pairwise, length, repetition)
+    components: dict[str, float | None]  # each term of the reward apart (pairwise or pointwise, length, repetition)
     injection: Injection | None = None
     missing_reason: Reason | None = None
     missing_detail: str | None = None
+    kind: RewardKind = "pairwise"  # pointwise: no judged orders and no outcome; `score` says what the answer got
+    score: PointwiseScore | None = None
 
     @classmethod
     def of_pair(
@@ -135,13 +162,15 @@ class RolloutRecord(BaseModel):
         index: int,
         level: int,
         text: str,
-        pair: PairReward,
+        pair: PairReward | PointReward,
         extras: ExtraRewards,
         max_text_chars: int,
     ) -> RolloutRecord:
-        """The record of one judged completion (`pair`: the judge's reward against reference `level`): its reward
-        is the pairwise one plus the extra terms that apply, or None (unknown) when the pairwise one is."""
-        components: dict[str, float | None] = {"pairwise": pair.reward, **extras.terms(sample, text)}
+        """The record of one judged completion (`pair`: the judge's reward against reference `level`, or the
+        pointwise reward of the answer alone): its reward is that one plus the extra terms that apply, or None
+        (unknown) when that one is."""
+        kind: RewardKind = "pointwise" if isinstance(pair, PointReward) else "pairwise"
+        components: dict[str, float | None] = {kind: pair.reward, **extras.terms(sample, text)}
         reward = None if pair.reward is None else sum(v for v in components.values() if v is not None)
         sources = getattr(sample, "reference_sources", None)
         source = sources[level] if isinstance(sources, list) and level < len(sources) else f"reference {level}"
@@ -173,19 +202,22 @@ class RolloutRecord(BaseModel):
             injection=pair.injection,
             missing_reason=pair.missing_reason,
             missing_detail=pair.missing_detail,
+            kind=kind,
+            score=point_score(pair, max_text_chars) if isinstance(pair, PointReward) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
     def flags(self) -> dict[str, float]:
-        """What this completion counts towards, 1.0 or 0.0 under the names in `FLAGS`: its outcome, `unknown`,
+        """What this completion counts towards, 1.0 or 0.0 under the names in `FLAGS`: its outcome (none under
+        pointwise), `unknown` (no reward),
         `injection`, `truncated` and `missing_<reason>`. A flag's mean over a step is its rate, its sum the
         count: TRL's step metrics and verl's per-rollout reward info both read these."""
         missing = None if self.missing_reason is None else self.missing_reason.value
         out = {
             **{o: self.outcome == o for o in OUTCOMES},
-            "unknown": self.outcome is None,
+            "unknown": self.reward is None,
             "injection": self.injection is not None,
             "truncated": self.truncated,
             **{f"missing_{code}": missing == code for code in ALL_REASONS},
@@ -196,6 +228,18 @@ class RolloutRecord(BaseModel):
     def truncated(self) -> bool:
         """Whether any judged order saw the answers cut to fit the judge's context."""
         return any(j.truncated and any(j.truncated) for j in self.judgements)
+
+
+def point_score(reward: PointReward, max_text_chars: int) -> PointwiseScore | None:
+    """A pointwise reward's score as a record keeps it (None: the screen decided the reward without a call)."""
+    s = reward.score
+    if s is None:
+        return None
+    criteria = [
+        ScoredCriterion(score=c.score, reason=CappedText.of(c.reason, max_text_chars), missing_reason=c.missing_reason)
+        for c in s.criteria
+    ]
+    return PointwiseScore(scorer=s.scorer, value=s.value, low=s.low, high=s.high, criteria=criteria)
 
 
 FLAGS = (*OUTCOMES, "unknown", "injection", "truncated", *(f"missing_{r}" for r in ALL_REASONS))
@@ -262,15 +306,27 @@ def format_rollout(r: RolloutRecord) -> str:
     comps = ", ".join(f"{k} {v:.3f}" for k, v in r.components.items() if v is not None)
     why = None if r.missing_reason is None else r.missing_reason.value
     detail = r.missing_detail
+    against = (
+        "pointwise (no reference)"
+        if r.kind == "pointwise"
+        else f"reference level {r.level}/{r.n_levels - 1} ({r.reference_source})"
+    )
+    judged = "" if r.kind == "pointwise" else f"; outcome {r.outcome or 'unknown'}"
     lines = [
-        f"── step {r.step} · sample {r.sample_id} · completion {r.index} · "
-        f"reference level {r.level}/{r.n_levels - 1} ({r.reference_source})",
-        f"  reward {reward} ({comps or 'no components'}); outcome {r.outcome or 'unknown'}"
+        f"── step {r.step} · sample {r.sample_id} · completion {r.index} · {against}",
+        f"  reward {reward} ({comps or 'no components'}){judged}"
         + (f"; missing because: {why}" + (f" ({detail})" if detail else "") if why else ""),
     ]
     if r.injection is not None:
         lines.append(f"  injection screen: {', '.join(r.injection.rules)}: {r.injection.excerpt!r}")
     lines += ["  completion:", _indent(r.completion.shown())]
+    if r.score is not None:
+        value = "none" if r.score.value is None else f"{r.score.value:.2f}"
+        lines.append(f"  scored by {r.score.scorer}: {value} on {r.score.low:g}..{r.score.high:g}")
+        for c in r.score.criteria:
+            missing = f" missing ({c.missing_reason.value})" if c.missing_reason else ""
+            shown = "-" if c.score is None else f"{c.score:.2f}"
+            lines.append(f"    criterion {shown}{missing}: " + " ".join(c.reason.shown().split())[:300])
     for j in r.judgements:
         p = j.probs
         shown = f" P(A) {p.a:.2f} P(B) {p.b:.2f} P(tie) {p.tie:.2f}" if p else ""

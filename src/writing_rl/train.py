@@ -14,6 +14,7 @@ judge is used.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,12 +31,13 @@ from .errors import ConfigError
 from .judge import PairwiseJudge
 from .judge.outage import OutageWait
 from .models import resolve_model
+from .pointwise import PointwiseReward
 from .reward import PairwiseReward
 from .rollouts import RolloutWriter
 from .spend import JudgeBudgetReached, budget_problem, checkpoint_spend
 from .spend import continue_hint as budget_hint
 from .training.config import TrainConfig
-from .training.judge import judge_endpoint, rank_judge
+from .training.judge import judge_endpoint, rank_judge, rank_scorer
 from .training.run_folder import (
     is_run_folder,
     last_checkpoint,
@@ -151,16 +153,27 @@ def _train(
     model_path = model_path or resolve_model(cfg.model)
     # only the main process opens the store; the others get its levels broadcast (see engines/trl_grpo.py)
     curriculum = Curriculum(cfg.curriculum, run_dir / layout.CURRICULUM_STORE if state.is_main_process else None)
+    pointwise = cfg.reward.kind == "pointwise"
     with (
         judge_endpoint(cfg, run_dir) as judge_cfg,
         rank_judge(judge_cfg, run_dir, state.process_index, state.num_processes) as judge,
+        rank_scorer(
+            judge_cfg,
+            cfg.critic,
+            run_dir,
+            state.process_index,
+            state.num_processes,
+            judge_cfg.endpoint.base_url if cfg.local_judge.enabled else None,
+        )
+        if pointwise
+        else contextlib.nullcontext() as scorer,
     ):
         if isinstance(judge, PairwiseJudge):
             try:
                 judge.client.check_credentials()
             except EndpointError as err:
                 raise ConfigError(str(err)) from None
-        if checkpoint is None and cfg.audit.pairs:
+        if checkpoint is None and cfg.audit.pairs and not pointwise:  # the audit measures the pairwise judge
             from .audit.gate import audit_before_training
 
             audited, audit_spend = audit_before_training(
@@ -177,8 +190,15 @@ def _train(
 
                 lines = cost_lines(cfg, samples, state.num_processes, measured=measured)
                 print("with the tokens the audit measured:", *lines, sep="\n  ", flush=True)
-        reward = PairwiseReward(judge, cfg.reward)
-        where = judge_cfg.endpoint.base_url if judge_cfg.backend == "llm" else "the rule judge"
+        reward = PointwiseReward(scorer, cfg.reward) if scorer is not None else PairwiseReward(judge, cfg.reward)
+        url = (
+            scorer.base_url
+            if scorer is not None
+            else judge_cfg.endpoint.base_url
+            if judge_cfg.backend == "llm"
+            else None
+        )
+        where = url or "the rule judge"
         clock = GenerationClock()
         # TRL's own trainer: the reward function does the curriculum, the rollouts and the metrics itself
         writing_reward = WritingReward(
@@ -188,7 +208,7 @@ def _train(
             cfg.extras.length_weight,
             cfg.extras.repetition_weight,
             cfg.rollouts.max_text_chars,
-            OutageWait(judge_cfg.endpoint.base_url, cfg.outage_wait_s) if isinstance(judge, PairwiseJudge) else None,
+            OutageWait(url, cfg.outage_wait_s) if url is not None else None,
             ranks=state,
             rollout_writer=RolloutWriter(run_dir, cfg.rollouts) if state.is_main_process else None,
             unknown_guard=UnknownRewardGuard(cfg.max_unknown_steps, where),

@@ -431,3 +431,22 @@ def test_checkpoint_callback_saves_and_resume_restores(ray_cluster, tmp_path):
     assert verl_resume_folder(trainer_config(ckpt, "disable")) is None
     build_checkpoint_callback(trainer_config(ckpt, "disable"))
     ray.kill(actor)
+
+
+def test_a_known_pointwise_reward_is_not_counted_unknown(tmp_path):
+    """A pointwise reward has no outcome but a value: the step's unknown rate counts missing rewards, not outcomes."""
+    from writing_rl.critic import CriterionScore
+    from writing_rl.pointwise import PointReward, PointScore
+
+    g = groups(tmp_path, group_size=2, schedule="none")
+    s = Sample(id=7, prompt="p", references=["r0", "r1"])
+    for i, value in enumerate((80.0, None)):
+        score = PointScore("rule length_fit", value, 0.0, 100.0, (CriterionScore(value, "measured"),))
+        point = PointReward(None if value is None else value / 100, score)
+        rec = RolloutRecord.of_pair(
+            step=1, sample=s, index=i, level=0, text="t", pair=point, extras=ExtraRewards(), max_text_chars=99
+        )
+        g.report("a", f"r{i}", s.key, 2, 0, None, 1, rec)
+    g.finish()
+    [row] = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert row["judge/unknown_rate"] == 0.5

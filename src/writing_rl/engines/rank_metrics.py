@@ -10,9 +10,9 @@ rollout records) goes to rank 0 alone, and what rank 0 decides goes back to ever
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from ..judge.judgement import Judge
+from ..judge.judgement import JudgeStats
 
 T = TypeVar("T")
 
@@ -28,7 +28,16 @@ COUNTS = (
 SUMMED = (*COUNTS, "judge/latency_s")
 
 
-def judge_counters(judge: Judge) -> dict[str, float]:
+class Counted(Protocol):
+    """What the counters read: a pairwise judge, or a pointwise scorer (`pointwise.PointScorer`)."""
+
+    @property
+    def stats(self) -> JudgeStats: ...
+
+    def call_stats(self) -> dict[str, float]: ...
+
+
+def judge_counters(judge: Counted) -> dict[str, float]:
     """This process's totals since the start (calls spent, cache hits, retries, failures, the tokens the
     server reported and the answers that reported none, summed latency). A rule judge reports no tokens."""
     calls = judge.call_stats()

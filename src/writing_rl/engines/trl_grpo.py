@@ -1,5 +1,6 @@
 """TRL GRPO adapter: the pairwise reward against each prompt's current reference, with the
-dynamic curriculum decided once per generation batch from whole GRPO groups, on TRL's public API only.
+dynamic curriculum decided once per generation batch from whole GRPO groups, on TRL's public API only
+(or, under `reward.kind: pointwise`, each answer scored alone, with no curriculum to move).
 
 How the pieces meet:
 - `WritingReward` is a plain TRL reward function. TRL calls it once per generation batch on every rank at
@@ -41,15 +42,15 @@ from transformers import TrainerCallback
 
 from ..curriculum import Curriculum
 from ..data import Sample
-from ..judge.judgement import Judge
 from ..judge.outage import OutageWait
 from ..outcome import OUTCOMES, Outcome
+from ..pointwise import PointReward, PointwiseReward
 from ..reasons import ALL_REASONS
-from ..reward import ExtraRewards, PairItem, PairwiseReward
+from ..reward import ExtraRewards, PairItem, PairReward, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
 from ..run_layout import CURRICULUM_SNAPSHOT, trained_step
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
-from .rank_metrics import broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
+from .rank_metrics import Counted, broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
 
 LogMetric = Callable[[str, float], None]
 
@@ -117,7 +118,7 @@ class UnknownRewardGuard:
 
     def problem(self, records: Sequence[RolloutRecord]) -> str | None:
         """Count this step; the reason to stop training, once the streak reaches the limit."""
-        if not records or any(r.outcome is not None for r in records):
+        if not records or any(r.reward is not None for r in records):
             self.streak = 0
             return None
         self.streak += 1
@@ -185,7 +186,7 @@ class WritingReward:
     def __init__(
         self,
         samples: Sequence[Sample],
-        reward: PairwiseReward,
+        reward: PairwiseReward | PointwiseReward,
         curriculum: Curriculum,
         length_weight: float = 0.0,
         repetition_weight: float = 0.0,
@@ -252,9 +253,13 @@ class WritingReward:
             PairItem(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)
         ]
         started = time.perf_counter()
-        results = self.reward.score_batch_sync(items)
+
+        def judged() -> list[PairReward | PointReward]:
+            return list(self.reward.score_batch_sync(items))
+
+        results = judged()
         if self.outage is not None:
-            results = self.outage.after(results, lambda: self.reward.score_batch_sync(items))
+            results = self.outage.after(results, judged)
         self.last_judge_s = time.perf_counter() - started
         rewards: list[float | None] = []
         records: list[RolloutRecord] = []
@@ -314,7 +319,18 @@ class WritingReward:
             raise JudgeUnavailable(settled.stop)
 
     def _decide(self, records: list[RolloutRecord], step: int) -> Settled:
-        """Rank 0, with every rank's records: promotions from whole groups, the store, rollout records."""
+        """Rank 0, with every rank's records: promotions from whole groups, the store, rollout records.
+        A pointwise reward has no outcomes: the curriculum is neither told nor logged."""
+        if self.rollout_writer is not None:
+            self.rollout_writer.write(records)
+        metrics = step_metrics(records)
+        if not isinstance(self.reward, PointwiseReward):
+            metrics |= self._promote(records, step)
+        stop = None if self.unknown_guard is None else self.unknown_guard.problem(records)
+        return Settled(self.levels or {}, metrics, stop)
+
+    def _promote(self, records: list[RolloutRecord], step: int) -> dict[str, float]:
+        """Each whole group's outcomes to the curriculum; the new levels, and the curriculum's metrics."""
         groups: dict[tuple[str, int], list[Outcome | None]] = defaultdict(list)
         for r in records:
             groups[(r.sample, r.level)].append(r.outcome)
@@ -322,20 +338,14 @@ class WritingReward:
         for (key, level), outcomes in groups.items():
             promotions += self.curriculum.record(self.samples[key], level, outcomes, step).promoted
         self.levels = self.curriculum.store.levels()
-        if self.rollout_writer is not None:
-            self.rollout_writer.write(records)
-        metrics = step_metrics(records)
-        metrics["curriculum/promotions"] = float(promotions)
         levels = [self.level_of(s, step + 1) for s in self.samples.values()]
-        metrics["curriculum/mean_level"] = sum(levels) / max(len(levels), 1)
-        stop = None if self.unknown_guard is None else self.unknown_guard.problem(records)
-        return Settled(self.levels, metrics, stop)
+        return {"curriculum/promotions": float(promotions), "curriculum/mean_level": sum(levels) / max(len(levels), 1)}
 
     def _levels_from_main(self, levels: dict[str, int] | None) -> dict[str, int]:
         return dict(broadcast_from_main(levels, self.ranks.num_processes) or {})
 
     @property
-    def judge(self) -> Judge:
+    def judge(self) -> Counted:
         return self.reward.judge
 
 

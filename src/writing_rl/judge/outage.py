@@ -19,14 +19,30 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from ..reasons import Reason
-from ..reward import PairReward
 
 OUTAGE_REASONS = frozenset({Reason.TRANSPORT, Reason.TIMEOUT, Reason.HTTP_STATUS})
 
 
-def looks_like_outage(results: Sequence[PairReward]) -> bool:
+class Scored(Protocol):
+    """A reward of either kind (`reward.PairReward`, `pointwise.PointReward`), as far as an outage reads it."""
+
+    @property
+    def reward(self) -> float | None: ...
+
+    @property
+    def missing_reason(self) -> Reason | None: ...
+
+    @property
+    def missing_detail(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Scored)
+
+
+def looks_like_outage(results: Sequence[Scored]) -> bool:
     """Every reward missing, and every one because a call did not get through."""
     return bool(results) and all(r.reward is None and r.missing_reason in OUTAGE_REASONS for r in results)
 
@@ -61,7 +77,7 @@ class OutageWait:
         self.gave_up = False  # waited in vain; no more waits until the judge answers again
         self.waited_s = 0.0  # in total, over the run: for the metrics
 
-    def after(self, results: list[PairReward], rescore: Callable[[], list[PairReward]]) -> list[PairReward]:
+    def after(self, results: list[R], rescore: Callable[[], list[R]]) -> list[R]:
         """`results`, or the batch judged again once the judge is back."""
         if not looks_like_outage(results):
             if any(r.reward is not None for r in results):

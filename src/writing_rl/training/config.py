@@ -6,15 +6,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import run_layout as layout
 from ..audit.runner import AuditSettings
 from ..config import LocalJudgeSettings, load_config
+from ..critic import CriticConfig
 from ..curriculum import CurriculumConfig
 from ..errors import ConfigError
 from ..judge import JudgeConfig
 from ..models import EMBEDDED_MODEL
+from ..pointwise import schedule_problem
 from ..reward import ExtraRewards, RewardConfig
 from ..rollouts import RolloutSettings
 
@@ -55,6 +57,11 @@ class TrainConfig(BaseModel):
     local_judge: LocalJudgeSettings = Field(default_factory=LocalJudgeSettings)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    critic: CriticConfig | None = Field(
+        None,
+        description="reward.kind pointwise with an LLM judge: the pointwise critic that scores each answer; "
+        "null: the judge's own endpoint read as a critic (soft when the judge is soft)",
+    )
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
@@ -72,6 +79,12 @@ class TrainConfig(BaseModel):
         description="when every judge call of a step fails and the judge's address stops answering, wait this long "
         "for it to come back and judge the step again, before the step counts toward max_unknown_steps (0: never)",
     )
+
+    @model_validator(mode="after")
+    def _nothing_to_schedule(self) -> TrainConfig:
+        if problem := schedule_problem(self.reward.kind, self.curriculum.schedule):
+            raise ValueError(problem)
+        return self
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:

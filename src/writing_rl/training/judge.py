@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..critic import CriticConfig, PointwiseCritic
 from ..judge import JudgeConfig, PairwiseJudge, build_judge
 from ..judge.cache import JudgeCache, rank_cache_path
 from ..judge.judgement import Judge
+from ..pointwise import CriticScorer, PointScorer, RuleScorer, critic_for
 from .config import TrainConfig
 from .trl_inputs import process_state
 
@@ -58,3 +60,32 @@ def rank_judge(judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int
         )
     finally:
         cache.close()
+
+
+@contextlib.contextmanager
+def rank_scorer(
+    judge_cfg: JudgeConfig,
+    critic: CriticConfig | None,
+    run_dir: Path,
+    rank: int,
+    world_size: int,
+    local_url: str | None,
+) -> Iterator[PointScorer]:
+    """This process's pointwise scorer (`reward.kind: pointwise`): the rule, or the critic with its share of the
+    endpoint's `max_concurrency` and a cache file of its own, as `rank_judge` gives the pairwise judge.
+    `local_url`: the embedded judge's address, for a critic whose endpoint says `base_url: local`."""
+    if judge_cfg.backend == "rule":
+        assert judge_cfg.rule is not None  # the config validator guarantees it
+        yield RuleScorer(judge_cfg.rule.name)
+        return
+    from ..server import point_local_endpoints
+
+    cfg = point_local_endpoints(critic_for(judge_cfg, critic), local_url)
+    cache_path = rank_cache_path(cfg.cache_path or run_dir / "critic_cache.sqlite", rank, world_size)
+    share = cfg.endpoint.for_rank(rank, world_size, "critic.endpoint")
+    scorer = CriticScorer(PointwiseCritic(cfg.model_copy(update={"endpoint": share, "cache_path": str(cache_path)})))
+    try:
+        yield scorer
+    finally:
+        if scorer.critic.cache is not None:
+            scorer.critic.cache.close()

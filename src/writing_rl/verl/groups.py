@@ -77,6 +77,7 @@ class PendingGroup:
     level: int
     step: int  # the step of the first ask or report
     outcomes: dict[str, Outcome | None] = field(default_factory=dict)  # rollout_id -> outcome
+    unknown: int = 0  # reports without a reward (a pointwise reward is known with no outcome)
 
 
 @dataclass
@@ -87,6 +88,7 @@ class StepCounts:
     tie: int = 0
     loss: int = 0
     unknown: int = 0
+    rollouts: int = 0  # every report counted (a pointwise reward has no outcome, but is judged)
     groups: int = 0
     flushed: int = 0
     promotions: int = 0
@@ -152,6 +154,7 @@ class CurriculumGroups:
         if record is not None and self.rollouts is not None:
             self.rollouts.write([record.model_copy(update={"index": len(group.outcomes)})])
         group.outcomes[rollout_id] = outcome
+        group.unknown += (record.reward is None) if record is not None else outcome is None
         if len(group.outcomes) >= self.settings.group_size:
             self._decide(uid)
 
@@ -189,7 +192,8 @@ class CurriculumGroups:
         c.promotions += result.promoted
         for name in OUTCOMES:
             setattr(c, name, getattr(c, name) + outcomes.count(name))  # type: ignore[arg-type]
-        c.unknown += outcomes.count(None)
+        c.unknown += group.unknown
+        c.rollouts += len(outcomes)
 
     # -- run folder ----------------------------------------------------------------------------------
     def _write_metrics(self, upto: int) -> None:
@@ -198,7 +202,7 @@ class CurriculumGroups:
             self.logged_step = max(self.logged_step, upto)
             return
         c = self.counts
-        judged = max(c.win + c.tie + c.loss + c.unknown, 1)
+        judged = max(c.rollouts, 1)
         levels = self.curriculum.store.levels()
         row = {
             "step": upto,

@@ -25,13 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import run_layout as layout
+from ..critic import CriticConfig
 from ..curriculum import CurriculumConfig
 from ..endpoint.config import check_concurrency
 from ..errors import ConfigError
 from ..judge import JudgeConfig
+from ..pointwise import schedule_problem
 from ..reward import ExtraRewards, RewardConfig
 from ..rollouts import RolloutSettings
 from ..run_layout import VERL_METRICS
@@ -71,6 +73,9 @@ class VerlRecipe(BaseModel):
     output_dir: str = "runs/verl"
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    critic: CriticConfig | None = Field(
+        None, description="reward.kind pointwise with an LLM judge: the pointwise critic (null: the judge's endpoint)"
+    )
     unknown_score: float | None = Field(
         None, description="verl's score for an unknown verdict (it needs a number; null: `reward.loss`); moves nothing"
     )
@@ -94,6 +99,12 @@ class VerlRecipe(BaseModel):
             )
         return judge
 
+    @model_validator(mode="after")
+    def _nothing_to_schedule(self) -> VerlRecipe:
+        if problem := schedule_problem(self.reward.kind, self.curriculum.schedule):
+            raise ValueError(problem)
+        return self
+
 
 # -- composing verl's config ------------------------------------------------------------------------------
 def verl_config_dir() -> Path:
@@ -112,6 +123,7 @@ def reward_kwargs(recipe: VerlRecipe) -> dict[str, Any]:
         "curriculum": recipe.curriculum_actor.name,
         "judge": recipe.judge.model_dump(mode="json"),
         "reward": recipe.reward.model_dump(mode="json"),
+        "critic": None if recipe.critic is None else recipe.critic.model_dump(mode="json"),
         "extras": recipe.extras.model_dump(mode="json"),
         "rollouts": recipe.rollouts.model_dump(mode="json"),
         "unknown_score": recipe.unknown_score,

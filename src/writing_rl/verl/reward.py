@@ -4,9 +4,9 @@ pkg://writing_rl.verl.reward`, `name: compute_score`.
 verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, **kwargs)` once per rollout, in
 `RewardLoopWorker` Ray actors; `reward.custom_reward_function.reward_kwargs` arrive as kwargs. Ours are:
 
-- `config`: a YAML file whose `judge`, `reward`, `extras` and `rollouts` sections (as in a `writing-rl train`
-  config; other top-level keys are ignored, so a whole recipe may be named) configure the judge, reward mode,
-  extra terms and the rollout records' text cap.
+- `config`: a YAML file whose `judge`, `reward`, `critic`, `extras` and `rollouts` sections (as in a `writing-rl
+  train` config; other top-level keys are ignored, so a whole recipe may be named) configure the judge, reward
+  kind and mode, the pointwise critic, extra terms and the rollout records' text cap.
   The same sections may be given inline in `reward_kwargs` instead, and override the file's.
 - `unknown_score`: the score of a rollout whose verdict is unknown (judge down, no verdict, injection under
   `unknown`). verl's advantages must be finite, so a missing reward cannot be left out as in TRL; the default
@@ -22,10 +22,12 @@ Training rows (`extra_info.split == "train"`) ask the curriculum for their group
 outcome with the rollout's record (`writing_rl.rollouts`, numbered by `global_steps`, the step it trains, as
 the TRL engine numbers its records), which the curriculum actor writes to the run folder's `rollouts.jsonl`;
 validation rows use the fixed level and report nothing. An unknown verdict reports `outcome=None`, so
-the group completes without moving.
+the group completes without moving. Under `reward.kind: pointwise` (`writing_rl.pointwise`) the answer is scored
+alone, the reference is not read and every outcome is None: the curriculum moves nothing, and the records still
+reach the run folder through it.
 
 Every call returns the same float keys (verl stacks them per key, and logs their means): `score` (what
-trains), `pairwise`, `length`, `repetition` (the parts), `level`, `n_levels`, `win`, `tie`, `loss`, `unknown`,
+trains), `pairwise` or `pointwise`, `length`, `repetition` (the parts; the other kind's is 0), `level`, `n_levels`, `win`, `tie`, `loss`, `unknown`,
 `injection`, `truncated`, and one `missing_<reason>` flag per reason code (`writing_rl.reasons`), so the mean
 of a key over a step is the rate of that outcome or reason.
 """
@@ -40,15 +42,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..critic import CriticConfig
 from ..errors import ConfigError
 from ..judge import JudgeConfig, build_judge
-from ..reward import ExtraRewards, PairwiseReward, RewardConfig
+from ..pointwise import PointwiseReward, build_scorer
+from ..reward import ExtraRewards, PairItem, PairwiseReward, RewardConfig
 from ..rollouts import FLAGS, RolloutRecord, RolloutSettings
 from .contract import GroupCurriculum
 from .export import sample_from_extra_info
 
 DEFAULT_CURRICULUM_FACTORY = "writing_rl.verl.curriculum_actor:connect_curriculum"
-_SECTIONS = ("judge", "reward", "extras", "rollouts")
+_SECTIONS = ("judge", "reward", "critic", "extras", "rollouts")
 
 
 class VerlRewardSettings(BaseModel):
@@ -58,6 +62,9 @@ class VerlRewardSettings(BaseModel):
 
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    critic: CriticConfig | None = Field(
+        None, description="reward.kind pointwise, LLM judge: the critic (null: the judge's)"
+    )
     extras: ExtraRewards = Field(default_factory=ExtraRewards)
     rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
     unknown_score: float | None = Field(None, description="score of an unknown verdict; null: the reward's loss value")
@@ -122,16 +129,18 @@ def connect(factory: str, name: str) -> GroupCurriculum:
     return connect_to(name)
 
 
-REWARD_KEYS = ("score", "pairwise", "length", "repetition", "level", "n_levels", *FLAGS)
+PARTS = ("pairwise", "pointwise", "length", "repetition")
+REWARD_KEYS = ("score", *PARTS, "level", "n_levels", *FLAGS)
 
 
 def reward_info(record: RolloutRecord, fallback: float) -> dict[str, float]:
-    """The record as verl's reward dict (`REWARD_KEYS`): an unknown reward scores `fallback`, its terms 0."""
+    """The record as verl's reward dict (`REWARD_KEYS`): an unknown reward scores `fallback` (so does its kind's
+    part), its other terms 0."""
     if record.reward is None:
-        reward = {"score": fallback, "pairwise": fallback, "length": 0.0, "repetition": 0.0}
+        reward = dict.fromkeys(PARTS, 0.0) | {"score": fallback, record.kind: fallback}
     else:
         parts = record.components
-        reward = {"score": record.reward} | {k: parts.get(k) or 0.0 for k in ("pairwise", "length", "repetition")}
+        reward = {"score": record.reward} | {k: parts.get(k) or 0.0 for k in PARTS}
     out = reward | {"level": record.level, "n_levels": record.n_levels} | record.flags()
     return {k: float(out[k]) for k in REWARD_KEYS}
 
@@ -151,7 +160,16 @@ class VerlScorer:
 
     def __init__(self, settings: VerlRewardSettings):
         self.settings = settings
-        self.reward = PairwiseReward(build_judge(worker_share(settings)), settings.reward)
+        judge = worker_share(settings)
+        self.reward: PairwiseReward | PointwiseReward
+        if settings.reward.kind == "pointwise":
+            critic = settings.critic
+            if critic is not None and settings.reward_workers > 1:
+                n = settings.reward_workers
+                critic = critic.model_copy(update={"endpoint": critic.endpoint.for_rank(n - 1, n, "critic.endpoint")})
+            self.reward = PointwiseReward(build_scorer(judge, critic), settings.reward)
+        else:
+            self.reward = PairwiseReward(build_judge(judge), settings.reward)
         self._curriculum: GroupCurriculum | None = None
 
     @property
@@ -176,9 +194,8 @@ class VerlScorer:
             level = self.fixed_level(n_refs)
         else:
             level = min(max(int(await curriculum.assign(uid, sample.key, n_refs, step)), 0), n_refs - 1)
-        result = await self.reward.score(
-            sample.prompt_text, text, sample.references[level], sample.criteria_text, sample
-        )
+        item = PairItem(sample.prompt_text, text, sample.references[level], sample.criteria_text, sample)
+        (result,) = await self.reward.score_batch([item])
         record = RolloutRecord.of_pair(
             step=step,
             sample=sample,
