@@ -109,8 +109,9 @@ async def test_an_answer_addressing_the_judge_is_screened_before_any_critic_call
 
 
 def test_the_trl_reward_function_records_pointwise_rewards_and_leaves_the_curriculum_alone(tmp_path):
-    from writing_rl.engines.trl_grpo import WritingReward, step_metrics
+    from writing_rl.engines.trl_grpo import WritingReward
     from writing_rl.rollouts import RolloutSettings, RolloutWriter, format_rollout, read_rollouts
+    from writing_rl.step_metrics import step_metrics
 
     sample = Sample(id=0, prompt="Write 10 words.", references=["r0", "r1"], length=10)
     curriculum = Curriculum(CurriculumConfig(schedule="none"), tmp_path / "c.sqlite")
