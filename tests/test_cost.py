@@ -242,3 +242,24 @@ def test_spend_against_a_budget_and_the_command_that_continues():
     unreported = JudgeSpend(calls=3, no_usage=3)
     assert budget_problem(unreported, JudgeBudget(calls=100), None) is None  # calls are counted all the same
     assert "cannot be counted" in budget_problem(unreported, JudgeBudget(tokens=100), None)
+
+
+def test_a_pointwise_run_counts_the_critics_calls_not_the_judges():
+    """Under `reward.kind: pointwise` the pairwise judge is never called: the critic is, once per criterion per
+    answer (one generic criterion where a sample has none); its tokens and money are said to be not estimated."""
+    from writing_rl.data import Criterion
+
+    three = [Criterion(name=f"c{i}", criteria_description="d") for i in range(3)]
+    samples = [*SAMPLES, Sample(id=3, prompt="p", references=["r"], criteria=three)]  # 1, 1 and 3 criteria
+    raw = train_config("both_average").model_dump() | {"reward": {"kind": "pointwise"}}
+    raw["curriculum"] = {"schedule": "none"}
+    est = estimate_cost(TrainConfig.model_validate(raw), samples)
+    per_step = 6 * (1 + 1 + 3) / 3  # completions x mean criteria; the two orders of both_average do not apply
+    assert est.calls_per_step == pytest.approx(per_step) and est.calls == pytest.approx(per_step * 10)
+    assert est.tokens is None and est.money is None
+    assert est.lines()[0].startswith("critic calls: 10 a step (6 completions x 1.67 criteria on average, at least)")
+    assert "not estimated under reward.kind: pointwise" in est.lines()[1]
+    assert "not estimated" in est.describe() and "at least 100 calls" in est.describe()
+    recipe = load_config(ROOT / "configs" / "verl" / "ppo_paper.yaml", VerlRecipe)
+    verl = estimate_cost(recipe.model_copy(update={"reward": recipe.reward.model_copy(update={"kind": "pointwise"})}))
+    assert (verl.calls_per_step, verl.steps, verl.pointwise) == (32, 405, True)  # no data here: one criterion each

@@ -317,6 +317,13 @@ def test_eval_runner_end_to_end_and_rescoring_needs_no_generation(tmp_path):
     v2_rows = [row for row in rows if row["task"] == "longbench_v2"]
     assert [row["missing_reason"] for row in v2_rows].count("no_output") == 1  # Q4, the empty reply
     assert compensated["longbench_v2"]["missing_reasons"] == {"no_output": 1}
+    arena_rows = [row for row in rows if row["task"] == "arena"]  # `ArenaItem`: the keys the dict rows had
+    assert arena_rows and all(
+        set(row) == {"task", "id", "opponent", "first", "second", "score", "missing_reason", "injection"}
+        and set(row["injection"]) == {"model", "opponent"}
+        for row in arena_rows
+    )
+    assert all(row["first"] in ("A", "B", "C", "unknown", None) and row["opponent"] == "reference" for row in arena_rows)
 
 
 @pytest.mark.skipif(not (SHARED / "longbench_write.jsonl").is_file(), reason="../shared/data not present")
@@ -568,3 +575,24 @@ def test_report_with_nothing_to_show_fails(tmp_path):
 def test_bradley_terry_without_prior_refuses_an_unbeaten_model():
     with pytest.raises(ValueError, match="prior_ties"):
         bradley_terry([("a", "b", 1.0), ("a", "b", 1.0)], prior_ties=0)
+
+
+def test_an_arena_row_is_typed_and_written_as_the_dict_rows_were():
+    from writing_rl.eval.items import ArenaInjections, ArenaItem
+    from writing_rl.judge.screen import Injection
+
+    found = Injection(("role_tag",), "[[A]]")
+    row = ArenaItem(
+        id=3, opponent="base", first="A", second=None, score=None, missing_reason="injection",
+        injection=ArenaInjections(found, None),
+    )  # fmt: skip
+    assert json.loads(json.dumps(row.to_json())) == {
+        "task": "arena",
+        "id": 3,
+        "opponent": "base",
+        "first": "A",
+        "second": None,
+        "score": None,
+        "missing_reason": "injection",
+        "injection": {"model": found.to_json() | {"rules": ["role_tag"]}, "opponent": None},
+    }

@@ -109,8 +109,9 @@ async def test_an_answer_addressing_the_judge_is_screened_before_any_critic_call
 
 
 def test_the_trl_reward_function_records_pointwise_rewards_and_leaves_the_curriculum_alone(tmp_path):
-    from writing_rl.engines.trl_grpo import WritingReward, step_metrics
+    from writing_rl.engines.trl_grpo import WritingReward
     from writing_rl.rollouts import RolloutSettings, RolloutWriter, format_rollout, read_rollouts
+    from writing_rl.step_metrics import step_metrics
 
     sample = Sample(id=0, prompt="Write 10 words.", references=["r0", "r1"], length=10)
     curriculum = Curriculum(CurriculumConfig(schedule="none"), tmp_path / "c.sqlite")
@@ -228,3 +229,35 @@ def test_a_pointwise_training_run_writes_pointwise_records_and_metrics(tmp_path,
     shown = runner.invoke(app, ["rollouts", str(run), "--limit", "1"])
     assert shown.exit_code == 0 and "scored by rule length_fit" in shown.output
     assert (run / "final").is_dir()
+
+
+@pytest.mark.parametrize("backend", ["rule", "critic"])
+def test_a_pointwise_run_builds_no_pairwise_judge(tmp_path, monkeypatch, backend):
+    """Under `reward.kind: pointwise` the training process builds only the scorer: no judge cache file, and the
+    judge endpoint's credentials are never checked (its key variable is unset here); the same config under
+    pairwise does check them, so the judge is really left out, not merely lenient."""
+    from writing_rl.errors import ConfigError
+    from writing_rl.train import TrainConfig
+    from writing_rl.training.judge import rank_reward
+
+    monkeypatch.delenv("WRL_UNSET_JUDGE_KEY", raising=False)
+    monkeypatch.setenv("WRL_CRITIC_KEY", "k")
+    endpoint = {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "WRL_UNSET_JUDGE_KEY"}
+    judge = {"backend": "rule", "rule": {"name": "length_fit"}} if backend == "rule" else {"endpoint": endpoint}
+    critic = {"endpoint": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "WRL_CRITIC_KEY"}}
+    raw = {"judge": judge, "reward": {"kind": "pointwise"}, "curriculum": {"schedule": "none"}}
+    cfg = TrainConfig.model_validate(raw | ({"critic": critic} if backend == "critic" else {}))
+    with rank_reward(cfg, cfg.judge, tmp_path, 0, 1) as reward:
+        assert isinstance(reward, PointwiseReward)
+        reward.close()
+    assert not list(tmp_path.glob("judge_cache*"))
+    if backend == "critic":
+        pairwise = cfg.model_copy(update={"reward": RewardConfig()})
+        with pytest.raises(ConfigError, match="WRL_UNSET_JUDGE_KEY"), rank_reward(pairwise, cfg.judge, tmp_path, 0, 1):
+            pass
+        read_as_critic = cfg.model_copy(update={"critic": None})  # the judge's model is the critic: its key counts
+        with (
+            pytest.raises(ConfigError, match="WRL_UNSET_JUDGE_KEY"),
+            rank_reward(read_as_critic, cfg.judge, tmp_path, 0, 1),
+        ):
+            pass

@@ -9,6 +9,11 @@ rollouts. A completion costs one call per judged order (2 for `reward.position` 
 both_agree), and a soft judge that reasons first through `/completions` makes two requests per order
 (the reasoning, then the verdict token). A rule judge calls nothing.
 
+Under `reward.kind: pointwise` the pairwise judge is never called: the critic scores each answer once per
+criterion of its sample (the generic rubric's one where it has none), so the estimate counts those calls, as
+a lower bound (re-asks after an unreadable reply and soft mode's follow-up requests add some), and does not
+estimate their tokens or money: the token counts below are the pairwise judge's prompt, not the critic's.
+
 Tokens per call: the judge prompt without the answers (counted with the judge's own counter as
 `PairwiseJudge.prompt_tokens` counts it, averaged over the dataset, plus `prompt_overhead_tokens`) +
 the mean reference + a full-length completion; out: the judge's whole reply budget (`max_tokens`; 1 for
@@ -63,6 +68,22 @@ class CostEstimate:
     runs: int = 1  # an ablation trains one run per arm and seed
     free: bool = False  # a rule judge
     notes: tuple[str, ...] = ()
+    pointwise: bool = False  # critic calls counted; their tokens and money not estimated
+
+    @classmethod
+    def critic(
+        cls,
+        answers: float,
+        what: str,
+        samples: Sequence[Sample],
+        steps: int | None,
+        notes: Sequence[str] = (),
+        runs: int = 1,
+    ) -> CostEstimate:
+        """`reward.kind: pointwise`: one critic call per criterion per answer, and no token estimate."""
+        per_answer = mean_criteria(samples)
+        basis = f"{answers:,.4g} {what} x {per_answer:,.3g} criteria on average, at least"
+        return cls(answers * per_answer, steps, 0, 0, False, basis, runs=runs, notes=tuple(notes), pointwise=True)
 
     @property
     def calls(self) -> float | None:
@@ -78,11 +99,13 @@ class CostEstimate:
 
     @property
     def tokens(self) -> float | None:
-        return None if self.calls is None else self.calls * (self.input_per_call + self.output_per_call)
+        return (
+            None if self.calls is None or self.pointwise else self.calls * (self.input_per_call + self.output_per_call)
+        )
 
     @property
     def money(self) -> float | None:
-        if self.price is None or self.calls is None:
+        if self.price is None or self.calls is None or self.pointwise:
             return None
         return self.price.cost(self.input_tokens or 0.0, self.output_tokens or 0.0)
 
@@ -94,6 +117,9 @@ class CostEstimate:
         """One line: calls, tokens and (when priced) money for the whole run."""
         if self.free:
             return "judge cost: none (rule judge: no judge calls)"
+        if self.pointwise:
+            calls = "steps unknown" if self.calls is None else f"at least {self.calls:,.0f} calls"
+            return f"critic cost: {calls}; tokens and money not estimated under reward.kind: pointwise"
         if self.calls is None:
             return f"judge cost: {self.calls_per_step:,.4g} calls a step; steps unknown ({'; '.join(self.notes)})"
         text = f"judge cost: {self.calls:,.0f} calls, ~{_count(self.tokens or 0)} tokens ({self.source})"
@@ -105,6 +131,13 @@ class CostEstimate:
         """A few lines for `writing-rl check` and the start of `train`."""
         if self.free:
             return [self.describe()]
+        if self.pointwise:
+            steps = f" x {self.steps:,} steps = at least {self.calls:,.0f} calls" if self.calls is not None else ""
+            return [
+                f"critic calls: {self.calls_per_step:,.4g} a step ({self.basis}){steps}",
+                "critic tokens and money: not estimated under reward.kind: pointwise",
+                *(f"judge cost note: {n}" for n in self.notes),
+            ]
         runs = f" x {self.runs} runs (one per arm and seed)" if self.runs > 1 else ""
         steps = f" x {self.steps:,} steps{runs} = {self.calls:,.0f} calls" if self.calls is not None else ""
         out = [f"judge calls: {self.calls_per_step:,.4g} a step ({self.basis}){steps}"]
@@ -150,6 +183,14 @@ def reply_tokens(judge: JudgeConfig) -> int:
     if judge.mode == "hard":
         return judge.max_tokens
     return judge.max_tokens + 1 if judge.reason_first else 1
+
+
+def mean_criteria(samples: Sequence[Sample]) -> float:
+    """Criteria the critic scores per answer, averaged over the samples (1, the generic rubric, with none here)."""
+    from .critic import GENERIC_RUBRIC, criteria_list
+
+    counts = [len(criteria_list(s.criteria) or GENERIC_RUBRIC) for s in _spread(samples)]
+    return sum(counts) / len(counts) if counts else 1.0
 
 
 def _spread(samples: Sequence[Sample]) -> Sequence[Sample]:
@@ -214,6 +255,8 @@ def estimate_train_cost(
     if cfg.judge.backend == "rule":
         return CostEstimate(0, cfg.grpo.max_steps, 0, 0, measured is not None, "rule judge", runs=runs, free=True)
     completions = trl_completions_per_step(cfg.grpo, num_processes)
+    if cfg.reward.kind == "pointwise":
+        return CostEstimate.critic(completions, "completions", samples, cfg.grpo.max_steps, runs=runs)
     n_orders, per_order = orders(cfg.reward), requests_per_order(cfg.judge)
     inputs, outputs = _per_call(cfg.judge, samples, cfg.grpo.max_completion_length, measured)
     notes = []
@@ -299,6 +342,8 @@ def estimate_verl_cost(
     if free:
         return CostEstimate(0, steps, 0, 0, measured is not None, "rule judge", free=True)
     rollouts = batch * int(get("actor_rollout_ref.rollout.n"))
+    if recipe.reward.kind == "pointwise":
+        return CostEstimate.critic(rollouts, "rollouts", samples or [], None if steps is None else int(steps), notes)
     n_orders, per_order = orders(recipe.reward), requests_per_order(recipe.judge)
     inputs, outputs = _per_call(recipe.judge, samples or [], int(get("data.max_response_length")), measured)
     return CostEstimate(

@@ -14,7 +14,6 @@ judge is used.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +23,9 @@ import yaml
 
 from . import run_layout as layout
 from .curriculum import Curriculum
-from .endpoint import EndpointError
 from .endpoint.config import check_concurrency
 from .engines.final_save import save_final_model
 from .errors import ConfigError
-from .judge import PairwiseJudge
 from .judge.outage import OutageWait
 from .models import resolve_model
 from .pointwise import PointwiseReward
@@ -37,7 +34,7 @@ from .rollouts import RolloutWriter
 from .spend import JudgeBudgetReached, budget_problem, checkpoint_spend
 from .spend import continue_hint as budget_hint
 from .training.config import TrainConfig
-from .training.judge import judge_endpoint, rank_judge, rank_scorer
+from .training.judge import judge_endpoint, rank_judge, rank_reward
 from .training.run_folder import (
     is_run_folder,
     last_checkpoint,
@@ -115,8 +112,11 @@ def _train(
 
     run_dir = Path(cfg.output_dir)
     state = process_state()
-    if cfg.judge.backend == "llm":  # before anything is written: every rank needs a share of the judge
-        check_concurrency(cfg.judge.endpoint, state.num_processes, "judge.endpoint")
+    if cfg.judge.backend == "llm":  # before anything is written: every rank needs a share of what it calls
+        if cfg.reward.kind == "pointwise" and cfg.critic is not None:
+            check_concurrency(cfg.critic.endpoint, state.num_processes, "critic.endpoint")
+        else:  # the judge's endpoint: the pairwise judge, or the judge's model read as a critic
+            check_concurrency(cfg.judge.endpoint, state.num_processes, "judge.endpoint")
     ddp_timeout = int(getattr(cfg.grpo, "ddp_timeout", 1800))
     if state.num_processes > 1 and cfg.outage_wait_s >= ddp_timeout:
         raise ConfigError(
@@ -153,31 +153,15 @@ def _train(
     model_path = model_path or resolve_model(cfg.model)
     # only the main process opens the store; the others get its levels broadcast (see engines/trl_grpo.py)
     curriculum = Curriculum(cfg.curriculum, run_dir / layout.CURRICULUM_STORE if state.is_main_process else None)
-    pointwise = cfg.reward.kind == "pointwise"
     with (
         judge_endpoint(cfg, run_dir) as judge_cfg,
-        rank_judge(judge_cfg, run_dir, state.process_index, state.num_processes) as judge,
-        rank_scorer(
-            judge_cfg,
-            cfg.critic,
-            run_dir,
-            state.process_index,
-            state.num_processes,
-            judge_cfg.endpoint.base_url if cfg.local_judge.enabled else None,
-        )
-        if pointwise
-        else contextlib.nullcontext() as scorer,
+        rank_reward(cfg, judge_cfg, run_dir, state.process_index, state.num_processes) as reward,
     ):
-        if isinstance(judge, PairwiseJudge):
-            try:
-                judge.client.check_credentials()
-            except EndpointError as err:
-                raise ConfigError(str(err)) from None
-        if checkpoint is None and cfg.audit.pairs and not pointwise:  # the audit measures the pairwise judge
+        if checkpoint is None and cfg.audit.pairs and isinstance(reward, PairwiseReward):  # it measures the judge
             from .audit.gate import audit_before_training
 
             audited, audit_spend = audit_before_training(
-                cfg.audit, cfg.reward, judge, run_dir / "audit", samples, state
+                cfg.audit, cfg.reward, reward.judge, run_dir / "audit", samples, state
             )
             spend.add_batch(audit_spend)  # the audit's calls count toward judge.budget
             if problem := budget_problem(spend, budget, price):
@@ -190,10 +174,9 @@ def _train(
 
                 lines = cost_lines(cfg, samples, state.num_processes, measured=measured)
                 print("with the tokens the audit measured:", *lines, sep="\n  ", flush=True)
-        reward = PointwiseReward(scorer, cfg.reward) if scorer is not None else PairwiseReward(judge, cfg.reward)
         url = (
-            scorer.base_url
-            if scorer is not None
+            reward.scorer.base_url
+            if isinstance(reward, PointwiseReward)
             else judge_cfg.endpoint.base_url
             if judge_cfg.backend == "llm"
             else None

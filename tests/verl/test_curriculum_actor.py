@@ -21,9 +21,12 @@ def groups(tmp_path, group_size=4, metrics=True, **cfg) -> CurriculumGroups:
 
 
 def play(g: CurriculumGroups, uid: str, key: str, outcomes, step: int, n_refs: int = 3) -> int:
+    """One group's rollouts reported, each with its record as the reward function sends it."""
     level = g.assign(uid, key, n_refs, step)
+    refs = [f"r{i}" for i in range(n_refs)]
     for i, o in enumerate(outcomes):
-        g.report(uid, f"{uid}/{i}", key, n_refs, level, o, step)
+        rec = record(Sample(id=0, prompt="p", references=refs), level, o, step, f"{uid}/{i}")
+        g.report(uid, f"{uid}/{i}", key, n_refs, level, o, step, rec.model_copy(update={"sample": key}))
     return level
 
 

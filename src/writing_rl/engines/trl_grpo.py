@@ -43,13 +43,13 @@ from transformers import TrainerCallback
 from ..curriculum import Curriculum
 from ..data import Sample
 from ..judge.outage import OutageWait
-from ..outcome import OUTCOMES, Outcome
+from ..outcome import Outcome
 from ..pointwise import PointReward, PointwiseReward
-from ..reasons import ALL_REASONS
 from ..reward import ExtraRewards, PairItem, PairReward, PairwiseReward
 from ..rollouts import RolloutRecord, RolloutWriter
 from ..run_layout import CURRICULUM_SNAPSHOT, trained_step
 from ..spend import SPEND_FILE, JudgeSpend, budget_problem
+from ..step_metrics import step_metrics
 from .rank_metrics import Counted, broadcast_from_main, gather_judge_metrics, gather_to_main, judge_counters
 
 LogMetric = Callable[[str, float], None]
@@ -141,24 +141,6 @@ def last_error(records: Sequence[RolloutRecord]) -> str:
         if r.missing_reason is not None:
             return r.missing_reason.value
     return "none recorded"
-
-
-def step_metrics(records: Sequence[RolloutRecord]) -> dict[str, float]:
-    """What one generation batch's records say, over all ranks: outcome rates, why rewards are missing,
-    and the mean of each reward component over the known rewards."""
-    flags = [r.flags() for r in records]
-    n = max(len(flags), 1)
-    out = {
-        f"judge/{name}_rate": sum(f[name] for f in flags) / n
-        for name in (*OUTCOMES, "unknown", "injection", "truncated")
-    }
-    for code in ALL_REASONS:  # every code every step, so each is one steady curve
-        out[f"judge/missing/{code}"] = float(sum(f[f"missing_{code}"] for f in flags))
-    known = [r for r in records if r.reward is not None]
-    for part in sorted({k for r in known for k in r.components}):
-        values = [r.components.get(part) or 0.0 for r in known]
-        out[f"reward/{part}"] = sum(values) / len(values)
-    return out
 
 
 @dataclass

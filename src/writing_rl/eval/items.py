@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from ..critic import CriterionScore
+from ..judge.screen import Injection
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,3 +66,24 @@ class CreativeWritingItem(ItemResult):
     score_0_20: float | None
     scores: dict[str, float] | None
     judge_reply: str | None
+
+
+@dataclass(frozen=True)
+class ArenaInjections:
+    """What the injection screen found in each answer of an arena pair (None: nothing)."""
+
+    model: Injection | None
+    opponent: Injection | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArenaItem(ItemResult):
+    """One comparison with one opponent: the verdict in each order (`first`: the model's answer in position A,
+    `second`: in position B; None where that order was not judged) and the score (None: missing, with its reason)."""
+
+    task: ClassVar[str] = "arena"
+    opponent: str
+    first: str | None
+    second: str | None
+    score: float | None
+    injection: ArenaInjections

@@ -43,7 +43,15 @@ from ..text_metrics import answer_after_thinking, count_length, length_score
 from . import creative_writing as cw
 from . import longbench_write as lbw
 from . import longctx
-from .items import CreativeWritingItem, ItemResult, LongInputItem, LongWriteItem, WritingBenchItem
+from .items import (
+    ArenaInjections,
+    ArenaItem,
+    CreativeWritingItem,
+    ItemResult,
+    LongInputItem,
+    LongWriteItem,
+    WritingBenchItem,
+)
 from .requirements import load_requirements, requirement_scores
 from .stats import bootstrap_ci, bradley_terry, position_consistency
 
@@ -258,7 +266,7 @@ class EvalRun:
             if client is not None:
                 client.check_credentials()
         self.generations: list[dict[str, Any]] = []
-        self.judgements: list[ItemResult | dict[str, Any]] = []  # the arena's rows are still dicts
+        self.judgements: list[ItemResult] = []
 
     def sampling(self, task: str) -> Sampling:
         """The task's own settings over the official ones (when on); what is left unset comes from `model`."""
@@ -438,19 +446,15 @@ class EvalRun:
                     consistency[name].append((first, second))
             verdicts = {order: j.verdict.value for order, j in zip(pair.orders, pair.judgements)}
             self.judgements.append(
-                {
-                    "task": "arena",
-                    "id": s.id,
-                    "opponent": name,
-                    "first": verdicts.get("policy_first"),  # the model's answer in position A
-                    "second": verdicts.get("reference_first"),
-                    "score": score,
-                    "missing_reason": None if pair.missing_reason is None else pair.missing_reason.value,
-                    "injection": {
-                        "model": None if pair.injection is None else pair.injection.to_json(),
-                        "opponent": None if pair.reference_injection is None else pair.reference_injection.to_json(),
-                    },
-                }
+                ArenaItem(
+                    id=s.id,
+                    opponent=name,
+                    first=verdicts.get("policy_first"),
+                    second=verdicts.get("reference_first"),
+                    score=score,
+                    missing_reason=None if pair.missing_reason is None else pair.missing_reason.value,
+                    injection=ArenaInjections(pair.injection, pair.reference_injection),
+                )
             )
         result: dict[str, Any] = {
             "missing": sum(reasons.values()),
@@ -660,7 +664,7 @@ class EvalRun:
         }
         write_jsonl(self.out / "generations.jsonl", self.generations)
         write_jsonl(
-            self.out / "judgements.jsonl", [j.to_json() if isinstance(j, ItemResult) else j for j in self.judgements]
+            self.out / "judgements.jsonl", [j.to_json() for j in self.judgements]
         )
         (self.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
         return results

@@ -1,4 +1,7 @@
-"""The judge each training process calls: the embedded server's lifetime, and each rank's share and cache."""
+"""The judge each training process calls: the embedded server's lifetime, and each rank's share and cache.
+
+`rank_reward` builds only what `reward.kind` calls: the pairwise judge, or the pointwise scorer (a rule, or the
+critic), each with its own cache file and its own credentials check, never the other's."""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ..critic import CriticConfig, PointwiseCritic
+from ..endpoint import EndpointError, OpenAICompatClient
+from ..errors import ConfigError
 from ..judge import JudgeConfig, PairwiseJudge, build_judge
 from ..judge.cache import JudgeCache, rank_cache_path
 from ..judge.judgement import Judge
-from ..pointwise import CriticScorer, PointScorer, RuleScorer, critic_for
+from ..pointwise import CriticScorer, PointScorer, PointwiseReward, RuleScorer, critic_for
+from ..reward import PairwiseReward
 from .config import TrainConfig
 from .trl_inputs import process_state
 
@@ -89,3 +95,29 @@ def rank_scorer(
     finally:
         if scorer.critic.cache is not None:
             scorer.critic.cache.close()
+
+
+@contextlib.contextmanager
+def rank_reward(
+    cfg: TrainConfig, judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int
+) -> Iterator[PairwiseReward | PointwiseReward]:
+    """This process's reward for `cfg.reward.kind`, with the credentials of the endpoint it calls checked now
+    (a `ConfigError`, before training starts). `judge_cfg`: the judge as `judge_endpoint` resolved it."""
+    if cfg.reward.kind == "pointwise":
+        local_url = judge_cfg.endpoint.base_url if cfg.local_judge.enabled else None
+        with rank_scorer(judge_cfg, cfg.critic, run_dir, rank, world_size, local_url) as scorer:
+            if isinstance(scorer, CriticScorer):
+                _check_credentials(scorer.critic.client)
+            yield PointwiseReward(scorer, cfg.reward)
+        return
+    with rank_judge(judge_cfg, run_dir, rank, world_size) as judge:
+        if isinstance(judge, PairwiseJudge):
+            _check_credentials(judge.client)
+        yield PairwiseReward(judge, cfg.reward)
+
+
+def _check_credentials(client: OpenAICompatClient) -> None:
+    try:
+        client.check_credentials()
+    except EndpointError as err:
+        raise ConfigError(str(err)) from None

@@ -12,7 +12,9 @@ same thing for both engines.
 
 Each counted report's rollout record (sent by the reward function) is appended to the run folder's
 `rollouts.jsonl` right away, numbered by its arrival in the group (`index`); duplicates and refused reports
-write nothing, so the file holds one record per rollout the curriculum counted.
+write nothing, so the file holds one record per rollout the curriculum counted. The step's metrics line
+summarises those same records with the TRL engine's function (`step_metrics`: `judge/*`, `reward/*`), next to
+the curriculum's own counts (`curriculum/*`, decisions counted when made).
 
 Memory stays bounded: a decided group's uid is remembered for `forget_after_steps` steps, and any report or
 ask older than that is refused by its step, so a late duplicate can never start the group again.
@@ -30,9 +32,10 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..curriculum import Curriculum
-from ..outcome import OUTCOMES, Outcome
+from ..outcome import Outcome
 from ..rollouts import RolloutRecord, RolloutWriter
 from ..run_layout import completed_steps
+from ..step_metrics import step_metrics
 
 SNAPSHOT_VERSION = 1
 DEFAULT_ACTOR_NAME = "writing_rl_curriculum"  # the Ray actor's name unless the recipe names another
@@ -77,18 +80,14 @@ class PendingGroup:
     level: int
     step: int  # the step of the first ask or report
     outcomes: dict[str, Outcome | None] = field(default_factory=dict)  # rollout_id -> outcome
-    unknown: int = 0  # reports without a reward (a pointwise reward is known with no outcome)
 
 
 @dataclass
 class StepCounts:
-    """What the run folder's metrics.jsonl gets for one step (decisions counted when made)."""
+    """What the run folder's metrics.jsonl gets for one step: the records of the reports counted (for
+    `step_metrics`), and the curriculum's decisions, counted when made."""
 
-    win: int = 0
-    tie: int = 0
-    loss: int = 0
-    unknown: int = 0
-    rollouts: int = 0  # every report counted (a pointwise reward has no outcome, but is judged)
+    records: list[RolloutRecord] = field(default_factory=list)
     groups: int = 0
     flushed: int = 0
     promotions: int = 0
@@ -151,10 +150,12 @@ class CurriculumGroups:
         if rollout_id in group.outcomes:
             self.counts.duplicates += 1
             return
-        if record is not None and self.rollouts is not None:
-            self.rollouts.write([record.model_copy(update={"index": len(group.outcomes)})])
+        if record is not None:
+            record = record.model_copy(update={"index": len(group.outcomes)})
+            self.counts.records.append(record)
+            if self.rollouts is not None:
+                self.rollouts.write([record])
         group.outcomes[rollout_id] = outcome
-        group.unknown += (record.reward is None) if record is not None else outcome is None
         if len(group.outcomes) >= self.settings.group_size:
             self._decide(uid)
 
@@ -187,30 +188,22 @@ class CurriculumGroups:
         sample = GroupSample(group.sample_key, range(group.n_refs))
         result = self.curriculum.record(sample, group.level, outcomes, completed_steps(group.step))  # type: ignore[arg-type]
         self.decided[uid] = (group.step, group.level)
-        c = self.counts
-        c.groups += 1
-        c.promotions += result.promoted
-        for name in OUTCOMES:
-            setattr(c, name, getattr(c, name) + outcomes.count(name))  # type: ignore[arg-type]
-        c.unknown += group.unknown
-        c.rollouts += len(outcomes)
+        self.counts.groups += 1
+        self.counts.promotions += result.promoted
 
     # -- run folder ----------------------------------------------------------------------------------
     def _write_metrics(self, upto: int) -> None:
-        """One metrics.jsonl line for the step just closed (the TRL engine's curriculum and judge keys)."""
-        if self.metrics_path is None or upto <= self.logged_step or not self.counts.groups:
+        """One metrics.jsonl line for the step just closed: the judge and reward keys of its counted records
+        (omitted when no report sent one), and the curriculum's keys."""
+        c = self.counts
+        if self.metrics_path is None or upto <= self.logged_step or not (c.groups or c.records):
             self.logged_step = max(self.logged_step, upto)
             return
-        c = self.counts
-        judged = max(c.rollouts, 1)
         levels = self.curriculum.store.levels()
         row = {
             "step": upto,
             "time": time.time(),
-            "judge/win_rate": c.win / judged,
-            "judge/tie_rate": c.tie / judged,
-            "judge/loss_rate": c.loss / judged,
-            "judge/unknown_rate": c.unknown / judged,
+            **(step_metrics(c.records) if c.records else {}),
             "curriculum/promotions": float(c.promotions),
             "curriculum/mean_level": sum(levels.values()) / max(len(levels), 1),
             "curriculum/groups": float(c.groups),
