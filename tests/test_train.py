@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -332,8 +333,13 @@ def test_two_processes_see_identical_levels_and_decide_each_group_once(tmp_path,
     }
     assert [g["sent"] for r in (0, 1) for g in gathered[r]] == [2] * 8
     assert all(len(g["received"]) == 4 for g in gathered[0]) and all(g["received"] is None for g in gathered[1])
-    rollouts = (run / "rollouts.jsonl").read_text().splitlines()
+    rollouts = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
     assert len(rollouts) == 16  # every completion of both ranks, written once
+    # a group split over the ranks: its 4 completions numbered 0-3, not 0-1 twice
+    by_group = defaultdict(list)
+    for r in rollouts:
+        by_group[(r["step"], r["sample"])].append(r["index"])
+    assert sorted(by_group.values()) == [[0, 1, 2, 3]] * 4
 
 
 def test_writing_reward_extras_and_unknowns(tmp_path):

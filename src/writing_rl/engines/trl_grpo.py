@@ -160,6 +160,17 @@ class RankZeroFailed(RuntimeError):
     exit_code = 1  # the run failed; rank 0's own error is above it
 
 
+def numbered_across_ranks(records: list[RolloutRecord]) -> list[RolloutRecord]:
+    """Each sample's completions numbered 0.. over the whole gathered batch (rank 0's first): a rank numbers
+    only its own slice, so a group split over ranks would otherwise repeat an index."""
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for r in records:
+        out.append(r if r.index == seen[r.sample] else r.model_copy(update={"index": seen[r.sample]}))
+        seen[r.sample] += 1
+    return out
+
+
 class WritingReward:
     """Pairwise judge reward (plus optional length and repetition terms) as a TRL reward function, which
     also moves the curriculum, writes the rollout records and logs the writing-rl metrics (see the module
@@ -303,6 +314,7 @@ class WritingReward:
     def _decide(self, records: list[RolloutRecord], step: int) -> Settled:
         """Rank 0, with every rank's records: promotions from whole groups, the store, rollout records.
         A pointwise reward has no outcomes: the curriculum is neither told nor logged."""
+        records = numbered_across_ranks(records)
         if self.rollout_writer is not None:
             self.rollout_writer.write(records)
         metrics = step_metrics(records)
