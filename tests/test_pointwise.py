@@ -226,6 +226,13 @@ def test_a_pointwise_training_run_writes_pointwise_records_and_metrics(tmp_path,
     stepped = [m for m in metrics if "reward/pointwise" in m]
     assert len(stepped) == 2 and all(m["judge/unknown_rate"] == 0 for m in stepped)
     assert not any("curriculum/promotions" in m for m in metrics)
+    assert not any(f"judge/{o}_rate" in m for m in metrics for o in ("win", "tie", "loss"))  # no outcome, no rate
+    from writing_rl.training.summary import summarize_run
+
+    summary = summarize_run(run)
+    assert "pointwise" in summary and "pairwise" not in summary
+    step_line = next(line for line in summary.splitlines() if line.split()[:1] == ["1"])
+    assert step_line.split()[2] == f"{stepped[0]['reward/pointwise']:.3f}" and step_line.split()[3] == "–"
     shown = runner.invoke(app, ["rollouts", str(run), "--limit", "1"])
     assert shown.exit_code == 0 and "scored by rule length_fit" in shown.output
     assert (run / "final").is_dir()

@@ -149,10 +149,6 @@ class ScoreResult:
     def per_criterion(self) -> list[float | None]:
         return [c.score for c in self.criteria]
 
-    @property
-    def missing(self) -> int:
-        return sum(1 for c in self.criteria if c.score is None)
-
 
 @dataclass
 class CriticStats:

@@ -84,7 +84,7 @@ class RewardConfig(BaseModel):
 
 
 class ExtraRewards(BaseModel):
-    """Rule-based parts added to the pairwise reward (both engines)."""
+    """Rule-based parts added to the judged reward, pairwise or pointwise (both engines)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,7 +92,7 @@ class ExtraRewards(BaseModel):
     repetition_weight: float = Field(0.0, ge=0, description="weight of the repeated-4-gram share, subtracted")
 
     def terms(self, sample: Sample, text: str) -> dict[str, float]:
-        """The terms added to the pairwise reward, each signed as it enters the sum; only those that apply."""
+        """The terms added to the judged reward, each signed as it enters the sum; only those that apply."""
         out = {}
         if self.length_weight and sample.length:
             out["length"] = self.length_weight * length_score(sample.length, count_length(text)) / 100.0
@@ -258,11 +258,6 @@ class PairwiseReward:
         """The reward this config gives for judgements already made in (at least) the orders it uses:
         the judge audit reads the run's reward off the same two calls for either answer as the policy."""
         return self._combine([by_order[o] for o in self.orders])
-
-    async def score(
-        self, question: str, policy: str, reference: str, criteria: str | None = None, sample: Sample | None = None
-    ) -> PairReward:
-        return (await self.score_batch([PairItem(question, policy, reference, criteria, sample)]))[0]
 
     async def score_batch(self, items: Sequence[PairItem], progress: bool = False) -> list[PairReward]:
         """Score the items concurrently; their rewards, in order.

@@ -17,12 +17,14 @@ from .rollouts import RolloutRecord
 def step_metrics(records: Sequence[RolloutRecord]) -> dict[str, float]:
     """What one step's records say: outcome rates (`judge/<flag>_rate`), how many rewards are missing and why
     (`judge/missing/<reason>`, every code every step so each is one steady curve), and the mean of each reward
-    component over the known rewards (`reward/<component>`)."""
+    component over the known rewards (`reward/<component>`). A pointwise reward has no outcome, so a step of
+    pointwise records has no win, tie or loss rate (not a rate of 0)."""
     flags = [r.flags() for r in records]
     n = max(len(flags), 1)
+    outcomes = OUTCOMES if any(r.kind == "pairwise" for r in records) else ()
     out = {
         f"judge/{name}_rate": sum(f[name] for f in flags) / n
-        for name in (*OUTCOMES, "unknown", "injection", "truncated")
+        for name in (*outcomes, "unknown", "injection", "truncated")
     }
     for code in ALL_REASONS:
         out[f"judge/missing/{code}"] = float(sum(f[f"missing_{code}"] for f in flags))

@@ -34,7 +34,7 @@ from .rollouts import RolloutWriter
 from .spend import JudgeBudgetReached, budget_problem, checkpoint_spend
 from .spend import continue_hint as budget_hint
 from .training.config import TrainConfig
-from .training.judge import judge_endpoint, rank_judge, rank_reward
+from .training.judge import judge_endpoint, rank_reward
 from .training.run_folder import (
     is_run_folder,
     last_checkpoint,
@@ -58,7 +58,6 @@ __all__ = [
     "last_checkpoint",
     "load_train_samples",
     "process_state",
-    "rank_judge",
     "restore_from_checkpoint",
     "run_folder_problem",
     "to_trl_dataset",

@@ -1,7 +1,9 @@
 """One item of an eval task as `judgements.jsonl` holds it: a typed row per task, with one reason field.
 
 Every row names its task and item and, when the item has no score, why: `missing_reason`, a code of
-`writing_rl.reasons` (None when scored). The task's `missing_reasons` in results.json counts these codes.
+`writing_rl.reasons` (None when scored). The task's `missing_reasons` in results.json counts the codes of what
+went unscored: an item's code, except for WritingBench, whose row keeps its first unscored criterion's code while
+results count every unscored criterion's.
 The rows were dicts whose reason field differed by task (a list of codes, one code, or none).
 """
 

@@ -442,8 +442,8 @@ class EvalRun:
                 by_opponent[name].append(score)
                 comparisons.append((me, name, score))
                 if pair.judgements:  # the model's outcome in each order: the same if the judge has no position bias
-                    first, second = pair.order_outcomes
-                    consistency[name].append((first, second))
+                    reference_first, policy_first = pair.order_outcomes
+                    consistency[name].append((reference_first, policy_first))
             verdicts = {order: j.verdict.value for order, j in zip(pair.orders, pair.judgements)}
             self.judgements.append(
                 ArenaItem(

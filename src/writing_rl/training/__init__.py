@@ -3,7 +3,8 @@
 - `config`: the train config's schema, the embedded demo, and the config a resume reads back
 - `samples`: the training samples, with one-line errors for a dataset that cannot be loaded
 - `trl_inputs`: what TRL is handed (its `GRPOConfig`, its dataset) and accelerate's view of the process
-- `judge`: the judge each rank calls (the embedded server's lifetime, each rank's share and cache)
+- `judge`: what each rank scores with, the pairwise judge or the pointwise scorer (the embedded server's lifetime,
+  each rank's share and cache)
 - `run_folder`: what a run folder holds, whether a run may start in it, and restoring it from a checkpoint
 - `summary`: what `train` prints at the end
 """

@@ -15,13 +15,13 @@ def _num(value: Any, spec: str = ".2f") -> str:
 
 
 def step_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Per training step: reward, its pairwise part, win rate against the current reference, promotions, level."""
-    lines = [
-        f"{'step':>5} {'reward':>7} {'pairwise':>8} {'win':>5} {'tie':>5} {'loss':>5} {'promoted':>8} {'level':>6}"
-    ]
+    """Per training step: reward, its judged part (pairwise, or pointwise), win rate against the current reference
+    (none under pointwise), promotions, level."""
+    kind = "pointwise" if any("reward/pointwise" in r for r in rows) else "pairwise"
+    lines = [f"{'step':>5} {'reward':>7} {kind:>9} {'win':>5} {'tie':>5} {'loss':>5} {'promoted':>8} {'level':>6}"]
     for r in rows:
         lines.append(
-            f"{r['step']:>5} {_num(r.get('reward'), '.3f'):>7} {_num(r.get('reward/pairwise'), '.3f'):>8} "
+            f"{r['step']:>5} {_num(r.get('reward'), '.3f'):>7} {_num(r.get(f'reward/{kind}'), '.3f'):>9} "
             f"{_num(r.get('judge/win_rate')):>5} {_num(r.get('judge/tie_rate')):>5} {_num(r.get('judge/loss_rate')):>5} "
             f"{_num(r.get('curriculum/promotions'), '.0f'):>8} {_num(r.get('curriculum/mean_level')):>6}"
         )

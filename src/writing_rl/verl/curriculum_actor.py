@@ -24,9 +24,6 @@ from ..rollouts import RolloutRecord, RolloutSettings, RolloutWriter
 from ..run_layout import CURRICULUM_STORE, METRICS
 from .groups import DEFAULT_ACTOR_NAME, CurriculumGroups, GroupSettings
 
-STORE_FILE = CURRICULUM_STORE
-METRICS_FILE = METRICS
-
 
 class RunFolderCurriculum(CurriculumGroups):
     """`CurriculumGroups` over a run folder's store and metrics file (the body of the Ray actor)."""
@@ -36,7 +33,7 @@ class RunFolderCurriculum(CurriculumGroups):
     ):
         run = Path(run_dir)
         writer = RolloutWriter(run, rollouts or RolloutSettings())
-        super().__init__(Curriculum(config, run / STORE_FILE), settings, run / METRICS_FILE, writer)
+        super().__init__(Curriculum(config, run / CURRICULUM_STORE), settings, run / METRICS, writer)
 
 
 CurriculumActor = ray.remote(max_restarts=0)(RunFolderCurriculum)
