@@ -254,17 +254,111 @@ def test_a_pointwise_run_builds_no_pairwise_judge(tmp_path, monkeypatch, backend
     critic = {"endpoint": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "WRL_CRITIC_KEY"}}
     raw = {"judge": judge, "reward": {"kind": "pointwise"}, "curriculum": {"schedule": "none"}}
     cfg = TrainConfig.model_validate(raw | ({"critic": critic} if backend == "critic" else {}))
-    with rank_reward(cfg, cfg.judge, tmp_path, 0, 1) as reward:
+    with rank_reward(cfg, tmp_path, 0, 1) as reward:
         assert isinstance(reward, PointwiseReward)
         reward.close()
     assert not list(tmp_path.glob("judge_cache*"))
     if backend == "critic":
         pairwise = cfg.model_copy(update={"reward": RewardConfig()})
-        with pytest.raises(ConfigError, match="WRL_UNSET_JUDGE_KEY"), rank_reward(pairwise, cfg.judge, tmp_path, 0, 1):
+        with pytest.raises(ConfigError, match="WRL_UNSET_JUDGE_KEY"), rank_reward(pairwise, tmp_path, 0, 1):
             pass
         read_as_critic = cfg.model_copy(update={"critic": None})  # the judge's model is the critic: its key counts
         with (
             pytest.raises(ConfigError, match="WRL_UNSET_JUDGE_KEY"),
-            rank_reward(read_as_critic, cfg.judge, tmp_path, 0, 1),
+            rank_reward(read_as_critic, tmp_path, 0, 1),
         ):
             pass
+
+
+def pointwise_train_config(tmp_path, **changes):
+    """A pointwise train config with an LLM judge on a dead address (nothing is contacted) and `changes`."""
+    from writing_rl.train import TrainConfig
+
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"id": i, "prompt": "p", "references": ["r"]}) + "\n" for i in range(4)))
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    raw = {
+        "model": str(folder),
+        "dataset": str(samples),
+        "output_dir": str(tmp_path / "run"),
+        "judge": {"endpoint": {"base_url": "http://127.0.0.1:9/v1", "max_concurrency": 1}},
+        "reward": {"kind": "pointwise"},
+        "curriculum": {"schedule": "none"},
+        "grpo": {"max_steps": 1, "num_generations": 2, "per_device_train_batch_size": 2, "report_to": ["none"]},
+    }
+    return TrainConfig.model_validate(raw | changes)
+
+
+def test_check_and_train_share_the_critics_endpoint_not_the_judges(tmp_path):
+    """With a separate critic, the judge is never called: `check` counts the critic's concurrency share and probes
+    the critic's endpoint (the judge's total of 1 could not be split over 4 processes, and must not matter)."""
+    from writing_rl.pointwise import called_endpoint
+    from writing_rl.preflight import check_train
+
+    critic = {"endpoint": {"base_url": "http://127.0.0.1:8/v1", "max_concurrency": 8}}
+    cfg = pointwise_train_config(tmp_path, critic=critic)
+    assert called_endpoint(cfg.reward.kind, cfg.judge, cfg.critic) == ("critic.endpoint", cfg.critic.endpoint)
+    lines = check_train(cfg, probe=False, num_processes=4)
+    assert "critic.endpoint.max_concurrency: 8 in all over 4 process(es), 2 each" in lines
+    assert any(line.startswith("critic.endpoint: http://127.0.0.1:8/v1") for line in lines), lines
+    assert not any("judge.endpoint" in line for line in lines), lines
+    read_as_critic = cfg.model_copy(update={"critic": None})  # the judge's model is the critic: its share counts
+    assert called_endpoint("pointwise", cfg.judge, None) == ("judge.endpoint", cfg.judge.endpoint)
+    with pytest.raises(Exception, match="judge.endpoint"):
+        check_train(read_as_critic, probe=False, num_processes=4)
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"reward": {"kind": "pairwise"}}, "reward.kind is pairwise"),
+        ({"judge": {"backend": "rule", "rule": {"name": "length_fit"}}}, "judge.backend is rule"),
+    ],
+)
+def test_a_critic_nothing_calls_is_refused(tmp_path, changes, why):
+    from pydantic import ValidationError
+
+    critic = {"endpoint": {"base_url": "http://127.0.0.1:8/v1"}}
+    with pytest.raises(ValidationError, match=f"critic: only reward.kind: pointwise with judge.backend: llm .*{why}"):
+        pointwise_train_config(tmp_path, critic=critic, **changes)
+
+
+def test_a_local_critic_points_at_the_embedded_server_beside_a_remote_judge(tmp_path, monkeypatch):
+    """`critic.endpoint.base_url: local` is the embedded server's address, whatever the judge's address is."""
+    import writing_rl.server as server
+    from writing_rl.training.judge import judge_endpoint
+
+    class FakeServer:
+        base_url = "http://127.0.0.1:7777/v1"
+
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(server, "local_server", lambda settings, run_dir: FakeServer())
+    cfg = pointwise_train_config(
+        tmp_path, local_judge={"enabled": True}, critic={"endpoint": {"base_url": "local", "max_concurrency": 2}}
+    )
+    with judge_endpoint(cfg, tmp_path) as served:
+        assert served.judge.endpoint.base_url == "http://127.0.0.1:9/v1"
+        assert served.critic is not None and served.critic.endpoint.base_url == FakeServer.base_url
+
+
+def test_pointwise_scoring_shows_its_progress_when_asked(capsys):
+    reward = PointwiseReward(build_scorer(JudgeConfig(backend="rule", rule={"name": "length_fit"})), POINTWISE)
+    reward.score_batch_sync([item(words(5)), item(words(7))], progress=True)
+    assert "scoring" in capsys.readouterr().err
+    reward.score_batch_sync([item(words(5))])
+    assert "scoring" not in capsys.readouterr().err
+
+
+def test_prepare_workers_is_refused_under_pointwise():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="prepare_workers: only the pairwise reward"):
+        RewardConfig(kind="pointwise", prepare_workers=2)
+    assert RewardConfig(prepare_workers=2).prepare_workers == 2

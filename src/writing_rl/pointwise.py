@@ -16,17 +16,21 @@ an unscored answer is a missing reward with the critic's reason code, never a ze
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from tqdm.auto import tqdm
+
 from .aio import gather_all, run_sync
 from .critic import CriterionScore, CriticConfig, PointwiseCritic, criteria_list
+from .endpoint import EndpointConfig, EndpointError
+from .errors import ConfigError
 from .judge.judgement import JudgeStats
 from .judge.rules import RULES, RuleNotApplicable
 from .judge.screen import Injection, screen
 from .reasons import Reason
-from .reward import PairItem, RewardConfig, RewardStats
+from .reward import PairItem, PairwiseReward, RewardConfig, RewardStats
 
 if TYPE_CHECKING:
     from .judge import JudgeConfig
@@ -184,12 +188,37 @@ def critic_for(judge: JudgeConfig, critic: CriticConfig | None) -> CriticConfig:
     return CriticConfig(endpoint=judge.endpoint, mode=mode, chat_template=judge.chat_template)
 
 
-def build_scorer(judge: JudgeConfig, critic: CriticConfig | None = None) -> PointScorer:
-    """The pointwise scorer of a judge config: its rule under `backend: rule`, else the critic (`critic_for`)."""
+def critic_problem(kind: str, judge: JudgeConfig, critic: CriticConfig | None) -> str | None:
+    """Why a `critic` section is wrong here: only a pointwise reward with an LLM judge calls it, so anywhere else
+    it would be accepted and silently ignored."""
+    if critic is None or (kind == "pointwise" and judge.backend == "llm"):
+        return None
+    why = f"reward.kind is {kind}" if kind != "pointwise" else "judge.backend is rule (the rule scores the answers)"
+    return f"critic: only reward.kind: pointwise with judge.backend: llm calls a critic, but {why}: remove it"
+
+
+def called_endpoint(kind: str, judge: JudgeConfig, critic: CriticConfig | None) -> tuple[str, EndpointConfig] | None:
+    """(config field, endpoint) that a reward of `kind` calls, None for a rule judge: the one place that decides
+    whose key, concurrency share and probe count (`check`, `train` and `train-verl` alike)."""
+    if judge.backend == "rule":
+        return None
+    if kind == "pointwise" and critic is not None:
+        return "critic.endpoint", critic.endpoint
+    return "judge.endpoint", judge.endpoint  # the pairwise judge, or its model read as a critic (`critic_for`)
+
+
+def build_scorer(
+    judge: JudgeConfig,
+    critic: CriticConfig | None = None,
+    adapt: Callable[[CriticConfig], CriticConfig] | None = None,
+) -> PointScorer:
+    """The pointwise scorer of a judge config: its rule under `backend: rule`, else the critic (`critic_for`).
+    `adapt`: the engine's change to the critic's config before it is built (its share of the endpoint, a cache)."""
     if judge.backend == "rule":
         assert judge.rule is not None  # the config validator guarantees it
         return RuleScorer(judge.rule.name)
-    return CriticScorer(PointwiseCritic(critic_for(judge, critic)))
+    cfg = critic_for(judge, critic)
+    return CriticScorer(PointwiseCritic(adapt(cfg) if adapt is not None else cfg))
 
 
 class PointwiseReward:
@@ -217,8 +246,19 @@ class PointwiseReward:
         return PointReward(None if s is None else self.value(s), score, found)
 
     async def score_batch(self, items: Sequence[PairItem], progress: bool = False) -> list[PointReward]:
-        """Score the items concurrently (the scorer's endpoint caps the calls in flight); their rewards, in order."""
-        results = list(await gather_all(self._one(item) for item in items))
+        """Score the items concurrently (the scorer's endpoint caps the calls in flight); their rewards, in order.
+        `progress`: a bar on stderr, as the pairwise reward shows."""
+        bar = tqdm(total=len(items), desc="scoring", unit="answer", disable=not progress)
+
+        async def one(item: PairItem) -> PointReward:
+            result = await self._one(item)
+            bar.update(1)
+            return result
+
+        try:
+            results = list(await gather_all(one(item) for item in items))
+        finally:
+            bar.close()
         for r in results:
             self.stats.add(r)
         return results
@@ -228,3 +268,21 @@ class PointwiseReward:
 
     def close(self) -> None:
         run_sync(self.scorer.aclose())
+
+
+def check_credentials(reward: PairwiseReward | PointwiseReward) -> None:
+    """Fail before training (a `ConfigError`), not as a stream of unknown rewards, when the API key of the
+    endpoint the reward calls is not set; only that endpoint's (both engines)."""
+    from .judge import PairwiseJudge
+
+    called = reward.judge
+    if isinstance(called, CriticScorer):
+        client = called.critic.client
+    elif isinstance(called, PairwiseJudge):
+        client = called.client
+    else:  # a rule: no endpoint
+        return
+    try:
+        client.check_credentials()
+    except EndpointError as err:
+        raise ConfigError(str(err)) from None

@@ -25,6 +25,7 @@ from .endpoint import EndpointConfig, EndpointError, OpenAICompatClient
 from .endpoint.client import ModelListing
 from .generation import GeneratorConfig
 from .judge import JudgeConfig
+from .pointwise import called_endpoint, critic_for
 
 T = TypeVar("T")
 ConfigKind = Literal["train", "ablation", "build-refs", "select", "eval", "verl"]
@@ -291,20 +292,25 @@ def check_judge(field: str, judge: JudgeConfig, local: LocalJudgeSettings | None
     return check_endpoint(f"{field}.endpoint", judge.endpoint, local, probe, logprobs, judge.top_logprobs)
 
 
-def check_pointwise(cfg: Any, probe: bool) -> list[str]:
-    """`reward.kind: pointwise`: what scores the answers (the critic's endpoint is probed instead of the judge's),
-    and that the curriculum schedules nothing (a schedule that would is refused by the config itself)."""
-    from .pointwise import critic_for
-
+def check_reward_endpoint(cfg: Any, local: LocalJudgeSettings | None, probe: bool) -> list[str]:
+    """What scores the answers under `cfg.reward.kind`, and the endpoint it calls (`called_endpoint`), probed;
+    `check` for `train` and for `train-verl` alike."""
+    if cfg.reward.kind != "pointwise":
+        return [check_judge("judge", cfg.judge, local, probe)]
     lines = [
         f"reward.kind: pointwise: each answer is scored alone, no reference is read; the curriculum schedules "
         f"nothing (curriculum.schedule: {cfg.curriculum.schedule})"
     ]
-    if cfg.judge.backend == "rule":
+    called = called_endpoint(cfg.reward.kind, cfg.judge, cfg.critic)
+    if called is None:
         return [*lines, f"judge.rule.name: pointwise reward = the rule's own 0-100 score ({cfg.judge.rule.name})"]
     derived = "" if cfg.critic is not None else " (none given: the judge's endpoint read as a critic)"
-    lines.append(f"critic: the pointwise critic scores each answer 1-10, reward = loss + (win - loss) * (score - 1) / 9{derived}")
-    return [*lines, check_critic("critic", critic_for(cfg.judge, cfg.critic), cfg.local_judge, probe)]
+    lines.append(
+        "critic: the pointwise critic scores each answer 1-10, reward = loss + (win - loss) * (score - 1) / 9"
+        + derived
+    )
+    soft = critic_for(cfg.judge, cfg.critic).mode == "soft"  # soft: the score digit's log-probabilities
+    return [*lines, check_endpoint(*called, local, probe, "completions" if soft else None)]
 
 
 def launched_processes() -> int:
@@ -366,12 +372,9 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
     if getattr(cfg, "ablation", None) is not None:
         step(check_heldout, cfg.ablation)
     step(check_model, "model", cfg.model)
-    if cfg.judge.backend == "llm":
-        step(check_concurrency_share, "judge.endpoint", cfg.judge.endpoint, n)
-    if cfg.reward.kind == "pointwise":
-        step(check_pointwise, cfg, probe)
-    else:
-        step(check_judge, "judge", cfg.judge, cfg.local_judge, probe)
+    if called := called_endpoint(cfg.reward.kind, cfg.judge, cfg.critic):
+        step(check_concurrency_share, *called, n)
+    step(check_reward_endpoint, cfg, cfg.local_judge, probe)
     step(check_vllm_server, cfg, probe)
     problems.raise_if_any()
     return lines + cost_lines(cfg, samples, n)
@@ -938,7 +941,7 @@ def check_verl(cfg: Any, probe: bool = True) -> list[str]:
         lines += [
             f"note: {m}: not needed for --skip-endpoints; export it before train-verl" for m in missing_variables(cfg)
         ]
-    lines.append(check_judge("judge", cfg.judge, None, probe))
+    lines += check_reward_endpoint(cfg, None, probe)
     from omegaconf import OmegaConf
 
     from .cost import VERL_DEFAULTS

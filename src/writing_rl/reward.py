@@ -80,6 +80,10 @@ class RewardConfig(BaseModel):
     def _ordered(self) -> RewardConfig:
         if not self.loss <= self.tie <= self.win:
             raise ValueError(f"reward values must satisfy loss <= tie <= win, got {self.loss}, {self.tie}, {self.win}")
+        if self.kind == "pointwise" and self.prepare_workers:  # it prepares pairwise prompts; nothing would use it
+            raise ValueError(
+                "prepare_workers: only the pairwise reward prepares judge prompts; set it to 0 under pointwise"
+            )
         return self
 
 

@@ -108,14 +108,12 @@ def _train(
         UnknownRewardGuard,
         WritingReward,
     )
+    from .pointwise import called_endpoint
 
     run_dir = Path(cfg.output_dir)
     state = process_state()
-    if cfg.judge.backend == "llm":  # before anything is written: every rank needs a share of what it calls
-        if cfg.reward.kind == "pointwise" and cfg.critic is not None:
-            check_concurrency(cfg.critic.endpoint, state.num_processes, "critic.endpoint")
-        else:  # the judge's endpoint: the pairwise judge, or the judge's model read as a critic
-            check_concurrency(cfg.judge.endpoint, state.num_processes, "judge.endpoint")
+    if called := called_endpoint(cfg.reward.kind, cfg.judge, cfg.critic):  # before anything is written: every
+        check_concurrency(called[1], state.num_processes, called[0])  # rank needs a share of what it calls
     ddp_timeout = int(getattr(cfg.grpo, "ddp_timeout", 1800))
     if state.num_processes > 1 and cfg.outage_wait_s >= ddp_timeout:
         raise ConfigError(
@@ -153,8 +151,8 @@ def _train(
     # only the main process opens the store; the others get its levels broadcast (see engines/trl_grpo.py)
     curriculum = Curriculum(cfg.curriculum, run_dir / layout.CURRICULUM_STORE if state.is_main_process else None)
     with (
-        judge_endpoint(cfg, run_dir) as judge_cfg,
-        rank_reward(cfg, judge_cfg, run_dir, state.process_index, state.num_processes) as reward,
+        judge_endpoint(cfg, run_dir) as served,
+        rank_reward(served, run_dir, state.process_index, state.num_processes) as reward,
     ):
         if checkpoint is None and cfg.audit.pairs and isinstance(reward, PairwiseReward):  # it measures the judge
             from .audit.gate import audit_before_training
@@ -176,8 +174,8 @@ def _train(
         url = (
             reward.scorer.base_url
             if isinstance(reward, PointwiseReward)
-            else judge_cfg.endpoint.base_url
-            if judge_cfg.backend == "llm"
+            else served.judge.endpoint.base_url
+            if served.judge.backend == "llm"
             else None
         )
         where = url or "the rule judge"

@@ -378,3 +378,24 @@ def test_a_dead_judge_gets_a_hint_a_recipe_can_follow(tmp_path, tiny_model_dir):
     )
     assert result.exit_code == 2 and "judge.endpoint.base_url: 'local' starts the embedded judge" in result.output
     assert "writing-rl serve-judge" in result.output and "local_judge" not in result.output
+
+
+def test_a_pointwise_recipe_checks_and_passes_on_the_critics_endpoint(tmp_path, tiny_model_dir, monkeypatch):
+    """With a separate critic the workers call only the critic: its key goes to them (the judge's is not needed),
+    its concurrency is split over the reward workers, and `check` probes it."""
+    from writing_rl.verl.launch import key_variables
+
+    critic = {"endpoint": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "WRL_CRITIC_KEY", "max_concurrency": 2}}
+    changes = {"reward.kind": "pointwise", "curriculum.schedule": "none", "critic": critic}
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **changes)
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    monkeypatch.setenv("WRL_CRITIC_KEY", SECRET)
+    with pytest.raises(ConfigError, match=r"critic.endpoint.max_concurrency: 2 .*4"):  # 4 reward workers
+        composed(path)
+    critic["endpoint"]["max_concurrency"] = 8
+    path = recipe_file(tmp_path, "ppo_paper.yaml", tiny_model_dir, **changes)
+    recipe, _ = composed(path)
+    assert key_variables(recipe) == {"WRL_CRITIC_KEY": SECRET}
+    result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
+    assert result.exit_code == 0, result.output
+    assert "critic.endpoint: http://127.0.0.1:9/v1" in result.output and "DASHSCOPE" not in result.output

@@ -262,3 +262,26 @@ async def test_pointwise_under_a_critic_reports_no_outcome_and_an_unknown_with_i
     assert [r["outcome"] for r in reports] == [None, None]  # nothing for the curriculum to move on
     assert [r["record"].kind for r in reports] == ["pointwise"] * 2
     assert reports[0]["record"].score.value == 9.0 and reports[1]["record"].missing_reason.value == "parse"
+
+
+def test_each_reward_worker_calls_its_share_of_the_critic_and_checks_its_key(monkeypatch):
+    """Under pointwise the critic's endpoint is what the workers share and whose key they need; without a critic
+    the judge's endpoint is read as one, shared once (not split again)."""
+    endpoint = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_concurrency": 10}
+    critic = {"endpoint": endpoint | {"api_key_env": "WRL_UNSET_CRITIC_KEY"}}
+    pointwise = {"judge": {"endpoint": endpoint}, "reward": {"kind": "pointwise"}, "reward_workers": 4}
+    monkeypatch.delenv("WRL_UNSET_CRITIC_KEY", raising=False)
+    with pytest.raises(ConfigError, match="WRL_UNSET_CRITIC_KEY"):
+        verl_reward.VerlScorer(settings_from_kwargs(pointwise | {"critic": critic}))
+    monkeypatch.setenv("WRL_UNSET_CRITIC_KEY", "k")
+    for given in (critic, None):
+        scorer = verl_reward.VerlScorer(settings_from_kwargs(pointwise | {"critic": given})).reward.scorer
+        assert scorer.critic.config.endpoint.max_concurrency == 2  # 4 workers x 2 <= 10
+
+
+@pytest.mark.parametrize("kind", ["pairwise", "pointwise"])
+def test_a_critic_the_reward_never_calls_is_refused(kind):
+    judge = {"backend": "rule", "rule": {"name": "length_fit"}} if kind == "pointwise" else {}
+    critic = {"endpoint": {"base_url": "http://127.0.0.1:9/v1"}}
+    with pytest.raises(ConfigError, match="critic: only reward.kind: pointwise with judge.backend: llm"):
+        settings_from_kwargs({"judge": judge, "reward": {"kind": kind}, "critic": critic})

@@ -16,7 +16,7 @@ from ..curriculum import CurriculumConfig
 from ..errors import ConfigError
 from ..judge import JudgeConfig
 from ..models import EMBEDDED_MODEL
-from ..pointwise import schedule_problem
+from ..pointwise import critic_problem, schedule_problem
 from ..reward import ExtraRewards, RewardConfig
 from ..rollouts import RolloutSettings
 
@@ -83,6 +83,8 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _nothing_to_schedule(self) -> TrainConfig:
         if problem := schedule_problem(self.reward.kind, self.curriculum.schedule):
+            raise ValueError(problem)
+        if problem := critic_problem(self.reward.kind, self.judge, self.critic):
             raise ValueError(problem)
         return self
 

@@ -10,27 +10,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..critic import CriticConfig, PointwiseCritic
-from ..endpoint import EndpointError, OpenAICompatClient
-from ..errors import ConfigError
+from ..critic import CriticConfig
 from ..judge import JudgeConfig, PairwiseJudge, build_judge
 from ..judge.cache import JudgeCache, rank_cache_path
 from ..judge.judgement import Judge
-from ..pointwise import CriticScorer, PointScorer, PointwiseReward, RuleScorer, critic_for
+from ..pointwise import CriticScorer, PointScorer, PointwiseReward, build_scorer, called_endpoint, check_credentials
 from ..reward import PairwiseReward
 from .config import TrainConfig
 from .trl_inputs import process_state
 
 
 @contextlib.contextmanager
-def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
-    """The judge config to use; with `local_judge.enabled` the main process starts the embedded judge
-    and every rank's `base_url: local` endpoints point at it."""
+def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[TrainConfig]:
+    """The config to use, its `base_url: local` endpoints (the judge's and the critic's) pointed at the embedded
+    judge, which the main process starts with `local_judge.enabled` (the same address on every rank)."""
     from ..server import local_judge_limits, local_server, point_local_endpoints
 
     judge = local_judge_limits(cfg.judge, cfg.local_judge)
+
+    def served(url: str | None) -> TrainConfig:
+        critic = None if cfg.critic is None else point_local_endpoints(cfg.critic, url)
+        return cfg.model_copy(update={"judge": point_local_endpoints(judge, url), "critic": critic})
+
     if not cfg.local_judge.enabled:
-        yield point_local_endpoints(judge, None)
+        yield served(None)
         return
     from accelerate.utils import broadcast_object_list
 
@@ -43,7 +46,7 @@ def judge_endpoint(cfg: TrainConfig, run_dir: Path) -> Iterator[JudgeConfig]:
             box = [server.base_url]
         if state.num_processes > 1:
             broadcast_object_list(box, from_process=0)
-        yield point_local_endpoints(judge, box[0])
+        yield served(box[0])
     finally:
         if server is not None:
             server.stop()
@@ -69,55 +72,36 @@ def rank_judge(judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int
 
 
 @contextlib.contextmanager
-def rank_scorer(
-    judge_cfg: JudgeConfig,
-    critic: CriticConfig | None,
-    run_dir: Path,
-    rank: int,
-    world_size: int,
-    local_url: str | None,
-) -> Iterator[PointScorer]:
+def rank_scorer(cfg: TrainConfig, run_dir: Path, rank: int, world_size: int) -> Iterator[PointScorer]:
     """This process's pointwise scorer (`reward.kind: pointwise`): the rule, or the critic with its share of the
-    endpoint's `max_concurrency` and a cache file of its own, as `rank_judge` gives the pairwise judge.
-    `local_url`: the embedded judge's address, for a critic whose endpoint says `base_url: local`."""
-    if judge_cfg.backend == "rule":
-        assert judge_cfg.rule is not None  # the config validator guarantees it
-        yield RuleScorer(judge_cfg.rule.name)
-        return
-    from ..server import point_local_endpoints
+    endpoint's `max_concurrency` and a cache file of its own, as `rank_judge` gives the pairwise judge."""
+    called = called_endpoint(cfg.reward.kind, cfg.judge, cfg.critic)
+    field = called[0] if called else "critic.endpoint"
 
-    cfg = point_local_endpoints(critic_for(judge_cfg, critic), local_url)
-    cache_path = rank_cache_path(cfg.cache_path or run_dir / "critic_cache.sqlite", rank, world_size)
-    share = cfg.endpoint.for_rank(rank, world_size, "critic.endpoint")
-    scorer = CriticScorer(PointwiseCritic(cfg.model_copy(update={"endpoint": share, "cache_path": str(cache_path)})))
+    def for_rank(critic: CriticConfig) -> CriticConfig:
+        cache_path = rank_cache_path(critic.cache_path or run_dir / "critic_cache.sqlite", rank, world_size)
+        share = critic.endpoint.for_rank(rank, world_size, field)
+        return critic.model_copy(update={"endpoint": share, "cache_path": str(cache_path)})
+
+    scorer = build_scorer(cfg.judge, cfg.critic, for_rank)
     try:
         yield scorer
     finally:
-        if scorer.critic.cache is not None:
+        if isinstance(scorer, CriticScorer) and scorer.critic.cache is not None:
             scorer.critic.cache.close()
 
 
 @contextlib.contextmanager
 def rank_reward(
-    cfg: TrainConfig, judge_cfg: JudgeConfig, run_dir: Path, rank: int, world_size: int
+    cfg: TrainConfig, run_dir: Path, rank: int, world_size: int
 ) -> Iterator[PairwiseReward | PointwiseReward]:
     """This process's reward for `cfg.reward.kind`, with the credentials of the endpoint it calls checked now
-    (a `ConfigError`, before training starts). `judge_cfg`: the judge as `judge_endpoint` resolved it."""
-    if cfg.reward.kind == "pointwise":
-        local_url = judge_cfg.endpoint.base_url if cfg.local_judge.enabled else None
-        with rank_scorer(judge_cfg, cfg.critic, run_dir, rank, world_size, local_url) as scorer:
-            if isinstance(scorer, CriticScorer):
-                _check_credentials(scorer.critic.client)
-            yield PointwiseReward(scorer, cfg.reward)
-        return
-    with rank_judge(judge_cfg, run_dir, rank, world_size) as judge:
-        if isinstance(judge, PairwiseJudge):
-            _check_credentials(judge.client)
-        yield PairwiseReward(judge, cfg.reward)
-
-
-def _check_credentials(client: OpenAICompatClient) -> None:
-    try:
-        client.check_credentials()
-    except EndpointError as err:
-        raise ConfigError(str(err)) from None
+    (a `ConfigError`, before training starts). `cfg`: the config as `judge_endpoint` resolved it."""
+    reward: PairwiseReward | PointwiseReward
+    with contextlib.ExitStack() as stack:
+        if cfg.reward.kind == "pointwise":
+            reward = PointwiseReward(stack.enter_context(rank_scorer(cfg, run_dir, rank, world_size)), cfg.reward)
+        else:
+            reward = PairwiseReward(stack.enter_context(rank_judge(cfg.judge, run_dir, rank, world_size)), cfg.reward)
+        check_credentials(reward)
+        yield reward

@@ -33,7 +33,7 @@ from ..curriculum import CurriculumConfig
 from ..endpoint.config import check_concurrency
 from ..errors import ConfigError
 from ..judge import JudgeConfig
-from ..pointwise import schedule_problem
+from ..pointwise import called_endpoint, critic_problem, schedule_problem
 from ..reward import ExtraRewards, RewardConfig
 from ..rollouts import RolloutSettings
 from ..run_layout import VERL_METRICS
@@ -103,6 +103,8 @@ class VerlRecipe(BaseModel):
     def _nothing_to_schedule(self) -> VerlRecipe:
         if problem := schedule_problem(self.reward.kind, self.curriculum.schedule):
             raise ValueError(problem)
+        if problem := critic_problem(self.reward.kind, self.judge, self.critic):
+            raise ValueError(problem)
         return self
 
 
@@ -162,8 +164,8 @@ def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
             "name": fn_name,
             "reward_kwargs": reward_kwargs(recipe) | {"reward_workers": int(config.reward.num_workers)},
         }
-        if recipe.judge.backend == "llm":  # each reward worker needs a share of the judge's total
-            check_concurrency(recipe.judge.endpoint, int(config.reward.num_workers), f"{source}: judge.endpoint")
+        if called := called_endpoint(recipe.reward.kind, recipe.judge, recipe.critic):  # each worker needs a share
+            check_concurrency(called[1], int(config.reward.num_workers), f"{source}: {called[0]}")
         config.reward.reward_manager.source = "importlib"
         config.reward.reward_manager.name = manager_name
         config.reward.reward_manager.module.path = manager_path
@@ -306,8 +308,9 @@ def validate(config: Any, source: str = "recipe") -> None:
 
 # -- launching ------------------------------------------------------------------------------------------
 def _named_variables(recipe: VerlRecipe) -> list[tuple[str, str]]:
-    """(recipe key, variable name) for each variable the workers need."""
-    named = [("judge.endpoint.api_key_env", recipe.judge.endpoint.api_key_env)]
+    """(recipe key, variable name) for each variable the workers need: the key of the endpoint the reward calls."""
+    called = called_endpoint(recipe.reward.kind, recipe.judge, recipe.critic)
+    named = [(f"{called[0]}.api_key_env", called[1].api_key_env)] if called else []
     return [(k, n) for k, n in named + [(f"ray.pass_env.{i}", n) for i, n in enumerate(recipe.ray.pass_env)] if n]
 
 

@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..critic import CriticConfig
+from ..endpoint import EndpointConfig
 from ..errors import ConfigError
 from ..judge import JudgeConfig, build_judge
-from ..pointwise import PointwiseReward, build_scorer
+from ..pointwise import PointwiseReward, build_scorer, check_credentials, critic_problem
 from ..reward import ExtraRewards, PairItem, PairwiseReward, RewardConfig
 from ..rollouts import FLAGS, RolloutRecord, RolloutSettings
 from .contract import GroupCurriculum
@@ -74,6 +75,12 @@ class VerlRewardSettings(BaseModel):
     reward_workers: int = Field(
         1, ge=1, description="verl's reward.num_workers: the judge's max_concurrency is their total, split evenly"
     )
+
+    @model_validator(mode="after")
+    def _critic_called(self) -> VerlRewardSettings:
+        if problem := critic_problem(self.reward.kind, self.judge, self.critic):
+            raise ValueError(problem)
+        return self
 
     @property
     def fallback(self) -> float:
@@ -145,31 +152,42 @@ def reward_info(record: RolloutRecord, fallback: float) -> dict[str, float]:
     return {k: float(out[k]) for k in REWARD_KEYS}
 
 
+def worker_endpoint(endpoint: EndpointConfig, workers: int, field: str) -> EndpointConfig:
+    """One reward worker's share of any endpoint: `max_concurrency` is the total over all `workers` (as it is over
+    training ranks in the TRL engine). Workers do not know their index, so each takes the last rank's share, the
+    quotient: together they never exceed the total."""
+    return endpoint if workers == 1 else endpoint.for_rank(workers - 1, workers, field)
+
+
 def worker_share(settings: VerlRewardSettings) -> JudgeConfig:
-    """This reward worker's judge: `max_concurrency` is the endpoint's total over all `reward_workers` (as it is
-    over training ranks in the TRL engine). Workers do not know their index, so each takes the last rank's
-    share, the quotient: together they never exceed the total."""
-    judge, workers = settings.judge, settings.reward_workers
-    if judge.backend == "rule" or workers == 1:
+    """This reward worker's pairwise judge (`worker_endpoint`)."""
+    judge = settings.judge
+    if judge.backend == "rule":
         return judge
-    return judge.model_copy(update={"endpoint": judge.endpoint.for_rank(workers - 1, workers, "judge.endpoint")})
+    return judge.model_copy(
+        update={"endpoint": worker_endpoint(judge.endpoint, settings.reward_workers, "judge.endpoint")}
+    )
 
 
 class VerlScorer:
-    """One per worker process and settings: the judge client, its cache and the curriculum handle are reused."""
+    """One per worker process and settings: the judge client, its cache and the curriculum handle are reused; the
+    credentials of the endpoint the reward calls are checked when it is built (a `ConfigError`)."""
 
     def __init__(self, settings: VerlRewardSettings):
         self.settings = settings
-        judge = worker_share(settings)
         self.reward: PairwiseReward | PointwiseReward
         if settings.reward.kind == "pointwise":
-            critic = settings.critic
-            if critic is not None and settings.reward_workers > 1:
-                n = settings.reward_workers
-                critic = critic.model_copy(update={"endpoint": critic.endpoint.for_rank(n - 1, n, "critic.endpoint")})
-            self.reward = PointwiseReward(build_scorer(judge, critic), settings.reward)
+            field = "critic.endpoint" if settings.critic is not None else "judge.endpoint"
+
+            def share(critic: CriticConfig) -> CriticConfig:
+                return critic.model_copy(
+                    update={"endpoint": worker_endpoint(critic.endpoint, settings.reward_workers, field)}
+                )
+
+            self.reward = PointwiseReward(build_scorer(settings.judge, settings.critic, share), settings.reward)
         else:
-            self.reward = PairwiseReward(build_judge(judge), settings.reward)
+            self.reward = PairwiseReward(build_judge(worker_share(settings)), settings.reward)
+        check_credentials(self.reward)
         self._curriculum: GroupCurriculum | None = None
 
     @property
