@@ -125,7 +125,7 @@ class RuleScorer:
         return PointScore(f"rule {self.name}", value, 0.0, 100.0, (criterion,))
 
     def call_stats(self) -> dict[str, float]:
-        return {"calls": self.stats.judgements, "retries": 0, "latency_s": self.stats.latency_s}
+        return self.stats.call_stats()
 
     async def aclose(self) -> None:
         return None
@@ -153,15 +153,7 @@ class CriticScorer:
         return PointScore(f"critic {c.endpoint.model} ({c.mode})", result.score, 1.0, 10.0, result.criteria)
 
     def call_stats(self) -> dict[str, float]:
-        s = self.critic.client.stats
-        return {
-            "calls": s.requests,
-            "retries": s.retries,
-            "latency_s": s.latency_s,
-            "prompt_tokens": s.prompt_tokens,
-            "completion_tokens": s.completion_tokens,
-            "no_usage": s.no_usage,
-        }
+        return self.critic.client.stats.call_stats()
 
     async def aclose(self) -> None:
         await self.critic.aclose()

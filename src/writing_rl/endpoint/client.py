@@ -90,6 +90,17 @@ class ClientStats:
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
 
+    def call_stats(self) -> dict[str, float]:
+        """What a judge or critic over this client reports as its calls (`Judge.call_stats`)."""
+        return {
+            "calls": self.requests,
+            "retries": self.retries,
+            "latency_s": self.latency_s,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "no_usage": self.no_usage,
+        }
+
 
 @dataclass
 class ChatResult:

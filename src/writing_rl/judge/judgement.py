@@ -68,6 +68,10 @@ class JudgeStats:
         self.truncated += bool(result.truncated and any(result.truncated))
         self.latency_s += seconds
 
+    def call_stats(self) -> dict[str, float]:
+        """The calls of a judge without an endpoint (a rule): each judgement is one call, never retried."""
+        return {"calls": self.judgements, "retries": 0, "latency_s": self.latency_s}
+
 
 class Judge(Protocol):
     """A pairwise judge: an LLM behind an endpoint, or a rule whose truth is known.

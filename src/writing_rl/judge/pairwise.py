@@ -380,15 +380,7 @@ class PairwiseJudge:
         return await gather_all(self.judge(*item) for item in items)
 
     def call_stats(self) -> dict[str, float]:
-        s = self.client.stats
-        return {
-            "calls": s.requests,
-            "retries": s.retries,
-            "latency_s": s.latency_s,
-            "prompt_tokens": s.prompt_tokens,
-            "completion_tokens": s.completion_tokens,
-            "no_usage": s.no_usage,
-        }
+        return self.client.stats.call_stats()
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -126,7 +126,7 @@ class RuleJudge:
         return result
 
     def call_stats(self) -> dict[str, float]:
-        return {"calls": self.stats.judgements, "retries": 0, "latency_s": self.stats.latency_s}
+        return self.stats.call_stats()
 
     async def aclose(self) -> None:
         return None
