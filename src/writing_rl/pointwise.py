@@ -189,6 +189,12 @@ def critic_problem(kind: str, judge: JudgeConfig, critic: CriticConfig | None) -
     return f"critic: only reward.kind: pointwise with judge.backend: llm calls a critic, but {why}: remove it"
 
 
+def reward_setup_problem(kind: str, schedule: str, judge: JudgeConfig, critic: CriticConfig | None) -> str | None:
+    """What a run config (train or train-verl) gets wrong about its reward kind: a schedule with nothing to
+    schedule, or a critic nothing calls."""
+    return schedule_problem(kind, schedule) or critic_problem(kind, judge, critic)
+
+
 def called_endpoint(kind: str, judge: JudgeConfig, critic: CriticConfig | None) -> tuple[str, EndpointConfig] | None:
     """(config field, endpoint) that a reward of `kind` calls, None for a rule judge: the one place that decides
     whose key, concurrency share and probe count (`check`, `train` and `train-verl` alike)."""

@@ -16,7 +16,7 @@ from ..curriculum import CurriculumConfig
 from ..errors import ConfigError
 from ..judge import JudgeConfig
 from ..models import EMBEDDED_MODEL
-from ..pointwise import critic_problem, schedule_problem
+from ..pointwise import reward_setup_problem
 from ..reward import ExtraRewards, RewardConfig
 from ..rollouts import RolloutSettings
 
@@ -81,10 +81,8 @@ class TrainConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _nothing_to_schedule(self) -> TrainConfig:
-        if problem := schedule_problem(self.reward.kind, self.curriculum.schedule):
-            raise ValueError(problem)
-        if problem := critic_problem(self.reward.kind, self.judge, self.critic):
+    def _reward_set_up(self) -> TrainConfig:
+        if problem := reward_setup_problem(self.reward.kind, self.curriculum.schedule, self.judge, self.critic):
             raise ValueError(problem)
         return self
 

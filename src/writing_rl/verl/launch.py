@@ -33,7 +33,7 @@ from ..curriculum import CurriculumConfig
 from ..endpoint.config import check_concurrency
 from ..errors import ConfigError
 from ..judge import JudgeConfig
-from ..pointwise import called_endpoint, critic_problem, schedule_problem
+from ..pointwise import called_endpoint, reward_setup_problem
 from ..reward import ExtraRewards, RewardConfig
 from ..rollouts import RolloutSettings
 from ..run_layout import VERL_METRICS
@@ -100,10 +100,8 @@ class VerlRecipe(BaseModel):
         return judge
 
     @model_validator(mode="after")
-    def _nothing_to_schedule(self) -> VerlRecipe:
-        if problem := schedule_problem(self.reward.kind, self.curriculum.schedule):
-            raise ValueError(problem)
-        if problem := critic_problem(self.reward.kind, self.judge, self.critic):
+    def _reward_set_up(self) -> VerlRecipe:
+        if problem := reward_setup_problem(self.reward.kind, self.curriculum.schedule, self.judge, self.critic):
             raise ValueError(problem)
         return self
 
