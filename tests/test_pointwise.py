@@ -63,6 +63,7 @@ async def test_a_sample_the_rule_cannot_measure_is_unknown_with_its_reason_never
     [r] = await reward.score_batch([item(words(5), Sample(id=1, prompt="p", references=["r"]))])
     assert r.reward is None and r.missing_reason is Reason.NOT_APPLICABLE and "target `length`" in r.missing_detail
     assert reward.stats.unknown == 1
+    assert reward.scorer.call_stats()["calls"] == 1 and reward.scorer.call_stats()["retries"] == 0
 
 
 async def test_under_a_critic_the_reward_follows_the_score_it_gave_the_text_it_received():

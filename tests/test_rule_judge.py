@@ -39,6 +39,9 @@ async def test_length_fit_prefers_the_answer_closer_to_the_target_in_either_posi
     assert (await judge.judge("q", words(10), words(11), sample=s)).verdict is Verdict.TIE
     j = await judge.judge("q", near, far, sample=s)
     assert "10 of 10 words" in j.text and "25 of 10 words" in j.text and j.text.endswith("[[A]]")
+    # each judgement is one call (the judge/calls metric and the spend ledger read these)
+    stats = judge.call_stats()
+    assert stats["calls"] == 4 and stats["retries"] == 0 and stats["latency_s"] >= 0
 
 
 async def test_length_fit_counts_like_the_evaluation_cjk_characters():
