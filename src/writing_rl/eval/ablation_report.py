@@ -11,13 +11,13 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
-from .report import STYLE, fmt, pyplot, training_summary
+from .report import STYLE, fmt, frame_step_axis, pyplot, training_summary
 
 CURVES = (
-    ("reward", "reward", None),
-    ("judge/win_rate", "win rate vs current reference", (0.0, 1.0)),
-    ("curriculum/mean_level", "mean reference level", None),
-    ("curriculum/promotions", "promotions per step", None),
+    ("reward", "reward"),
+    ("judge/win_rate", "win rate vs current reference"),
+    ("curriculum/mean_level", "mean reference level"),
+    ("curriculum/promotions", "promotions per step"),
 )
 SCORE_RANGE = (0.0, 100.0)  # every ablation metric is a rule score on 0–100 (judge/rules.py)
 
@@ -88,7 +88,7 @@ def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
     for t in training:
         arms.setdefault(_arm_of(t["name"]), []).append(t)
     for colour, (arm, runs) in enumerate(arms.items()):
-        for ax, (key, _, _) in zip(axes, CURVES):
+        for ax, (key, _) in zip(axes, CURVES):
             if len(runs) > 1:  # each seed faint, their mean bold
                 for t in runs:
                     ax.plot(
@@ -100,13 +100,9 @@ def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
                     )
             xs, ys = _mean_curve(runs, key)
             ax.plot(xs, ys, color=f"C{colour}", marker="o", markersize=3, label=arm)
-    for ax, (_, title, bounds) in zip(axes, CURVES):
+    for ax, (key, title) in zip(axes, CURVES):
         ax.set_title(title + (" (mean over seeds)" if any(len(r) > 1 for r in arms.values()) else ""), fontsize=9)
-        ax.set_xlabel("step")
-        if bounds:
-            ax.set_ylim(*bounds)
-        else:
-            ax.set_ylim(bottom=0)
+        frame_step_axis(ax, key, [r.get(key) for t in training for r in t["rows"]])
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "ablation_curves.png", dpi=110)

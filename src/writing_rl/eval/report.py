@@ -79,6 +79,30 @@ def pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
+# per-step curves and the range each is drawn on: rewards and rates are bounded, so their axis is the full 0–1
+# (wider only where a reward config's win/loss values reach outside it); counts and levels start at 0
+CURVE_RANGES: dict[str, tuple[float, float] | None] = {
+    "reward": (0.0, 1.0),
+    "judge/win_rate": (0.0, 1.0),
+    "curriculum/mean_level": None,
+    "curriculum/promotions": None,
+}
+
+
+def frame_step_axis(ax: Any, key: str, values: list[float | None]) -> None:
+    """Whole-number steps on x; y on the quantity's full range (`CURVE_RANGES`), so noise is not blown up."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step")
+    seen = [v for v in values if v is not None]
+    bounds = CURVE_RANGES.get(key)
+    if bounds is None:
+        ax.set_ylim(bottom=min([0.0, *seen]))
+        return
+    ax.set_ylim(min([bounds[0], *seen]), max([bounds[1], *seen]))
+
+
 def level_shares(store: Path, last_step: int = 0) -> tuple[list[int], dict[int, list[float]]]:
     """Share of known prompts at each level after each step, replayed from the promotion log.
 
@@ -154,20 +178,29 @@ def _audit_summary(run: Path, out: Path) -> dict[str, Any] | None:
     if audit is None:
         return None
     page = Path(os.path.relpath((run / "audit" / "index.html").resolve(), out.resolve())).as_posix()
-    return {"verdict": audit["verdict"], "headline": headline(audit), "recommendations": audit["recommendations"], "page": page}
+    return {
+        "verdict": audit["verdict"],
+        "headline": headline(audit),
+        "recommendations": audit["recommendations"],
+        "page": page,
+    }
 
 
 def _plot_training(training: list[dict[str, Any]], runs: list[Path], out: Path) -> list[str]:
     plt = pyplot()
     names = []
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for t in training:
-        xs = [r["step"] for r in t["rows"]]
-        for ax, key in zip(axes, ("reward", "judge/win_rate", "curriculum/mean_level")):
-            ax.plot(xs, [r.get(key) for r in t["rows"]], marker="o", label=t["name"])
-    for ax, title in zip(axes, ("reward", "win rate vs current reference", "mean reference level")):
+    curves = (
+        ("reward", "reward"),
+        ("judge/win_rate", "win rate vs current reference"),
+        ("curriculum/mean_level", "mean reference level"),
+    )
+    for ax, (key, title) in zip(axes, curves):
+        values = [r.get(key) for t in training for r in t["rows"]]
+        for t in training:
+            ax.plot([r["step"] for r in t["rows"]], [r.get(key) for r in t["rows"]], marker="o", label=t["name"])
         ax.set_title(title)
-        ax.set_xlabel("step")
+        frame_step_axis(ax, key, values)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "training_curves.png", dpi=110)
