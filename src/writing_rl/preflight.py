@@ -26,6 +26,7 @@ from .endpoint.client import ModelListing
 from .generation import GeneratorConfig
 from .judge import JudgeConfig
 from .pointwise import called_endpoint, critic_for
+from .reward import RewardConfig
 
 T = TypeVar("T")
 ConfigKind = Literal["train", "ablation", "build-refs", "select", "eval", "verl"]
@@ -140,6 +141,43 @@ def check_model(field: str, name: str) -> str:
             f"{field}: {name} is neither a local folder nor in the Hugging Face cache, and HF_HUB_OFFLINE is set"
         )
     return f"{field}: {name} (not here: transformers will download it from the Hugging Face hub)"
+
+
+def chat_template_text(name: str) -> str | None:
+    """A model's chat template as text, read from its local folder or the Hugging Face cache without loading
+    the tokenizer (None: no template found here, or the embedded model, which has no thinking)."""
+    from .models import EMBEDDED_MODEL
+
+    if name == EMBEDDED_MODEL:
+        return None
+    folder = Path(name).expanduser()
+    texts: list[str] = []
+    for file in ("chat_template.jinja", "chat_template.json", "tokenizer_config.json"):
+        if folder.is_dir():
+            path: Path | None = folder / file if (folder / file).is_file() else None
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, file)
+            path = Path(cached) if isinstance(cached, str) else None
+        if path is not None:
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return "\n".join(texts) or None
+
+
+def check_thinking(field: str, model: str, reward: RewardConfig) -> str | None:
+    """A policy whose chat template writes `<think>` blocks, trained with `reward.strip_thinking` off, has its
+    reasoning judged with the answer and every `</think>` read as a control token by the injection screen."""
+    if reward.strip_thinking:
+        return "reward.strip_thinking: the judge reads each completion's answer after its last </think>"
+    template = chat_template_text(model)
+    if template is None or "</think>" not in template:
+        return None
+    return (
+        f"warning: {field}: its chat template writes <think> blocks, and reward.strip_thinking is off: the judge "
+        "would read the reasoning too, and the injection screen reads </think> as a control token (under "
+        "injection: penalize such a completion loses). Set reward.strip_thinking: true to judge the answer only"
+    )
 
 
 def check_embedded(field: str) -> None:
@@ -372,6 +410,7 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
     if getattr(cfg, "ablation", None) is not None:
         step(check_heldout, cfg.ablation)
     step(check_model, "model", cfg.model)
+    step(check_thinking, "model", cfg.model, cfg.reward)
     if called := called_endpoint(cfg.reward.kind, cfg.judge, cfg.critic):
         step(check_concurrency_share, *called, n)
     step(check_reward_endpoint, cfg, cfg.local_judge, probe)
@@ -904,6 +943,8 @@ def check_creative_writing(task: Any) -> str:
 
 def check_verl(cfg: Any, probe: bool = True) -> list[str]:
     """verl's own config validation (needs the verl environment), the model, the parquet files, the judge."""
+    from omegaconf import OmegaConf
+
     from .verl.launch import compose, key_variables, missing_variables, model_paths, train_rows
 
     config = compose(cfg, Path(cfg.output_dir).resolve())  # checks the model paths before verl reads them
@@ -935,6 +976,9 @@ def check_verl(cfg: Any, probe: bool = True) -> list[str]:
         f"verl.data: {used} training rows, {steps} step{'s' if steps > 1 else ''} of {batch} prompts per epoch"
     )
     lines += model_paths(config)
+    policy = "actor_rollout_ref.model.path"
+    if thinking := check_thinking(f"verl.{policy}", str(OmegaConf.select(config, policy)), cfg.reward):
+        lines.append(thinking)
     if probe:
         key_variables(cfg)
     else:  # nothing is contacted: the key is not needed yet
@@ -942,8 +986,6 @@ def check_verl(cfg: Any, probe: bool = True) -> list[str]:
             f"note: {m}: not needed for --skip-endpoints; export it before train-verl" for m in missing_variables(cfg)
         ]
     lines += check_reward_endpoint(cfg, None, probe)
-    from omegaconf import OmegaConf
-
     from .cost import VERL_DEFAULTS
 
     settings = {key: OmegaConf.select(config, key, default=None) for key in VERL_DEFAULTS}

@@ -7,6 +7,7 @@ judge's position bias at twice the cost.
 Before any judge call the policy's answer is screened for injection (`judge.screen`): under the
 default `injection: penalize` an answer that addresses the judge is scored as a loss, under
 `unknown` its reward is missing with reason `injection`, under `off` it is judged (sanitised).
+A reasoning policy's thinking is cut first under `strip_thinking` (`RewardConfig.answer`), by both engines.
 Where the "reference" is another model's answer (the eval arena), it is screened too
 (`screen_reference`): under `penalize` the side the screen caught loses, both caught make a tie.
 """
@@ -28,7 +29,7 @@ from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
 from .outcome import Outcome
 from .reasons import Reason
-from .text_metrics import count_length, length_score, repetition_ratio
+from .text_metrics import answer_after_thinking, count_length, length_score, repetition_ratio
 
 if TYPE_CHECKING:
     from .data import Sample
@@ -66,6 +67,12 @@ class RewardConfig(BaseModel):
         description="a policy answer that addresses the judge: penalize (a loss, no call), unknown (missing reward, "
         "reason injection) or off (judged as usual, sanitised)",
     )
+    strip_thinking: bool = Field(
+        False,
+        description="judge a reasoning policy's answer only: the text after its last </think>, where a <think> "
+        "block that never closes leaves an empty answer (it ran out of tokens while reasoning). Off: the whole "
+        "completion is judged, and the injection screen reads its </think> as a control token",
+    )
     win: float = 1.0
     tie: float = 0.5
     loss: float = 0.0
@@ -85,6 +92,10 @@ class RewardConfig(BaseModel):
                 "prepare_workers: only the pairwise reward prepares judge prompts; set it to 0 under pointwise"
             )
         return self
+
+    def answer(self, completion: str) -> str:
+        """What is judged, scored by the extra rewards and kept in the rollout record (`strip_thinking`)."""
+        return answer_after_thinking(completion) if self.strip_thinking else completion
 
 
 class ExtraRewards(BaseModel):

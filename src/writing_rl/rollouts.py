@@ -142,7 +142,7 @@ class RolloutRecord(BaseModel):
     level: int
     n_levels: int
     reference_source: str
-    completion: CappedText
+    completion: CappedText  # what was judged: the answer alone under `reward.strip_thinking`
     judgements: list[JudgedOrder]
     outcome: Outcome | None
     reward: float | None

@@ -241,9 +241,10 @@ class WritingReward:
         Talks to no other rank."""
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
-        texts = [completion_text(c) for c in completions]
+        texts = [self.reward.config.answer(completion_text(c)) for c in completions]
         items = [
-            PairItem(s.prompt_text, t, s.references[lvl], s.criteria_text, s) for s, t, lvl in zip(samples, texts, levels)
+            PairItem(s.prompt_text, t, s.references[lvl], s.criteria_text, s)
+            for s, t, lvl in zip(samples, texts, levels)
         ]
         started = time.perf_counter()
 

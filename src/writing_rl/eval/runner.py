@@ -108,6 +108,11 @@ class ArenaTask(BaseModel):
         "penalize", description="an answer that addresses the judge: penalize (it loses), unknown (missing) or off"
     )
     sampling: Sampling = Field(default_factory=Sampling, description="how the model generates here; unset: `model`")
+    strip_thinking: bool = Field(
+        False,
+        description="judge reasoning models' answers only (after the last </think>), the model's and the "
+        "opponents'; as `reward.strip_thinking` in training. Off: the screen reads a </think> as a control token",
+    )
 
 
 class LongInputTask(TaskSlice):
@@ -411,13 +416,20 @@ class EvalRun:
 
     async def arena(self, t: ArenaTask) -> dict[str, Any]:
         samples = load_jsonl(t.samples)[: t.limit]
-        outputs = await self.generate("arena", [(s.id, s.prompt_text) for s in samples])
+
+        def answer(output: str) -> str:
+            return answer_after_thinking(output) if t.strip_thinking else output
+
+        generated = await self.generate("arena", [(s.id, s.prompt_text) for s in samples])
+        outputs = [None if o is None else answer(o) for o in generated]
         me = self.cfg.model.name
         opponents: dict[str, dict[str, str]] = {"reference": {s.key: s.references[-1] for s in samples}}
         for name, folder in t.opponents.items():
             rows = read_jsonl(Path(folder) / "generations.jsonl")
             opponents[name] = {
-                sample_key(r["id"]): r["output"] for r in rows if r["task"] == "arena" and r["output"] is not None
+                sample_key(r["id"]): answer(r["output"])
+                for r in rows
+                if r["task"] == "arena" and r["output"] is not None
             }
         jobs = [
             (s, o, name, opp[s.key])
@@ -663,9 +675,7 @@ class EvalRun:
             "judge_calls": self.judge.call_stats()["calls"],
         }
         write_jsonl(self.out / "generations.jsonl", self.generations)
-        write_jsonl(
-            self.out / "judgements.jsonl", [j.to_json() for j in self.judgements]
-        )
+        write_jsonl(self.out / "judgements.jsonl", [j.to_json() for j in self.judgements])
         (self.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
         return results
 

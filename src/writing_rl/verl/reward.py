@@ -212,6 +212,7 @@ class VerlScorer:
             level = self.fixed_level(n_refs)
         else:
             level = min(max(int(await curriculum.assign(uid, sample.key, n_refs, step)), 0), n_refs - 1)
+        text = self.reward.config.answer(text)
         item = PairItem(sample.prompt_text, text, sample.references[level], sample.criteria_text, sample)
         (result,) = await self.reward.score_batch([item])
         record = RolloutRecord.of_pair(
