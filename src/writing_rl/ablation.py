@@ -26,7 +26,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +43,7 @@ from .jsonl import read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
 from .models import resolve_model
 from .train import TrainConfig, last_checkpoint, train
+from .training.run_folder import RunFolderBusy, run_folder_busy, run_lock
 
 Schedule = Literal["dynamic", "static", "none", "strongest"]
 BASE = "base"
@@ -64,6 +65,7 @@ SET_BY_ABLATION = {
 # keys of a run's config.yaml that may differ from the plan's without making the run another one
 NOT_COMPARED = ("output_dir", "audit", "judge.budget")
 TIMINGS = "timings.jsonl"
+BUSY_POLL_S = 30.0  # how often a training another process runs is looked at again
 Seed = Annotated[int, Field(ge=0)]
 Scores = Mapping[tuple[int, str], float]  # (seed, held-out sample key) -> that prompt's mean score
 
@@ -413,34 +415,61 @@ class Progress:
 
 
 def train_arms(plan: list[Training], out: Path, progress: Progress, keep_checkpoints: bool = False) -> None:
-    """Train what is not finished; a finished run is reused, an interrupted one resumed from its checkpoint."""
+    """Train what is not finished; a finished run is reused, an interrupted one resumed from its checkpoint.
+
+    A training another process is running (a second `writing-rl ablation` on the same folder, which is how
+    trainings run side by side) is left to it and waited for at the end, then reused or, if that process
+    died, resumed here."""
     for t in plan:
         check_reusable(t)  # before any training: a stale run is found now, not hours in
-    for i, t in enumerate(plan, 1):
-        state = t.state()
-        if state == "finished":
-            progress.say(i, t, "reusing")
-            continue
-        if state == "new" and t.run_dir.exists():
-            shutil.rmtree(t.run_dir)  # a start that failed before its first checkpoint: nothing to keep
-        checkpoint = last_checkpoint(t.run_dir)
-        done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else 0
-        progress.say(i, t, f"resuming from step {done} in" if state == "resume" else "training ->")
-        started = time.monotonic()
-        train(t.config, resume=state == "resume")
-        seconds = time.monotonic() - started
-        rate = step_seconds(t.run_dir, done)
-        add_timing(
-            out,
-            {"kind": "train", "arm": t.arm, "seed": t.seed, "steps": t.steps - done, "seconds": seconds}
-            | {"step_seconds": rate},
-        )
-        per = f" ({rate:.1f} s a step after the first)" if rate else ""
-        print(f"[ablation] {t.name}: {t.steps - done} steps trained in {duration(seconds)}{per}", flush=True)
-        if not keep_checkpoints:  # finished: final/ is what the ablation uses, the optimizer state only costs disk
-            for checkpoint_dir in t.run_dir.glob("checkpoint-*"):
-                shutil.rmtree(checkpoint_dir)
-        gc.collect()
+    elsewhere = [(i, t) for i, t in enumerate(plan, 1) if not train_one(i, t, out, progress, keep_checkpoints)]
+    for i, t in elsewhere:
+        while not train_one(i, t, out, progress, keep_checkpoints, wait=True):
+            pass
+
+
+def train_one(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool, wait: bool = False) -> bool:
+    """Reuse, resume or train `t` holding its run folder's lock; False if another process holds it (with
+    `wait`, once it has been waited for)."""
+    try:
+        with run_lock(t.run_dir):
+            _train_locked(i, t, out, progress, keep_checkpoints)
+        return True
+    except RunFolderBusy:
+        if not wait:
+            progress.say(i, t, "being trained by another process, back to it at the end:")
+            return False
+    print(f"[ablation] waiting for the other process training {t.run_dir}", flush=True)
+    while run_folder_busy(t.run_dir):
+        time.sleep(BUSY_POLL_S)
+    return False
+
+
+def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool) -> None:
+    state = t.state()
+    if state == "finished":
+        progress.say(i, t, "reusing")
+        return
+    if state == "new" and t.run_dir.exists():
+        shutil.rmtree(t.run_dir)  # a start that failed before its first checkpoint: nothing to keep
+    checkpoint = last_checkpoint(t.run_dir)
+    done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else 0
+    progress.say(i, t, f"resuming from step {done} in" if state == "resume" else "training ->")
+    started = time.monotonic()
+    train(t.config, resume=state == "resume")
+    seconds = time.monotonic() - started
+    rate = step_seconds(t.run_dir, done)
+    add_timing(
+        out,
+        {"kind": "train", "arm": t.arm, "seed": t.seed, "steps": t.steps - done, "seconds": seconds}
+        | {"step_seconds": rate},
+    )
+    per = f" ({rate:.1f} s a step after the first)" if rate else ""
+    print(f"[ablation] {t.name}: {t.steps - done} steps trained in {duration(seconds)}{per}", flush=True)
+    if not keep_checkpoints:  # finished: final/ is what the ablation uses, the optimizer state only costs disk
+        for checkpoint_dir in t.run_dir.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint_dir)
+    gc.collect()
 
 
 def generate_answers(
@@ -558,7 +587,8 @@ def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
     answers count when their sampling settings match; an arm's when its final/ answered them)."""
     cached, _ = _cached_rows(out)
     names = [(BASE, seed, None) for seed in cfg.seeds()] + [
-        (t.arm, t.seed, model_fingerprint(str(t.run_dir / layout.FINAL)) if t.state() == "finished" else "") for t in plan
+        (t.arm, t.seed, model_fingerprint(str(t.run_dir / layout.FINAL)) if t.state() == "finished" else "")
+        for t in plan
     ]
     have = {
         (name, seed)
@@ -715,6 +745,22 @@ def prepare(cfg: AblationConfig) -> tuple[list[Training], list[Sample], list[str
     return plan, heldout, plan_lines(cfg, plan, out, len(heldout))
 
 
+@contextlib.contextmanager
+def heldout_lock(out: Path) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(out / ".heldout.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print("[ablation] waiting for the other process on this folder to finish its held-out answers", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
     """Train every arm from every seed, evaluate base + trained models on the held-out prompts, write the report."""
     from .eval.ablation_report import write_ablation_report
@@ -727,7 +773,8 @@ def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
     train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints)
-    answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
+    with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
+        answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
     assert a.metrics is not None
     scores = score_answers(answers, heldout, a.metrics)
     compare_to = a.reference_arm()

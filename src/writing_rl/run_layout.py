@@ -1,6 +1,6 @@
 """The run folder's layout: the one place that names what a training run writes and its readers look for.
 
-A leaf module (it imports nothing), so a reader (`report`, `curriculum show`, `train --resume`) finds a
+A leaf module (it imports nothing of ours), so a reader (`report`, `curriculum show`, `train --resume`) finds a
 run's files without importing the engine that wrote them (TRL, verl).
 
 Step numbering, one convention for both engines:
@@ -14,6 +14,8 @@ Step numbering, one convention for both engines:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 CONFIG = "config.yaml"  # the run's resolved config, what --resume reads
 METRICS = "metrics.jsonl"  # one row per logged step
 ROLLOUTS = "rollouts.jsonl"  # one record per judged rollout (`writing-rl rollouts`)
@@ -24,6 +26,12 @@ CURRICULUM_SNAPSHOT = "curriculum_snapshot.json"
 JUDGE_SPEND = "judge_spend.json"
 # verl's own metrics, one file per start of a run (`started`: the start time)
 VERL_METRICS = "verl_metrics-{started}.jsonl"
+
+
+def lock_file(run_dir: Path) -> Path:
+    """Held by the process training `run_dir`: beside the folder, not in it, so `--overwrite` can delete the
+    folder and an empty folder stays empty."""
+    return run_dir.parent / f".{run_dir.name}.lock"
 
 
 def trained_step(completed: int) -> int:

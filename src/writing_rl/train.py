@@ -14,6 +14,7 @@ judge is used.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ from .training.run_folder import (
     restore_from_checkpoint,
     resume_hint,
     run_folder_problem,
+    run_lock,
 )
 from .training.samples import load_train_samples
 from .training.trl_inputs import grpo_args, process_state, to_trl_dataset
@@ -80,8 +82,11 @@ def train(
     check_trl()  # before anything is written: an untested TRL could train unknown verdicts as losses
     from .engines.preemption import Preempted, PreemptionCallback, stop_signals
 
-    preemption = PreemptionCallback(process_state().num_processes)
-    with stop_signals(preemption):
+    state = process_state()
+    preemption = PreemptionCallback(state.num_processes)
+    # one training per run folder: the main process holds the lock from before it looks at the folder to the end
+    held = run_lock(Path(cfg.output_dir)) if state.is_main_process else contextlib.nullcontext()
+    with held, stop_signals(preemption):
         try:
             return _train(cfg, resume, overwrite, callbacks, preemption)
         except Preempted as err:

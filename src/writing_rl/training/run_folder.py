@@ -1,5 +1,6 @@
 """The run-folder policy: which checkpoint a resume continues, whether a run may start in a folder (and the
-command that gets the user going when not), and putting the folder back to a checkpoint's state.
+command that gets the user going when not), putting the folder back to a checkpoint's state, and one training
+per folder at a time (`run_lock`).
 
 It reads the folder through `run_layout` only, so a machine without TRL can still inspect a run.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -18,6 +21,43 @@ from ..curriculum import CurriculumStore
 from ..errors import ConfigError
 from ..jsonl import trim_steps
 from ..judge.budget import JudgeBudget
+
+
+class RunFolderBusy(ConfigError):
+    """Another process is training in this run folder right now."""
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Held while a process trains in `run_dir`: a second `train` (or ablation) on the same folder stops at once
+    instead of both writing checkpoints, the curriculum store and the records. An OS file lock, so a killed
+    process leaves none behind. Re-entrant in one process: the ablation holds it around `train`, which takes it
+    again."""
+    from filelock import FileLock, Timeout
+
+    path = layout.lock_file(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path, is_singleton=True)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunFolderBusy(
+            f"{run_dir} is being trained by another process right now (it holds {path}): wait for it to end, or "
+            "choose another output_dir"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def run_folder_busy(run_dir: Path) -> bool:
+    """Whether another process holds `run_dir`'s lock now."""
+    try:
+        with run_lock(run_dir):
+            return False
+    except RunFolderBusy:
+        return True
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
