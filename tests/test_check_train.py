@@ -4,6 +4,7 @@ each naming the key and the fix, and all the problems of a config are reported a
 
 import inspect
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,6 +171,16 @@ def test_good_values_of_the_same_keys_pass(tmp_path):
     grpo = {"bf16": False, "use_vllm": False, "vllm_mode": "colocate", "lr_scheduler_type": "cosine"}
     result = runner.invoke(app, ["check", str(train_yaml(tmp_path, grpo={**grpo, "max_grad_norm": 1.0e-3}))])
     assert result.exit_code == 0, result.output
+
+
+def test_bf16_is_checked_on_a_cpu_host_and_only_fp16_is_left_to_a_gpu(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for half, note in (("bf16", ""), ("fp16", " (fp16 left to the GPU host: this one has no GPU)")):
+        result = runner.invoke(app, ["check", str(train_yaml(tmp_path, grpo={half: True})), "--skip-endpoints"])
+        assert result.exit_code == 0, result.output
+        assert re.search(rf"grpo: \d+ settings accepted by trl\.GRPOConfig{re.escape(note)}\n", result.output)
 
 
 def test_the_vllm_mode_choices_are_the_ones_trl_enforces_in_the_trainer():

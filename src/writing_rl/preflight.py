@@ -146,11 +146,11 @@ def check_model(field: str, name: str) -> str:
 def chat_template_text(name: str) -> str | None:
     """A model's chat template as text, read from its local folder or the Hugging Face cache without loading
     the tokenizer (None: no template found here, or the embedded model, which has no thinking)."""
-    from .models import EMBEDDED_MODEL
+    from .models import EMBEDDED_MODEL, model_name_problem
 
-    if name == EMBEDDED_MODEL:
-        return None
     folder = Path(name).expanduser()
+    if name == EMBEDDED_MODEL or (not folder.is_dir() and model_name_problem(name)):  # `check_model` says why
+        return None
     texts: list[str] = []
     for file in ("chat_template.jinja", "chat_template.json", "tokenizer_config.json"):
         if folder.is_dir():
@@ -160,7 +160,7 @@ def chat_template_text(name: str) -> str | None:
 
             cached = try_to_load_from_cache(name, file)
             path = Path(cached) if isinstance(cached, str) else None
-        if path is not None:
+        if path is not None and path.is_file():
             texts.append(path.read_text(encoding="utf-8", errors="replace"))
     return "\n".join(texts) or None
 
@@ -473,11 +473,11 @@ def checked_grpo(cfg: Any, num_processes: int = 1, problems: Problems | None = N
         bad.add("report_to")
     # GRPOConfig's own checks on the rest: the keys found bad above left out (report_to: its default)
     rest = {k: v for k, v in settings.items() if k not in bad}
-    half = [k for k in ("bf16", "fp16") if rest.get(k)]
     note = ""
-    if half and not torch.cuda.is_available():
-        rest.update(dict.fromkeys(half, False))
-        note = f" ({'/'.join(half)} left to the GPU host: this one has no GPU)"
+    # bf16 runs here too (autocast on the CPU, `grpo_args` sets use_cpu); fp16 mixed precision needs a GPU
+    if rest.get("fp16") and not torch.cuda.is_available():
+        rest["fp16"] = False
+        note = " (fp16 left to the GPU host: this one has no GPU)"
     built = cfg.model_copy(update={"grpo": type(cfg.grpo).model_validate(rest)})
     args = None
     # TRL sizes the generation batch by the process count (GRPOConfig.__post_init__ reads `world_size`): give it
