@@ -4,11 +4,13 @@ it; a killed process leaves no lock; two ablations on one folder share the train
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from writing_rl import ablation
 from writing_rl import run_layout as layout
+from writing_rl.errors import ConfigError
 from writing_rl.training.config import TrainConfig
 from writing_rl.training.run_folder import RunFolderBusy, run_folder_busy, run_lock
 
@@ -68,6 +70,41 @@ def test_a_second_training_on_a_busy_folder_stops_before_touching_it(tmp_path):
         holder.end()
     assert not run_folder_busy(run)
     assert layout.lock_file(run).parent == tmp_path  # beside the folder: --overwrite can delete the folder
+
+
+def test_the_cli_names_a_busy_folder_before_any_check_or_endpoint_probe(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from writing_rl.cli import app
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "train.yaml"
+    dead = {"base_url": "http://127.0.0.1:9/v1", "max_retries": 0}  # probing it would fail with another line
+    cfg.write_text(yaml.safe_dump({"output_dir": str(run), "judge": {"endpoint": dead}}))
+    holder = Holder(run)
+    try:
+        for extra in ([], ["--overwrite"]):
+            result = CliRunner().invoke(app, ["train", str(cfg), *extra])
+            assert result.exit_code == 2, result.output
+            assert "is being trained by another process right now" in result.output
+            assert "127.0.0.1:9" not in result.output
+    finally:
+        holder.end()
+
+
+def test_one_lock_for_every_spelling_of_a_folder_and_none_inside_it(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "latest").symlink_to(run)
+    monkeypatch.chdir(run)
+    spellings = [run, tmp_path / "latest", Path("."), Path(f"../{run.name}/")]
+    assert {layout.lock_file(p) for p in spellings} == {tmp_path / ".run.lock"}
+    with run_lock(Path(".")):
+        assert list(run.iterdir()) == []  # `--output-dir .` of an empty folder stays empty
+        assert run_folder_busy(tmp_path / "latest") is False  # this process holds it: re-entrant, not busy
+    with pytest.raises(ConfigError, match="file system root"), run_lock(Path("/")):
+        pass
 
 
 def test_a_killed_trainer_leaves_no_lock_and_the_lock_is_reentrant_in_one_process(tmp_path):

@@ -19,7 +19,7 @@ from writing_rl.eval import longbench_write as lbw
 from writing_rl.eval.requirements import RequirementSubset, load_requirements, requirement_scores
 from writing_rl.eval.runner import EvalConfig, evaluate
 from writing_rl.prompts import load_prompts
-from writing_rl.text_metrics import answer_after_thinking
+from writing_rl.thinking import answer_after_thinking
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DIMS = lbw.DIMENSIONS
@@ -74,6 +74,9 @@ def test_answer_after_thinking_for_the_non_official_options():
     assert answer_after_thinking("<think>a</think>b</think>\n\n answer") == "answer"  # after the last marker
     assert answer_after_thinking("<think>ran out of tokens") == ""  # reasoning never finished: no answer
     assert answer_after_thinking("plain answer") == "plain answer"
+    # the prompt opened the thinking (DeepSeek-R1 distills): the completion holds its end, or ran out before it
+    assert answer_after_thinking("plan</think>\n\nanswer", opened=True) == "answer"
+    assert answer_after_thinking("plan, plan, plan", opened=True) == ""
 
 
 def lbw_server(replies: list[str], seen: list[str]):  # type: ignore[no-untyped-def]

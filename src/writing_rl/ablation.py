@@ -43,7 +43,7 @@ from .jsonl import read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
 from .models import resolve_model
 from .train import TrainConfig, last_checkpoint, train
-from .training.run_folder import RunFolderBusy, run_folder_busy, run_lock
+from .training.run_folder import RunFolderBusy, run_lock
 
 Schedule = Literal["dynamic", "static", "none", "strongest"]
 BASE = "base"
@@ -424,25 +424,24 @@ def train_arms(plan: list[Training], out: Path, progress: Progress, keep_checkpo
         check_reusable(t)  # before any training: a stale run is found now, not hours in
     elsewhere = [(i, t) for i, t in enumerate(plan, 1) if not train_one(i, t, out, progress, keep_checkpoints)]
     for i, t in elsewhere:
-        while not train_one(i, t, out, progress, keep_checkpoints, wait=True):
-            pass
+        print(f"[ablation] waiting for the other process training {t.run_dir}", flush=True)
+        while not train_one(i, t, out, progress, keep_checkpoints, quiet=True):
+            time.sleep(BUSY_POLL_S)
 
 
-def train_one(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool, wait: bool = False) -> bool:
-    """Reuse, resume or train `t` holding its run folder's lock; False if another process holds it (with
-    `wait`, once it has been waited for)."""
-    try:
-        with run_lock(t.run_dir):
-            _train_locked(i, t, out, progress, keep_checkpoints)
-        return True
-    except RunFolderBusy:
-        if not wait:
-            progress.say(i, t, "being trained by another process, back to it at the end:")
+def train_one(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool, quiet: bool = False) -> bool:
+    """Reuse, resume or train `t` holding its run folder's lock; False, with nothing done, if another process
+    holds it."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(run_lock(t.run_dir))
+        except RunFolderBusy:
+            if not quiet:
+                progress.say(i, t, "being trained by another process, back to it at the end:")
             return False
-    print(f"[ablation] waiting for the other process training {t.run_dir}", flush=True)
-    while run_folder_busy(t.run_dir):
-        time.sleep(BUSY_POLL_S)
-    return False
+        check_reusable(t)  # again under the lock: what the other process left must be this arm's run
+        _train_locked(i, t, out, progress, keep_checkpoints)
+    return True
 
 
 def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool) -> None:
@@ -745,6 +744,17 @@ def prepare(cfg: AblationConfig) -> tuple[list[Training], list[Sample], list[str
     return plan, heldout, plan_lines(cfg, plan, out, len(heldout))
 
 
+def heldout_answers_only(
+    cfg: AblationConfig, answers: Mapping[tuple[str, int], list[list[str]]]
+) -> dict[tuple[str, int], list[list[str]]]:
+    from transformers import AutoTokenizer
+
+    from .thinking import template_opens_thinking
+
+    opened = template_opens_thinking(AutoTokenizer.from_pretrained(resolve_model(cfg.model)))
+    return {k: [[cfg.reward.answer(t, opened)[0] for t in ts] for ts in v] for k, v in answers.items()}
+
+
 @contextlib.contextmanager
 def heldout_lock(out: Path) -> Iterator[None]:
     from filelock import FileLock, Timeout
@@ -776,6 +786,8 @@ def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
     with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
         answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
     assert a.metrics is not None
+    if cfg.reward.strip_thinking:  # scored as the training judge read them: the answer after the thinking
+        answers = heldout_answers_only(cfg, answers)
     scores = score_answers(answers, heldout, a.metrics)
     compare_to = a.reference_arm()
     results: dict[str, Any] = {

@@ -513,7 +513,7 @@ def train_cmd(
     from .spend import JudgeBudgetReached
     from .train import train  # looked up here, where tests/accelerate_cpu.py wraps it
     from .training.config import load_train_config, resume_config
-    from .training.run_folder import run_folder_problem
+    from .training.run_folder import busy_problem, run_folder_problem
     from .training.summary import summarize_run
 
     if resume and config:
@@ -532,7 +532,7 @@ def train_cmd(
         run_dir = Path(cfg.output_dir)
         again = resume / run_layout.CONFIG if resume else config
         start_over = f"writing-rl train {f'{again} ' if again else ''}--output-dir {run_dir} --overwrite"
-        if problem := run_folder_problem(run_dir, resume is not None, overwrite, start_over):
+        if problem := busy_problem(run_dir) or run_folder_problem(run_dir, resume is not None, overwrite, start_over):
             _fail(problem, 2)
         _preflight("train", cfg, skip_check)
         for line in _budget_start_lines(cfg, resume is not None, skip_check):

@@ -237,6 +237,8 @@ class PointwiseReward:
 
     async def _one(self, item: PairItem) -> PointReward:
         found = screen(item.answer)  # found and recorded under every policy, acted on unless `off`
+        if not item.answer.strip():  # nothing to score: the loss value, without a call
+            return PointReward(self.config.loss, None, found)
         if found is not None and self.config.injection != "off":
             return PointReward(self.config.loss if self.config.injection == "penalize" else None, None, found)
         score = await self.scorer.score(item)

@@ -174,9 +174,10 @@ def check_thinking(field: str, model: str, reward: RewardConfig) -> str | None:
     if template is None or "</think>" not in template:
         return None
     return (
-        f"warning: {field}: its chat template writes <think> blocks, and reward.strip_thinking is off: the judge "
-        "would read the reasoning too, and the injection screen reads </think> as a control token (under "
-        "injection: penalize such a completion loses). Set reward.strip_thinking: true to judge the answer only"
+        f"warning: {field}: its chat template handles <think> blocks, and reward.strip_thinking is off: if the "
+        "policy reasons, the judge reads the reasoning too, and the injection screen reads </think> as a control "
+        "token (under injection: penalize such a completion loses). Set reward.strip_thinking: true to judge the "
+        "answer only"
     )
 
 
@@ -440,8 +441,8 @@ def cost_lines(
 
 def check_grpo(cfg: Any, num_processes: int = 1) -> str:
     """Every `grpo` key is a `trl.GRPOConfig` field, and `GRPOConfig` (built as for `num_processes` training
-    processes) accepts the values; all the problems at once. On a host without a GPU (a login node) bf16/fp16
-    are checked as off: transformers refuses them there, not on the GPU host."""
+    processes) accepts the values; all the problems at once. On a host without a GPU (a login node) fp16 is
+    checked as off (it needs a GPU); bf16 as set (it runs on a CPU too; a GPU without bf16 refuses it only there)."""
     return checked_grpo(cfg, num_processes)[0]
 
 

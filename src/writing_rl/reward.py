@@ -29,7 +29,8 @@ from .judge.screen import Injection, InjectionPolicy, screen
 from .judge.verdict import Verdict, VerdictProbs
 from .outcome import Outcome
 from .reasons import Reason
-from .text_metrics import answer_after_thinking, count_length, length_score, repetition_ratio
+from .text_metrics import count_length, length_score, repetition_ratio
+from .thinking import answer_after_thinking
 
 if TYPE_CHECKING:
     from .data import Sample
@@ -93,9 +94,15 @@ class RewardConfig(BaseModel):
             )
         return self
 
-    def answer(self, completion: str) -> str:
-        """What is judged, scored by the extra rewards and kept in the rollout record (`strip_thinking`)."""
-        return answer_after_thinking(completion) if self.strip_thinking else completion
+    def answer(self, completion: str, opened: bool = False) -> tuple[str, int | None]:
+        """What is judged, scored by the extra rewards and kept in the rollout record, and how many characters
+        of thinking were cut for it (None: `strip_thinking` is off). `opened`: the policy's chat template opens
+        the thinking in the prompt (`thinking.template_opens_thinking`), so a completion without `</think>`
+        never finished it."""
+        if not self.strip_thinking:
+            return completion, None
+        answer = answer_after_thinking(completion, opened)
+        return answer, len(completion) - len(answer)
 
 
 class ExtraRewards(BaseModel):
@@ -229,11 +236,16 @@ class PairwiseReward:
         return ("reference_first", "policy_first") if mode.startswith("both") else (mode,)  # type: ignore[return-value]
 
     def _screened(self, item: PairItem) -> Screened:
-        """The screen's findings, and the reward they decide alone (no judge call) unless `injection: off`:
-        under `penalize` the side caught loses (both caught: a tie), under `unknown` the reward is missing."""
+        """The screen's findings, and the reward they decide alone (no judge call): an empty answer loses (an
+        empty screened reference too: both empty, a tie); unless `injection: off`, under `penalize` the side
+        caught loses (both caught: a tie), under `unknown` the reward is missing."""
         # found and recorded under every policy, acted on unless `off`
         found = (screen(item.answer), screen(item.reference) if self.screen_reference else None)
         answer, reference = found
+        empty = (not item.answer.strip(), self.screen_reference and not item.reference.strip())
+        if any(empty):  # nothing to judge (reasoning that never finished, an immediate end of text)
+            nothing: Outcome = "tie" if all(empty) else "loss" if empty[0] else "win"
+            return found, PairReward(self._value(nothing), nothing, (), (), answer, reference)
         if (answer is None and reference is None) or self.config.injection == "off":
             return found, None
         if self.config.injection == "unknown":

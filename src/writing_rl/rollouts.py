@@ -152,6 +152,7 @@ class RolloutRecord(BaseModel):
     missing_detail: str | None = None
     kind: RewardKind = "pairwise"  # pointwise: no judged orders and no outcome; `score` says what the answer got
     score: PointwiseScore | None = None
+    thinking_chars: int | None = None  # characters of reasoning cut before judging (`reward.strip_thinking`)
 
     @classmethod
     def of_pair(
@@ -165,6 +166,7 @@ class RolloutRecord(BaseModel):
         pair: PairReward | PointReward,
         extras: ExtraRewards,
         max_text_chars: int,
+        thinking_chars: int | None = None,
     ) -> RolloutRecord:
         """The record of one judged completion (`pair`: the judge's reward against reference `level`, or the
         pointwise reward of the answer alone): its reward is that one plus the extra terms that apply, or None
@@ -204,6 +206,7 @@ class RolloutRecord(BaseModel):
             missing_detail=pair.missing_detail,
             kind=kind,
             score=point_score(pair, max_text_chars) if isinstance(pair, PointReward) else None,
+            thinking_chars=thinking_chars,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -319,7 +322,8 @@ def format_rollout(r: RolloutRecord) -> str:
     ]
     if r.injection is not None:
         lines.append(f"  injection screen: {', '.join(r.injection.rules)}: {r.injection.excerpt!r}")
-    lines += ["  completion:", _indent(r.completion.shown())]
+    cut = f" (after {r.thinking_chars} characters of thinking, cut)" if r.thinking_chars else ""
+    lines += [f"  completion{cut}:", _indent(r.completion.shown())]
     if r.score is not None:
         value = "none" if r.score.value is None else f"{r.score.value:.2f}"
         lines.append(f"  scored by {r.score.scorer}: {value} on {r.score.low:g}..{r.score.high:g}")

@@ -31,7 +31,10 @@ VERL_METRICS = "verl_metrics-{started}.jsonl"
 def lock_file(run_dir: Path) -> Path:
     """Held by the process training `run_dir`: beside the folder, not in it, so `--overwrite` can delete the
     folder and an empty folder stays empty."""
-    return run_dir.parent / f".{run_dir.name}.lock"
+    folder = run_dir.expanduser().resolve()  # `.`, `runs/x/` and a symlink to the folder: one lock
+    if folder == folder.parent:
+        raise ValueError(f"{run_dir} is a file system root: not a run folder")
+    return folder.parent / f".{folder.name}.lock"
 
 
 def trained_step(completed: int) -> int:

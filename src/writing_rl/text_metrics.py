@@ -20,17 +20,6 @@ def count_length(text: str) -> int:
     return len(_LONGBENCH_CJK.findall(text)) + len(_LONGBENCH_WORD.findall(text))
 
 
-def answer_after_thinking(text: str) -> str:
-    """A reasoning model's answer: the text after the last `</think>`, leading whitespace dropped; "" when a
-    `<think>` block opens and never closes (the model ran out of tokens while reasoning); else the whole text.
-    For the eval options `strip_thinking` (LongBench-Write, LongBench v2), whose official scripts cut nothing.
-    WritingBench's own cut is another rule (`writingbench.strip_thinking`)."""
-    _, marker, answer = text.rpartition("</think>")
-    if marker:
-        return answer.lstrip()
-    return "" if text.lstrip().startswith("<think>") else text
-
-
 def length_score(required: int, output: int) -> float:
     """LongBench-Write S_l in [0, 100] (evaluation/eval_length.py): 100 at the required length, falling
     faster when too short. An empty output scores 0, the formula's limit (the official script divides by

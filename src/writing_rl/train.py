@@ -34,6 +34,7 @@ from .reward import PairwiseReward
 from .rollouts import RolloutWriter
 from .spend import JudgeBudgetReached, budget_problem, checkpoint_spend
 from .spend import continue_hint as budget_hint
+from .thinking import template_opens_thinking
 from .training.config import TrainConfig
 from .training.judge import judge_endpoint, rank_reward
 from .training.run_folder import (
@@ -215,6 +216,9 @@ def _train(
                 clock,  # last: a callback that waits in on_step_begin (a step timer) is not counted as generation
             ],
         )
+        if cfg.reward.strip_thinking:  # a completion of a template that opens <think> holds only its end
+            options = getattr(trainer.args, "chat_template_kwargs", None) or {}
+            writing_reward.thinking_opened = template_opens_thinking(trainer.processing_class, **options)
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             if keeper.stopped is not None:  # not finished: no final model, the checkpoint continues it

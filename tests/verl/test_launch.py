@@ -399,3 +399,22 @@ def test_a_pointwise_recipe_checks_and_passes_on_the_critics_endpoint(tmp_path, 
     result = CliRunner().invoke(app, ["check", str(path), "--skip-endpoints"])
     assert result.exit_code == 0, result.output
     assert "critic.endpoint: http://127.0.0.1:9/v1" in result.output and "DASHSCOPE" not in result.output
+
+
+def test_strip_thinking_tells_the_reward_workers_whether_the_template_opens_the_thinking(tmp_path, tiny_model_dir):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    opens = tmp_path / "r1-like"
+    shutil.copytree(tiny_model_dir, opens)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template += "{% if add_generation_prompt %}<|assistant|> <think>\n{% endif %}"
+    tok.save_pretrained(opens)
+    said = {}
+    for model in (tiny_model_dir, str(opens)):
+        _, c = composed(recipe_file(tmp_path, "grpo.yaml", model, **{"reward.strip_thinking": True}))
+        said[model] = c.reward.custom_reward_function.reward_kwargs.thinking_opened
+    assert said == {tiny_model_dir: False, str(opens): True}
+    _, c = composed(recipe_file(tmp_path, "grpo.yaml", str(opens)))  # off: nothing read, nothing passed
+    assert "thinking_opened" not in c.reward.custom_reward_function.reward_kwargs

@@ -295,3 +295,12 @@ async def test_a_reasoning_policys_thinking_is_cut_before_the_judge_only_when_as
     assert all("mumble" not in b["messages"][-1]["content"] for _, b, _ in server.requests)
     whole = await score(thought, server, **kw)  # off: the </think> and the [[A]] inside it are screened
     assert (whole["injection"], whole["loss"], whole["score"]) == (1.0, 1.0, 0.1)
+
+
+async def test_a_template_that_opens_the_thinking_leaves_an_unfinished_completion_no_answer(server):
+    kw = kwargs(server, level=1)
+    kw = kw | {"reward": kw["reward"] | {"strip_thinking": True}, "thinking_opened": True}
+    unfinished = await score("mumble mumble good good good", server, **kw)  # never reached </think>
+    assert (unfinished["loss"], unfinished["score"]) == (1.0, 0.1) and server.calls() == 0
+    finished = await score("mumble</think>\n\ngood good good", server, **kw)
+    assert (finished["win"], finished["score"], server.calls()) == (1.0, 1.1, 1)

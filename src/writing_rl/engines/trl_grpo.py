@@ -204,6 +204,7 @@ class WritingReward:
         self.unknown_guard = unknown_guard
         self.judge_spend = judge_spend if judge_spend is not None else JudgeSpend()
         self.clock = clock
+        self.thinking_opened = False  # the policy's chat template opens <think> in the prompt (set by `train`)
         self.levels: dict[str, int] | None = None  # the dynamic schedule's, identical on every rank once set
         self.last_judge_s = 0.0
         self.judge_totals: dict[str, float] | None = None  # this rank's judge counters at the last batch
@@ -241,7 +242,7 @@ class WritingReward:
         Talks to no other rank."""
         samples = [self.samples[k] for k in sample_key]
         levels = [self.level_of(s, step) for s in samples]
-        texts = [self.reward.config.answer(completion_text(c)) for c in completions]
+        texts, cut = zip(*(self.reward.config.answer(completion_text(c), self.thinking_opened) for c in completions))
         items = [
             PairItem(s.prompt_text, t, s.references[lvl], s.criteria_text, s)
             for s, t, lvl in zip(samples, texts, levels)
@@ -258,7 +259,7 @@ class WritingReward:
         rewards: list[float | None] = []
         records: list[RolloutRecord] = []
         seen: dict[str, int] = defaultdict(int)
-        for s, text, lvl, r in zip(samples, texts, levels, results):
+        for s, text, thinking, lvl, r in zip(samples, texts, cut, levels, results):
             record = RolloutRecord.of_pair(
                 step=trained_step(step),
                 sample=s,
@@ -268,6 +269,7 @@ class WritingReward:
                 pair=r,
                 extras=self.extras,
                 max_text_chars=self.max_text_chars,
+                thinking_chars=thinking,
             )
             rewards.append(record.reward)
             records.append(record)

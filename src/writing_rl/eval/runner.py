@@ -39,7 +39,8 @@ from ..prompts import load_prompts
 from ..reasons import Reason, unexpected_failure
 from ..reward import PairItem, PairwiseReward, RewardConfig
 from ..server import local_judge_limits, point_local_endpoints, with_local_server
-from ..text_metrics import answer_after_thinking, count_length, length_score
+from ..text_metrics import count_length, length_score
+from ..thinking import answer_after_thinking
 from . import creative_writing as cw
 from . import longbench_write as lbw
 from . import longctx

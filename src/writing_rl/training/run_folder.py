@@ -7,11 +7,11 @@ It reads the folder through `run_layout` only, so a machine without TRL can stil
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -27,7 +27,14 @@ class RunFolderBusy(ConfigError):
     """Another process is training in this run folder right now."""
 
 
-@contextmanager
+def _busy(run_dir: Path, lock: Path) -> RunFolderBusy:
+    return RunFolderBusy(
+        f"{run_dir} is being trained by another process right now (it holds {lock}): wait for it to end, or choose "
+        "another output_dir"
+    )
+
+
+@contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Held while a process trains in `run_dir`: a second `train` (or ablation) on the same folder stops at once
     instead of both writing checkpoints, the curriculum store and the records. An OS file lock, so a killed
@@ -35,29 +42,38 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     again."""
     from filelock import FileLock, Timeout
 
-    path = layout.lock_file(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = layout.lock_file(run_dir)
+    except ValueError as err:  # a file system root
+        raise ConfigError(str(err)) from None
     lock = FileLock(path, is_singleton=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
-        raise RunFolderBusy(
-            f"{run_dir} is being trained by another process right now (it holds {path}): wait for it to end, or "
-            "choose another output_dir"
-        ) from None
+        raise _busy(run_dir, path) from None
+    except OSError as err:  # a read-only parent folder, say: the run could not write its folder either
+        raise ConfigError(f"{run_dir}: cannot create the run's lock {path}: {err.strerror or err}") from None
     try:
         yield
     finally:
         lock.release()
 
 
-def run_folder_busy(run_dir: Path) -> bool:
-    """Whether another process holds `run_dir`'s lock now."""
+def busy_problem(run_dir: Path) -> str | None:
+    """Why `run_dir` cannot be trained in now (another process holds its lock), or None; creates nothing."""
+    with contextlib.suppress(ValueError):  # a root: `run_lock` says so
+        if not layout.lock_file(run_dir).is_file():
+            return None
     try:
         with run_lock(run_dir):
-            return False
-    except RunFolderBusy:
-        return True
+            return None
+    except RunFolderBusy as err:
+        return str(err)
+
+
+def run_folder_busy(run_dir: Path) -> bool:
+    return busy_problem(run_dir) is not None
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:

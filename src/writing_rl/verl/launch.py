@@ -130,6 +130,26 @@ def reward_kwargs(recipe: VerlRecipe) -> dict[str, Any]:
     }
 
 
+def thinking_kwargs(recipe: VerlRecipe, config: Any) -> dict[str, Any]:
+    """Under reward.strip_thinking: whether the policy's chat template opens <think> in the prompt (read from its
+    tokenizer, with verl's chat-template options), which the reward workers cannot see."""
+    if not recipe.reward.strip_thinking:
+        return {}
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+
+    from ..thinking import template_opens_thinking
+
+    path = str(OmegaConf.select(config, "actor_rollout_ref.model.path"))
+    options = OmegaConf.select(config, "data.apply_chat_template_kwargs", default=None)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"verl.actor_rollout_ref.model.path: {path}: no tokenizer to read ({err})") from None
+    kwargs = OmegaConf.to_container(options) if options is not None else {}
+    return {"thinking_opened": template_opens_thinking(tokenizer, **kwargs)}
+
+
 def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
     """verl's DictConfig for this recipe, validated by verl; raises ConfigError naming the key."""
     config_dir = verl_config_dir()  # first: names the environment problem where verl is missing
@@ -160,7 +180,9 @@ def compose(recipe: VerlRecipe, run_dir: Path, source: str = "recipe") -> Any:
         config.reward.custom_reward_function = {
             "path": fn_path,
             "name": fn_name,
-            "reward_kwargs": reward_kwargs(recipe) | {"reward_workers": int(config.reward.num_workers)},
+            "reward_kwargs": reward_kwargs(recipe)
+            | {"reward_workers": int(config.reward.num_workers)}
+            | thinking_kwargs(recipe, config),
         }
         if called := called_endpoint(recipe.reward.kind, recipe.judge, recipe.critic):  # each worker needs a share
             check_concurrency(called[1], int(config.reward.num_workers), f"{source}: {called[0]}")

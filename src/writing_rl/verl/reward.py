@@ -72,6 +72,9 @@ class VerlRewardSettings(BaseModel):
     level: int = Field(-1, description="reference index without a curriculum, and for validation (-1: strongest)")
     curriculum: str | None = Field(None, description="the curriculum's name (Ray actor); null: fixed `level`")
     curriculum_factory: str = Field(DEFAULT_CURRICULUM_FACTORY, description="module:function(name) -> curriculum")
+    thinking_opened: bool = Field(
+        False, description="set by `train-verl` under reward.strip_thinking: the policy's chat template opens <think>"
+    )
     reward_workers: int = Field(
         1, ge=1, description="verl's reward.num_workers: the judge's max_concurrency is their total, split evenly"
     )
@@ -212,7 +215,7 @@ class VerlScorer:
             level = self.fixed_level(n_refs)
         else:
             level = min(max(int(await curriculum.assign(uid, sample.key, n_refs, step)), 0), n_refs - 1)
-        text = self.reward.config.answer(text)
+        text, thinking = self.reward.config.answer(text, self.settings.thinking_opened)
         item = PairItem(sample.prompt_text, text, sample.references[level], sample.criteria_text, sample)
         (result,) = await self.reward.score_batch([item])
         record = RolloutRecord.of_pair(
@@ -224,6 +227,7 @@ class VerlScorer:
             pair=result,
             extras=self.settings.extras,
             max_text_chars=self.settings.rollouts.max_text_chars,
+            thinking_chars=thinking,
         )
         if curriculum is not None:  # the actor writes the record once the report counts (training rows only)
             await curriculum.report(uid, rollout_id or "", sample.key, n_refs, level, result.outcome, step, record)
