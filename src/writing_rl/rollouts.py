@@ -322,8 +322,8 @@ def format_rollout(r: RolloutRecord) -> str:
     ]
     if r.injection is not None:
         lines.append(f"  injection screen: {', '.join(r.injection.rules)}: {r.injection.excerpt!r}")
-    cut = f" (after {r.thinking_chars} characters of thinking, cut)" if r.thinking_chars else ""
-    lines += [f"  completion{cut}:", _indent(r.completion.shown())]
+    thought = f" (after {r.thinking_chars} characters of thinking, cut)" if r.thinking_chars else ""
+    lines += [f"  completion{thought}:", _indent(r.completion.shown())]
     if r.score is not None:
         value = "none" if r.score.value is None else f"{r.score.value:.2f}"
         lines.append(f"  scored by {r.score.scorer}: {value} on {r.score.low:g}..{r.score.high:g}")
