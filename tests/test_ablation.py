@@ -182,6 +182,8 @@ def test_time_left_comes_from_the_measured_seconds_per_step_and_per_training():
         "~26 min" in line and "30.0 s + 2 trainings at 100 s overhead" in line and "3 held-out models at 60 s" in line
     )
     assert "~20 min" in time_left([{"kind": "train", "steps": 10, "seconds": 300}], 40, 2, 3)  # no steady rate: s/step
+    shared = time_left(rows, 40, 2, 3, processes=2)  # the trainings split over two ablations: 1400 / 2 + 180 s
+    assert "~15 min" in shared and "the trainings shared by 2 processes" in shared
 
 
 def fake_model(folder: Path, weights: bytes) -> str:

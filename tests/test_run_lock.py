@@ -1,6 +1,7 @@
 """One training per run folder: a second `train` on a folder another process is training stops before touching
 it; a killed process leaves no lock; two ablations on one folder share the trainings instead of both writing one."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -135,6 +136,8 @@ def test_an_ablation_leaves_a_training_to_the_process_running_it_and_comes_back_
         trained.append((cfg.output_dir, resume))
         (ablation.Path(cfg.output_dir) / layout.FINAL).mkdir(parents=True)
 
+    out.mkdir()
+    ablation.add_timing(out, {"kind": "train", "arm": "x", "seed": 0, "steps": 10, "seconds": 100, "step_seconds": 9})
     holder = Holder(plan[0].run_dir)
     ended = []
 
@@ -149,6 +152,8 @@ def test_an_ablation_leaves_a_training_to_the_process_running_it_and_comes_back_
     said = capsys.readouterr().out
     assert "training 1/2 busy/seed0: being trained by another process, back to it at the end" in said
     assert "waiting for the other process training" in said
+    # the time left counts the process training beside this one (a training measured before: `timings.jsonl`)
+    assert re.search(r"training 2/2 free/seed0: training -> \S+; time left: .*shared by 2 processes", said)
     if other_ends == "finish":  # its run is reused, never trained here
         assert trained == [(str(plan[1].run_dir), False)]
         assert "training 1/2 busy/seed0: reusing" in said

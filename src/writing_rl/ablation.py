@@ -43,7 +43,7 @@ from .jsonl import read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
 from .models import resolve_model
 from .train import TrainConfig, last_checkpoint, train
-from .training.run_folder import RunFolderBusy, run_lock
+from .training.run_folder import RunFolderBusy, run_folder_busy, run_lock
 
 Schedule = Literal["dynamic", "static", "none", "strongest"]
 BASE = "base"
@@ -345,10 +345,13 @@ def step_seconds(run_dir: Path, after: int = 0) -> float | None:
     return (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
 
 
-def time_left(timings: list[dict[str, Any]], steps: int, trainings: int, models: int) -> str | None:
+def time_left(
+    timings: list[dict[str, Any]], steps: int, trainings: int, models: int, processes: int = 1
+) -> str | None:
     """The time left for `trainings` trainings of `steps` steps in all and `models` held-out generations, at
     the measured seconds per step plus each training's measured overhead (loading, audit, first step,
-    saving); None before a training has been measured."""
+    saving), the trainings shared by `processes` ablations on the folder; None before a training has been
+    measured."""
     trained = [r for r in timings if r.get("kind") == "train" and r.get("steps")]
     made = [r for r in timings if r.get("kind") == "heldout"]
     if not trained:
@@ -360,12 +363,13 @@ def time_left(timings: list[dict[str, Any]], steps: int, trainings: int, models:
     else:
         per_step, overhead = sum(r["seconds"] for r in trained) / sum(r["steps"] for r in trained), 0.0
     per_model = sum(r["seconds"] for r in made) / len(made) if made else None
-    total = steps * per_step + trainings * overhead + (models * per_model if per_model else 0)
+    total = (steps * per_step + trainings * overhead) / processes + (models * per_model if per_model else 0)
     held = f" + {models} held-out models at {per_model:.0f} s" if per_model and models else ""
     unknown = " + held-out answers (not measured yet)" if models and not per_model else ""
+    shared = f", the trainings shared by {processes} processes" if processes > 1 else ""
     return (
         f"time left: ~{duration(total)} ({steps} steps at {per_step:.1f} s + {trainings} trainings at "
-        f"{overhead:.0f} s overhead, measured over {len(trained)} training(s){held}{unknown})"
+        f"{overhead:.0f} s overhead{shared}, measured over {len(trained)} training(s){held}{unknown})"
     )
 
 
@@ -407,7 +411,9 @@ class Progress:
         todo = [u for u in self.plan[i - 1 :] if u.state() != "finished"]
         left = None
         if what != "reusing":
-            left = time_left(read_timings(self.out), sum(u.steps for u in todo), len(todo), self.models)
+            others = sum(run_folder_busy(u.run_dir) for u in self.plan)  # ablations training beside this one
+            steps = sum(u.steps for u in todo)
+            left = time_left(read_timings(self.out), steps, len(todo), self.models, 1 + others)
         print(
             f"[ablation] training {i}/{len(self.plan)} {t.name}: {what} {t.run_dir}" + (f"; {left}" if left else ""),
             flush=True,
