@@ -31,3 +31,24 @@ def test_steps_are_whole_numbers_and_unbounded_curves_start_at_zero():
     assert ax.get_ylim()[0] == 0.0
     assert ax.get_ylim()[1] >= 1.8
     plt.close(fig)
+
+
+def test_many_arms_get_a_column_each_instead_of_hiding_each_other(tmp_path):
+    from matplotlib.image import imread
+
+    from writing_rl.eval.ablation_report import CURVES, OVERLAID_ARMS, _plot_curves
+
+    def runs(n_arms: int) -> list[dict]:
+        rows = [{"step": s, "reward": 0.1 * s, "curriculum/mean_level": 1.0} for s in (1, 2, 3)]
+        return [{"name": f"arm{a}/seed{k}", "rows": rows} for a in range(n_arms) for k in (0, 1)]
+
+    shapes = {}
+    for n in (OVERLAID_ARMS, OVERLAID_ARMS + 2):
+        out = tmp_path / str(n)
+        out.mkdir()
+        _plot_curves(runs(n), out)
+        height, width = imread(out / "ablation_curves.png").shape[:2]
+        shapes[n] = (height, width)
+    overlaid, grid = shapes[OVERLAID_ARMS], shapes[OVERLAID_ARMS + 2]
+    assert overlaid[1] > 3 * overlaid[0]  # one row of panels, one per curve
+    assert grid[0] > 2 * overlaid[0] and grid[0] / grid[1] > len(CURVES) / (OVERLAID_ARMS + 2) / 2  # a row per curve

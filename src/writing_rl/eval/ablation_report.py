@@ -13,11 +13,11 @@ from markupsafe import Markup
 
 from .report import STYLE, fmt, frame_step_axis, pyplot, training_summary
 
-CURVES = (
-    ("reward", "reward"),
-    ("judge/win_rate", "win rate vs current reference"),
-    ("curriculum/mean_level", "mean reference level"),
-    ("curriculum/promotions", "promotions per step"),
+CURVES = (  # metric, title, the short label of a row in the one-column-per-arm layout
+    ("reward", "reward", "reward"),
+    ("judge/win_rate", "win rate vs current reference", "win rate"),
+    ("curriculum/mean_level", "mean reference level", "reference level"),
+    ("curriculum/promotions", "promotions per step", "promotions"),
 )
 SCORE_RANGE = (0.0, 100.0)  # every ablation metric is a rule score on 0–100 (judge/rules.py)
 
@@ -81,14 +81,30 @@ def _mean_curve(runs: list[dict[str, Any]], key: str) -> tuple[list[int], list[f
     return steps, [sum(by_step[s]) / len(runs) for s in steps]
 
 
+OVERLAID_ARMS = 3  # up to this many arms share each curve's panel; more get a column each (one row per curve)
+
+
 def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
+    """Each arm's mean over seeds (bold) with each seed faint, on the quantity's full range. Up to
+    `OVERLAID_ARMS` arms are drawn over each other; more would hide each other, so each gets its own column,
+    rows sharing the y axis."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.4))
     arms: dict[str, list[dict[str, Any]]] = {}
     for t in training:
         arms.setdefault(_arm_of(t["name"]), []).append(t)
+    seeded = any(len(r) > 1 for r in arms.values())
+    overlaid = len(arms) <= OVERLAID_ARMS
+    if overlaid:
+        fig, grid = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3.4), squeeze=False)
+        panels = {(arm, key): grid[0][c] for arm in arms for c, (key, _, _) in enumerate(CURVES)}
+    else:
+        fig, grid = plt.subplots(
+            len(CURVES), len(arms), figsize=(2.4 * len(arms), 2.2 * len(CURVES)), squeeze=False, sharey="row"
+        )
+        panels = {(arm, key): grid[r][c] for c, arm in enumerate(arms) for r, (key, _, _) in enumerate(CURVES)}
     for colour, (arm, runs) in enumerate(arms.items()):
-        for ax, (key, _) in zip(axes, CURVES):
+        for key, _, _ in CURVES:
+            ax = panels[(arm, key)]
             if len(runs) > 1:  # each seed faint, their mean bold
                 for t in runs:
                     ax.plot(
@@ -99,11 +115,24 @@ def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
                         lw=0.8,
                     )
             xs, ys = _mean_curve(runs, key)
-            ax.plot(xs, ys, color=f"C{colour}", marker="o", markersize=3, label=arm)
-    for ax, (key, title) in zip(axes, CURVES):
-        ax.set_title(title + (" (mean over seeds)" if any(len(r) > 1 for r in arms.values()) else ""), fontsize=9)
+            ax.plot(xs, ys, color=f"C{colour}", marker="o", markersize=3 if overlaid else 2, label=arm)
+    titles = {key: (title, short) for key, title, short in CURVES}
+    for (arm, key), ax in panels.items():
         frame_step_axis(ax, key, [r.get(key) for t in training for r in t["rows"]])
-    axes[0].legend(fontsize=8)
+        title, short = titles[key]
+        if overlaid:
+            ax.set_title(title + (" (mean over seeds)" if seeded else ""), fontsize=9)
+            continue
+        if key == CURVES[0][0]:
+            ax.set_title(arm, fontsize=9)
+        if arm == next(iter(arms)):
+            ax.set_ylabel(short, fontsize=9)
+        if key != CURVES[-1][0]:
+            ax.set_xlabel("")
+    if overlaid:
+        grid[0][0].legend(fontsize=8)
+    elif seeded:
+        fig.suptitle("per step: the mean over seeds (bold), each seed (faint)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "ablation_curves.png", dpi=110)
     plt.close(fig)
