@@ -27,13 +27,6 @@ class RunFolderBusy(ConfigError):
     """Another process is training in this run folder right now."""
 
 
-def _busy(run_dir: Path, lock: Path) -> RunFolderBusy:
-    return RunFolderBusy(
-        f"{run_dir} is being trained by another process right now (it holds {lock}): wait for it to end, or choose "
-        "another output_dir"
-    )
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Held while a process trains in `run_dir`: a second `train` (or ablation) on the same folder stops at once
@@ -51,7 +44,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
-        raise _busy(run_dir, path) from None
+        raise RunFolderBusy(
+            f"{run_dir} is being trained by another process right now (it holds {path}): wait for it to end, or "
+            "choose another output_dir"
+        ) from None
     except OSError as err:  # a read-only parent folder, say: the run could not write its folder either
         raise ConfigError(f"{run_dir}: cannot create the run's lock {path}: {err.strerror or err}") from None
     try:
