@@ -166,7 +166,7 @@ def chat_template_text(name: str) -> str | None:
 
 
 def check_thinking(field: str, model: str, reward: RewardConfig) -> str | None:
-    """A policy whose chat template writes `<think>` blocks, trained with `reward.strip_thinking` off, has its
+    """A policy whose chat template handles `<think>` blocks, trained with `reward.strip_thinking` off, has its
     reasoning judged with the answer and every `</think>` read as a control token by the injection screen."""
     if reward.strip_thinking:
         return "reward.strip_thinking: the judge reads each completion's answer after its last </think>"

@@ -70,9 +70,10 @@ class RewardConfig(BaseModel):
     )
     strip_thinking: bool = Field(
         False,
-        description="judge a reasoning policy's answer only: the text after its last </think>, where a <think> "
-        "block that never closes leaves an empty answer (it ran out of tokens while reasoning). Off: the whole "
-        "completion is judged, and the injection screen reads its </think> as a control token",
+        description="judge a reasoning policy's answer only: the text after its last </think>. Thinking that never "
+        "closes (a <think> the completion or, for DeepSeek-R1-style templates, the prompt opened) leaves an empty "
+        "answer, which loses without a call. Off: the whole completion is judged, and the injection screen reads "
+        "its </think> as a control token",
     )
     win: float = 1.0
     tie: float = 0.5
