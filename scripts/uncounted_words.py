@@ -11,11 +11,11 @@ of whitespace-separated tokens in which the counter finds no word, with a bootst
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
 
+from writing_rl.jsonl import read_jsonl
 from writing_rl.text_metrics import count_length
 
 
@@ -40,8 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
     by_model: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for line in (args.folder / "heldout" / "generations.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for row in read_jsonl(args.folder / "heldout" / "generations.jsonl"):
         if seeds is not None and row["seed"] not in seeds:
             continue
         if (share := uncounted_share(row["text"])) is not None:
