@@ -294,6 +294,7 @@ def runs_of(out: Path) -> list[str]:
 
 def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finished_runs(tmp_path, tiny_model):
     data = config(tmp_path, tiny_model, max_steps=2, schedules=["dynamic", "strongest"], seeds=[0, 1])
+    data["ablation"]["metrics"] = ["length_fit", "uncounted_words", "base_nll"]
     data["grpo"]["save_steps"] = 2  # a checkpoint at the last step, kept below, to resume from
     data["ablation"]["keep_checkpoints"] = True
     path = tmp_path / "ablation.yaml"
@@ -335,8 +336,21 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     assert any(pairs)  # the arms' answers differ, so pairing them is not trivially 0
     diff = results["models"]["strongest"]["length_fit"]["diff_vs_dynamic"]
     assert diff["mean"] == pytest.approx(sum(pairs) / len(pairs)) and diff["ci95"][0] <= diff["mean"]
+    # the measures beside the rule read the same answers: the base model's NLL of each, and the hidden share
+    from writing_rl.eval.text_measures import answer_nll, uncounted_share
+
+    heldout = {s.key: s for s in load_samples(data["ablation"]["heldout"])}
+    mine = [g for g in generations if (g["model"], g["seed"]) == ("strongest", 1)]
+    nll = answer_nll(tiny_model, [(heldout[g["sample"]].prompt_text, g["text"]) for g in mine])
+    first = [v for g, v in zip(mine, nll) if g["sample"] == mine[0]["sample"]]
+    at = results["heldout_samples"].index(mine[0]["sample"])
+    assert per_prompt["strongest"]["base_nll"]["1"][at] == pytest.approx(sum(first) / len(first), rel=1e-4)
+    hidden = [uncounted_share(g["text"]) for g in mine if g["sample"] == mine[0]["sample"]]
+    assert per_prompt["strongest"]["uncounted_words"]["1"][at] == pytest.approx(sum(hidden) / len(hidden))
+    assert results["models"]["base"]["base_nll"]["mean"] > 0
     page = (out / "report" / "index.html").read_text()
     assert "Δ vs dynamic" in page and "Δ vs base" in page and "../dynamic/seed0/rollouts.jsonl" in page
+    assert "base_nll [95% CI]" in page and "lower is more fluent" in page
     for png in ("ablation_curves.png", "ablation_heldout.png", "ablation_differences.png"):
         assert (out / "report" / png).stat().st_size > 10_000
     assert "| strongest |" in result.output and "Δ vs dynamic" in result.output
@@ -368,6 +382,21 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
 
     changed = CliRunner().invoke(app, ["ablation", str(path), "--max-steps", "3"])
     assert changed.exit_code == 2 and "dynamic/seed0 with another config (grpo.max_steps: 2 -> 3)" in changed.output
+
+    # the results outlive the models: the cached answers and each training's metrics.jsonl are all a report needs
+    kept = tmp_path / "kept"
+    for f in ["heldout/generations.jsonl", *(f"{run}/metrics.jsonl" for run in runs_of(out))]:
+        (kept / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / f, kept / f)
+    report = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])
+    assert report.exit_code == 0, report.output
+    assert "training" not in report.output and not list(kept.glob("*/seed*/final"))  # nothing trained
+    assert json.loads((kept / "results.json").read_text())["models"] == rerun["models"]
+    assert (kept / "report" / "ablation_curves.png").is_file()
+    rows = [json.loads(line) for line in (kept / "heldout" / "generations.jsonl").read_text().splitlines()]
+    write(kept / "heldout" / "generations.jsonl", [r for r in rows if (r["model"], r["seed"]) != ("strongest", 1)])
+    short = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])
+    assert short.exit_code == 2 and "for strongest seed 1;" in short.output
 
 
 def test_shipped_promotion_rules_config_plans_seven_arms_over_three_seeds():

@@ -39,6 +39,7 @@ from . import run_layout as layout
 from .config import ConfigError, _problem
 from .data import Sample, load_samples
 from .eval.stats import Interval
+from .eval.text_measures import MeasureName, answer_nll, uncounted_share
 from .jsonl import read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
 from .models import resolve_model
@@ -93,7 +94,11 @@ class AblationSettings(BaseModel):
     samples_per_prompt: int = Field(4, ge=1, description="answers per held-out prompt, model and seed")
     max_new_tokens: int | None = Field(None, ge=1, description="default: grpo.max_completion_length")
     temperature: float = Field(1.0, ge=0, description="held-out sampling temperature; 0 = greedy")
-    metrics: list[RuleName] | None = Field(None, description="default: the rule judge's rule, then length_fit")
+    metrics: list[RuleName | MeasureName] | None = Field(
+        None,
+        description="rule scores (0-100) and measures of the text beside them (uncounted_words, base_nll: "
+        "eval/text_measures.py); default: the rule judge's rule, then length_fit",
+    )
     batch_size: int = Field(32, ge=1, description="held-out generation batch")
     bootstrap_resamples: int = Field(2000, ge=100)
     keep_checkpoints: bool = Field(
@@ -345,9 +350,7 @@ def step_seconds(run_dir: Path, after: int = 0) -> float | None:
     return (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
 
 
-def time_left(
-    timings: list[dict[str, Any]], steps: int, trainings: int, models: int, processes: int = 1
-) -> str | None:
+def time_left(timings: list[dict[str, Any]], steps: int, trainings: int, models: int, processes: int = 1) -> str | None:
     """The time left for `trainings` trainings of `steps` steps in all and `models` held-out generations, at
     the measured seconds per step plus each training's measured overhead (loading, audit, first step,
     saving), the trainings shared by `processes` ablations on the folder; None before a training has been
@@ -604,6 +607,26 @@ def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
     return sum(1 for name, seed, _ in names if (name, seed) not in have)
 
 
+def cached_answers(
+    cfg: AblationConfig, models: list[HeldoutModel], heldout: list[Sample], out: Path
+) -> tuple[dict[tuple[str, int], list[list[str]]], list[HeldoutModel]]:
+    """For `--report-only`: every model's cached answers drawn with this config's sampling settings, its weights
+    not checked (a finished ablation's models may be deleted or its folder moved), and the models without."""
+    cached, _ = _cached_rows(out)
+    answers: dict[tuple[str, int], list[list[str]]] = {}
+    missing = []
+    for m in models:
+        sampling = sampling_settings(cfg, m.seed)
+        rows = [
+            [cached.get((m.name, m.seed, s.key, k)) for k in range(cfg.ablation.samples_per_prompt)] for s in heldout
+        ]
+        if all(_reusable(r, None, sampling) for rs in rows for r in rs):
+            answers[(m.name, m.seed)] = [[r["text"] for r in rs if r is not None] for rs in rows]
+        else:
+            missing.append(m)
+    return answers, missing
+
+
 def generate_heldout(
     cfg: AblationConfig, models: list[HeldoutModel], heldout: list[Sample], out: Path
 ) -> dict[tuple[str, int], list[list[str]]]:
@@ -652,15 +675,30 @@ def generate_heldout(
 
 
 def score_answers(
-    answers: Mapping[tuple[str, int], list[list[str]]], heldout: list[Sample], metrics: Sequence[str]
+    answers: Mapping[tuple[str, int], list[list[str]]],
+    heldout: list[Sample],
+    metrics: Sequence[str],
+    base_model: str | None = None,
 ) -> dict[str, dict[str, dict[tuple[int, str], float]]]:
-    """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers."""
+    """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers. `base_nll` scores every
+    answer under `base_model`, loaded once."""
     scores: dict[str, dict[str, dict[tuple[int, str], float]]] = {}
-    for (model, seed), by_prompt in answers.items():
-        for m in metrics:
-            per = scores.setdefault(model, {}).setdefault(m, {})
-            for s, ans in zip(heldout, by_prompt):
-                per[(seed, s.key)] = sum(rule_score(m, a, s) for a in ans) / len(ans)
+    cells = [
+        (model, seed, s, ans) for (model, seed), by_prompt in answers.items() for s, ans in zip(heldout, by_prompt)
+    ]
+    for m in metrics:
+        if m == "base_nll":
+            if base_model is None:
+                raise ValueError("base_nll needs the base model")
+            flat = answer_nll(base_model, [(s.prompt_text, a) for _, _, s, ans in cells for a in ans])
+        for model, seed, s, ans in cells:
+            if m == "base_nll":
+                values, flat = flat[: len(ans)], flat[len(ans) :]
+            elif m == "uncounted_words":
+                values = [uncounted_share(a) for a in ans]
+            else:
+                values = [rule_score(m, a, s) for a in ans]
+            scores.setdefault(model, {}).setdefault(m, {})[(seed, s.key)] = sum(values) / len(values)
     return scores
 
 
@@ -777,24 +815,35 @@ def heldout_lock(out: Path) -> Iterator[None]:
         lock.release()
 
 
-def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
-    """Train every arm from every seed, evaluate base + trained models on the held-out prompts, write the report."""
+def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, Any]:
+    """Train every arm from every seed, evaluate base + trained models on the held-out prompts, write the report.
+    `report_only`: neither train nor generate; score the cached answers (the folder may hold only those and each
+    training's metrics.jsonl, e.g. an ablation's results kept after its models were deleted)."""
     from .eval.ablation_report import write_ablation_report
 
     a = cfg.ablation
     out = Path(cfg.output_dir)
     plan, heldout, lines = prepare(cfg)
-    for line in lines:
-        print(f"[ablation] {line}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
-    train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints)
-    with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
-        answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
+    if report_only:
+        answers, missing = cached_answers(cfg, heldout_models(cfg, plan), heldout, out)
+        if missing:
+            names = ", ".join(f"{m.name} seed {m.seed}" for m in missing)
+            raise ConfigError(
+                f"--report-only: {out / HELDOUT_ANSWERS} lacks held-out answers drawn with this config's sampling "
+                f"settings for {names}; run the ablation without --report-only, or narrow it with --seeds/--arms"
+            )
+    else:
+        for line in lines:
+            print(f"[ablation] {line}", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
+        train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints)
+        with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
+            answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
     assert a.metrics is not None
     if cfg.reward.strip_thinking:  # scored as the training judge read them: the answer after the thinking
         answers = heldout_answers_only(cfg, answers)
-    scores = score_answers(answers, heldout, a.metrics)
+    scores = score_answers(answers, heldout, a.metrics, resolve_model(cfg.model))
     compare_to = a.reference_arm()
     results: dict[str, Any] = {
         "models": summarize(scores, compare_to, a.bootstrap_resamples, a.seed),
@@ -811,7 +860,7 @@ def run_ablation(cfg: AblationConfig) -> dict[str, Any]:
         "(seed, prompt)",
         "heldout_prompts": len(heldout),
         "samples_per_prompt": a.samples_per_prompt,
-        "runs": {t.name: str(t.run_dir) for t in plan},
+        "runs": {t.name: str(t.run_dir) for t in plan if (t.run_dir / layout.METRICS).is_file()},
         "timings": read_timings(out),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
@@ -850,16 +899,11 @@ def narrowed(cfg: AblationConfig, seeds: Sequence[int] | None, arms: Sequence[st
     return cfg.model_copy(update={"ablation": settings})
 
 
-def _cell(r: dict[str, Any] | None, signed: bool = False) -> str:
-    if r is None:
-        return "–"
-    f = "{:+.1f}" if signed else "{:.1f}"
-    return f"{f.format(r['mean'])} [{f.format(r['ci95'][0])}, {f.format(r['ci95'][1])}]"
-
-
 def results_table(results: dict[str, Any]) -> str:
     """Markdown table: each model's held-out mean [95% CI], and its paired differences from the base model and
     from the comparison arm."""
+    from .eval.ablation_report import interval_text
+
     metrics, ref = results["metrics"], results.get("compare_to")
     heads = [f"{m} | Δ vs base" + (f" | Δ vs {ref}" if ref else "") for m in metrics]
     width = 1 + len(metrics) * (3 if ref else 2)
@@ -868,9 +912,9 @@ def results_table(results: dict[str, Any]) -> str:
         cells = []
         for m in metrics:
             r = row[m]
-            cells += [_cell(r), _cell(r.get("diff_vs_base"), True)]
+            cells += [interval_text(r, False, m), interval_text(r.get("diff_vs_base"), True, m)]
             if ref:
-                cells.append(_cell(r.get(f"diff_vs_{ref}"), True))
+                cells.append(interval_text(r.get(f"diff_vs_{ref}"), True, m))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     seeds = results.get("seeds")
     if seeds:

@@ -676,6 +676,12 @@ def ablation_cmd(
     seeds: str | None = typer.Option(None, help="training seeds, e.g. 0,1,2 (replaces ablation.seeds)"),
     arms: str | None = typer.Option(None, help="only these of the config's arms, e.g. dynamic,none"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (trainings, reuse, time left) and stop"),
+    report_only: bool = typer.Option(
+        False,
+        "--report-only",
+        help="train and generate nothing: score the folder's cached held-out answers (every model's must be there; "
+        "the models themselves may be gone) and write results.json and the report",
+    ),
 ) -> None:
     """Ablation: train every arm (schedule, promotion rule, ...) from every seed, compare on held-out prompts
     with intervals over seeds and prompts and paired differences. Re-running reuses finished trainings."""
@@ -692,7 +698,7 @@ def ablation_cmd(
             for line in prepare(cfg)[2]:
                 typer.echo(line)
             return
-        results = run_ablation(cfg)
+        results = run_ablation(cfg, report_only)
     typer.echo(results_table(results))
     typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
 

@@ -12,6 +12,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from .report import STYLE, fmt, frame_step_axis, pyplot, training_summary
+from .text_measures import MEASURES
 
 CURVES = (  # metric, title, the short label of a row in the one-column-per-arm layout
     ("reward", "reward", "reward"),
@@ -19,7 +20,7 @@ CURVES = (  # metric, title, the short label of a row in the one-column-per-arm 
     ("curriculum/mean_level", "mean reference level", "reference level"),
     ("curriculum/promotions", "promotions per step", "promotions"),
 )
-SCORE_RANGE = (0.0, 100.0)  # every ablation metric is a rule score on 0–100 (judge/rules.py)
+SCORE_RANGE = (0.0, 100.0)  # a rule metric's range (judge/rules.py); a measure of the text has its own
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>writing-rl ablation</title>
@@ -36,11 +37,13 @@ matching {% if seeds|length > 1 %}(seed, prompt){% else %}prompt{% endif %} pair
 </table>{% endif %}
 <h2>Held-out</h2>
 <img src="ablation_heldout.png" alt="held-out means">
+{% if measures %}<p>{% for m, about in measures %}<b>{{ m }}</b>: {{ about }}. {% endfor %}A rule metric can be won
+with text that is not writing; these read the same answers for that.</p>{% endif %}
 <table><tr><th>model</th>{% for m in metrics %}<th>{{ m }} [95% CI]</th>{% if seeds|length > 1 %}<th>per seed</th>{% endif %}
 <th>Δ vs base [95% CI]</th>{% if ref %}<th>Δ vs {{ ref }} [95% CI]</th>{% endif %}{% endfor %}</tr>
 {% for name, row in models %}<tr><td>{{ name }}</td>{% for m in metrics %}
-<td>{{ cell(row[m]) }}</td>{% if seeds|length > 1 %}<td>{{ per_seed(row[m]) }}</td>{% endif %}
-<td>{{ cell(row[m].diff_vs_base, True) }}</td>{% if ref %}<td>{{ cell(row[m]["diff_vs_" ~ ref], True) }}</td>{% endif %}
+<td>{{ cell(row[m], False, m) }}</td>{% if seeds|length > 1 %}<td>{{ per_seed(row[m], m) }}</td>{% endif %}
+<td>{{ cell(row[m].diff_vs_base, True, m) }}</td>{% if ref %}<td>{{ cell(row[m]["diff_vs_" ~ ref], True, m) }}</td>{% endif %}
 {% endfor %}</tr>{% endfor %}
 </table>
 <img src="ablation_differences.png" alt="paired differences">
@@ -54,15 +57,20 @@ matching {% if seeds|length > 1 %}(seed, prompt){% else %}prompt{% endif %} pair
 """
 
 
-def _cell(r: dict[str, Any] | None, signed: bool = False) -> str:
+def _digits(metric: str) -> int:
+    return MEASURES[metric].digits if metric in MEASURES else 1
+
+
+def interval_text(r: dict[str, Any] | None, signed: bool = False, metric: str = "") -> str:
+    """`mean [low, high]` with the metric's decimals; `–` where there is none."""
     if not r:
         return "–"
-    f = "{:+.1f}" if signed else "{:.1f}"
+    f = f"{{:{'+' if signed else ''}.{_digits(metric)}f}}"
     return f"{f.format(r['mean'])} [{f.format(r['ci95'][0])}, {f.format(r['ci95'][1])}]"
 
 
-def _per_seed(r: dict[str, Any]) -> str:
-    return " · ".join(f"{v:.1f}" for v in (r.get("per_seed") or {}).values()) or "–"
+def _per_seed(r: dict[str, Any], metric: str = "") -> str:
+    return " · ".join(f"{v:.{_digits(metric)}f}" for v in (r.get("per_seed") or {}).values()) or "–"
 
 
 def _arm_of(run: str) -> str:
@@ -160,7 +168,12 @@ def _plot_heldout(results: dict[str, Any], out: Path) -> None:
             if len(seeds) > 1:
                 ax.plot([x + 0.15] * len(seeds), seeds, ".", color="#999", markersize=4)
         ax.set_xticks(range(len(models)), models, rotation=30, fontsize=8)
-        ax.set_ylim(*SCORE_RANGE)
+        if m not in MEASURES:
+            ax.set_ylim(*SCORE_RANGE)
+        elif (full := MEASURES[m].full_range) is not None:
+            ax.set_ylim(*full)
+        else:  # unbounded above: from 0, so a difference is drawn to scale
+            ax.set_ylim(0, 1.1 * max(results["models"][name][m]["ci95"][1] for name in models))
         ax.set_title(
             f"held-out {m}: mean, 95% CI" + (", seeds (grey)" if len(results.get("seeds", [])) > 1 else ""), fontsize=9
         )
@@ -219,6 +232,7 @@ def write_ablation_report(folder: Path, results: dict[str, Any], out: Path | Non
             style=Markup(STYLE),
             training=training,
             metrics=results["metrics"],
+            measures=[(m, MEASURES[m].about) for m in results["metrics"] if m in MEASURES],
             models=list(results["models"].items()),
             arms=results.get("arms") or results.get("schedules") or [],
             arms_table=[(k, json.dumps(v)) for k, v in (results.get("arms") or {}).items()],
@@ -226,7 +240,7 @@ def write_ablation_report(folder: Path, results: dict[str, Any], out: Path | Non
             ref=ref if ref in results["models"] else None,
             n_prompts=results["heldout_prompts"],
             per_prompt=results["samples_per_prompt"],
-            cell=_cell,
+            cell=interval_text,
             per_seed=_per_seed,
             fmt=lambda v: Markup(fmt(v)),
         )
