@@ -383,11 +383,11 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     changed = CliRunner().invoke(app, ["ablation", str(path), "--max-steps", "3"])
     assert changed.exit_code == 2 and "dynamic/seed0 with another config (grpo.max_steps: 2 -> 3)" in changed.output
 
-    # the results outlive the models: the cached answers and each training's metrics.jsonl are all a report needs
+    # the results outlive the models: what --keep-results copies is all a report needs
     kept = tmp_path / "kept"
-    for f in ["heldout/generations.jsonl", *(f"{run}/metrics.jsonl" for run in runs_of(out))]:
-        (kept / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / f, kept / f)
+    keeping = CliRunner().invoke(app, ["ablation", str(path), "--report-only", "--keep-results", str(kept)])
+    assert keeping.exit_code == 0 and "kept 12 files of the results" in keeping.output, keeping.output
+    assert sum(f.stat().st_size for f in kept.rglob("*")) < 200_000  # none of the models
     report = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])
     assert report.exit_code == 0, report.output
     assert "training" not in report.output and not list(kept.glob("*/seed*/final"))  # nothing trained

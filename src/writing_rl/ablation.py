@@ -815,6 +815,24 @@ def heldout_lock(out: Path) -> Iterator[None]:
         lock.release()
 
 
+KEPT = ("ablation.json", TIMINGS, "results.json", str(HELDOUT_ANSWERS))  # with each training's KEPT_PER_RUN
+KEPT_PER_RUN = (layout.METRICS, layout.CONFIG)
+
+
+def keep_results(out: Path, dest: Path) -> list[Path]:
+    """Copy what `--report-only` needs to rebuild the results, and nothing of the models (kilobytes, not
+    gigabytes): the cached answers, the timings, and each training's metrics and config."""
+    files = [out / f for f in KEPT] + [run / f for run in sorted(out.glob("*/seed*")) for f in KEPT_PER_RUN]
+    kept = []
+    for f in files:
+        if f.is_file():
+            target = dest / f.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+            kept.append(target)
+    return kept
+
+
 def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, Any]:
     """Train every arm from every seed, evaluate base + trained models on the held-out prompts, write the report.
     `report_only`: neither train nor generate; score the cached answers (the folder may hold only those and each

@@ -389,7 +389,9 @@ def judge_audit_cmd(
         None, min=1, help="reference pairs to judge in both orders (default: the config's audit.pairs, else 32)"
     ),
     data: str | None = typer.Option(None, help="samples JSONL to draw the pairs from (default: the config's own)"),
-    out: Path | None = typer.Option(None, help="folder for audit.json, pairs.jsonl, index.html (default: runs/judge-audit-CONFIG)"),
+    out: Path | None = typer.Option(
+        None, help="folder for audit.json, pairs.jsonl, index.html (default: runs/judge-audit-CONFIG)"
+    ),
     seed: int = typer.Option(0, help="which pairs are drawn"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
     cache: bool = typer.Option(True, help="use the judge cache (--no-cache: every call reaches the judge)"),
@@ -682,10 +684,16 @@ def ablation_cmd(
         help="train and generate nothing: score the folder's cached held-out answers (every model's must be there; "
         "the models themselves may be gone) and write results.json and the report",
     ),
+    keep_into: Path | None = typer.Option(
+        None,
+        "--keep-results",
+        help="then copy what --report-only needs into this folder: the held-out answers, timings and each "
+        "training's metrics.jsonl and config.yaml (kilobytes; none of the models)",
+    ),
 ) -> None:
     """Ablation: train every arm (schedule, promotion rule, ...) from every seed, compare on held-out prompts
     with intervals over seeds and prompts and paired differences. Re-running reuses finished trainings."""
-    from .ablation import AblationConfig, narrowed, parse_seeds, prepare, results_table, run_ablation
+    from .ablation import AblationConfig, keep_results, narrowed, parse_seeds, prepare, results_table, run_ablation
 
     with user_errors():
         cfg = _overridden(load_config(config, AblationConfig), output_dir, max_steps)
@@ -700,7 +708,10 @@ def ablation_cmd(
             return
         results = run_ablation(cfg, report_only)
     typer.echo(results_table(results))
-    typer.echo(f"results: {Path(results['report']).parent.parent / 'results.json'}; report: {results['report']}")
+    folder = Path(results["report"]).parent.parent
+    typer.echo(f"results: {folder / 'results.json'}; report: {results['report']}")
+    if keep_into is not None:
+        typer.echo(f"kept {len(keep_results(folder, keep_into))} files of the results in {keep_into}")
 
 
 @app.command("export-verl")
