@@ -362,6 +362,14 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
         ("dynamic", 1),
         ("strongest", 1),
     ]
+    order = [(r["kind"], r.get("arm", r.get("model")), r["seed"]) for r in timings]
+    # a training's held-out answers, and its seed's base model's, come as soon as it ends
+    assert order[:4] == [
+        ("train", "dynamic", 0),
+        ("heldout", "base", 0),
+        ("heldout", "dynamic", 0),
+        ("train", "strongest", 0),
+    ]
 
     # an interrupted training (here: no final/, its checkpoint kept) resumes; the finished ones are reused
     import shutil

@@ -26,7 +26,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -423,24 +423,39 @@ class Progress:
         )
 
 
-def train_arms(plan: list[Training], out: Path, progress: Progress, keep_checkpoints: bool = False) -> None:
+def train_arms(
+    plan: list[Training],
+    out: Path,
+    progress: Progress,
+    keep_checkpoints: bool = False,
+    after: Callable[[Training], None] | None = None,
+) -> None:
     """Train what is not finished; a finished run is reused, an interrupted one resumed from its checkpoint.
+    `after` runs on each training this process finished (its run folder's lock released by then).
 
     A training another process is running (a second `writing-rl ablation` on the same folder, which is how
     trainings run side by side) is left to it and waited for at the end, then reused or, if that process
     died, resumed here."""
     for t in plan:
         check_reusable(t)  # before any training: a stale run is found now, not hours in
-    elsewhere = [(i, t) for i, t in enumerate(plan, 1) if not train_one(i, t, out, progress, keep_checkpoints)]
+    elsewhere = [(i, t) for i, t in enumerate(plan, 1) if not train_one(i, t, out, progress, keep_checkpoints, after)]
     for i, t in elsewhere:
         print(f"[ablation] waiting for the other process training {t.run_dir}", flush=True)
-        while not train_one(i, t, out, progress, keep_checkpoints, quiet=True):
+        while not train_one(i, t, out, progress, keep_checkpoints, after, quiet=True):
             time.sleep(BUSY_POLL_S)
 
 
-def train_one(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool, quiet: bool = False) -> bool:
-    """Reuse, resume or train `t` holding its run folder's lock; False, with nothing done, if another process
-    holds it."""
+def train_one(
+    i: int,
+    t: Training,
+    out: Path,
+    progress: Progress,
+    keep_checkpoints: bool,
+    after: Callable[[Training], None] | None = None,
+    quiet: bool = False,
+) -> bool:
+    """Reuse, resume or train `t` holding its run folder's lock, then (if it trained) call `after`; False, with
+    nothing done, if another process holds it."""
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(run_lock(t.run_dir))
@@ -449,15 +464,18 @@ def train_one(i: int, t: Training, out: Path, progress: Progress, keep_checkpoin
                 progress.say(i, t, "being trained by another process, back to it at the end:")
             return False
         check_reusable(t)  # again under the lock: what the other process left must be this arm's run
-        _train_locked(i, t, out, progress, keep_checkpoints)
+        trained = _train_locked(i, t, out, progress, keep_checkpoints)
+    if trained and after is not None:
+        after(t)
     return True
 
 
-def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool) -> None:
+def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool) -> bool:
+    """Reuse (False) or train `t` to its end (True)."""
     state = t.state()
     if state == "finished":
         progress.say(i, t, "reusing")
-        return
+        return False
     if state == "new" and t.run_dir.exists():
         shutil.rmtree(t.run_dir)  # a start that failed before its first checkpoint: nothing to keep
     checkpoint = last_checkpoint(t.run_dir)
@@ -478,6 +496,7 @@ def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_check
         for checkpoint_dir in t.run_dir.glob("checkpoint-*"):
             shutil.rmtree(checkpoint_dir)
     gc.collect()
+    return True
 
 
 def generate_answers(
@@ -855,7 +874,14 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
             print(f"[ablation] {line}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
         (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
-        train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints)
+
+        def answer(t: Training) -> None:
+            """A training's held-out answers (and its seed's base model's) as soon as it ends: an ablation stopped
+            later keeps them, and they do not wait for the last training."""
+            with heldout_lock(out):
+                generate_heldout(cfg, [m for m in heldout_models(cfg, [t]) if m.seed == t.seed], heldout, out)
+
+        train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints, answer)
         with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
             answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
     assert a.metrics is not None
