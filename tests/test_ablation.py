@@ -381,6 +381,13 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     assert runs_of(out) == ["dynamic/seed0", "dynamic/seed1", "strongest/seed0", "strongest/seed1"]
     rerun = json.loads((out / "results.json").read_text())
     assert rerun["models"]["dynamic"] == results["models"]["dynamic"]  # reused, and its answers too
+    for model in [out / "dynamic/seed0/final", *(out / "dynamic/seed0").glob("checkpoint-*")]:
+        shutil.rmtree(model)  # a finished training's models deleted, its answers cached
+    pruned = CliRunner().invoke(app, ["ablation", str(path)])
+    assert pruned.exit_code == 0, pruned.output
+    assert "dynamic/seed0: reusing its cached answers (model gone)" in pruned.output, pruned.output
+    assert "training ->" not in pruned.output and "resuming" not in pruned.output
+    assert json.loads((out / "results.json").read_text())["models"] == rerun["models"]
 
     plan = CliRunner().invoke(app, ["ablation", str(path), "--dry-run", "--seeds", "0,1,2"])
     assert plan.exit_code == 0, plan.output
@@ -405,6 +412,10 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     write(kept / "heldout" / "generations.jsonl", [r for r in rows if (r["model"], r["seed"]) != ("strongest", 1)])
     short = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])
     assert short.exit_code == 2 and "for strongest seed 1;" in short.output
+    # without --report-only, a training whose model is gone and whose answers are not cached is named at once
+    stale = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept)])
+    assert stale.exit_code == 2 and "training ->" not in stale.output, stale.output
+    assert "for strongest seed 1: these trainings ran to their end but their models (final/) are gone" in stale.output
 
 
 def test_shipped_promotion_rules_config_plans_seven_arms_over_three_seeds():

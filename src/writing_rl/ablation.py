@@ -242,10 +242,19 @@ class Training:
     def steps(self) -> int:
         return self.config.grpo.max_steps
 
-    def state(self) -> Literal["finished", "resume", "new"]:
+    def state(self) -> Literal["finished", "kept", "resume", "new"]:
+        """finished: its model is in final/; kept: it ran to its end and its model is gone (deleted, or its
+        results kept with --keep-results), so only its cached held-out answers can stand for it."""
         if (self.run_dir / layout.FINAL).is_dir():
             return "finished"
-        return "resume" if last_checkpoint(self.run_dir) is not None else "new"
+        if last_checkpoint(self.run_dir) is not None:
+            return "resume"
+        metrics = self.run_dir / layout.METRICS
+        steps = [r.get("step", 0) for r in read_jsonl(metrics) if "reward" in r] if metrics.is_file() else []
+        return "kept" if steps and max(steps) >= self.steps else "new"
+
+    def done(self) -> bool:
+        return self.state() in ("finished", "kept")
 
 
 def load_arm_samples(cfg: TrainConfig, cache: dict[tuple[str, str | None], list[Sample]]) -> list[Sample]:
@@ -313,8 +322,9 @@ def config_differences(run_dir: Path, expected: TrainConfig) -> list[str]:
 
 
 def check_reusable(t: Training) -> None:
-    """A finished or interrupted run is reused only if it was trained with this arm's config now."""
-    if t.state() == "new" or not (diffs := config_differences(t.run_dir, t.config)):
+    """A finished, kept or interrupted run is reused only if it was trained with this arm's config now; and a run
+    folder of another config is never deleted to start afresh (it may hold a kept training's only results)."""
+    if not (diffs := config_differences(t.run_dir, t.config)):
         return
     raise ConfigError(
         f"{t.run_dir} holds a run of {t.name} with another config ({'; '.join(diffs[:4])}"
@@ -381,11 +391,12 @@ def plan_lines(cfg: AblationConfig, plan: list[Training], out: Path, heldout_pro
     arms, seeds = list(cfg.ablation.arm_overrides()), cfg.seeds()
     states = {t.name: t.state() for t in plan}
     steps = sorted({t.steps for t in plan})
-    todo = [t for t in plan if states[t.name] != "finished"]
+    todo = [t for t in plan if states[t.name] not in ("finished", "kept")]
     lines = [
         f"ablation: {len(arms)} arms x {len(seeds)} seeds = {len(plan)} trainings of "
         f"{'/'.join(map(str, steps))} steps ({sum(t.steps for t in plan)} steps); "
-        f"{sum(s == 'finished' for s in states.values())} finished, {sum(s == 'resume' for s in states.values())} "
+        f"{sum(s in ('finished', 'kept') for s in states.values())} finished, "
+        f"{sum(s == 'resume' for s in states.values())} "
         f"to resume, {sum(s == 'new' for s in states.values())} to train",
         *(
             f"  seed {seed}: " + ", ".join(f"{t.arm} {states[t.name]}" for t in plan if t.seed == seed)
@@ -411,7 +422,7 @@ class Progress:
         self.plan, self.out, self.models = plan, out, models
 
     def say(self, i: int, t: Training, what: str) -> None:
-        todo = [u for u in self.plan[i - 1 :] if u.state() != "finished"]
+        todo = [u for u in self.plan[i - 1 :] if not u.done()]
         left = None
         if what != "reusing":
             others = sum(run_folder_busy(u.run_dir) for u in self.plan)  # ablations training beside this one
@@ -473,8 +484,8 @@ def train_one(
 def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool) -> bool:
     """Reuse (False) or train `t` to its end (True)."""
     state = t.state()
-    if state == "finished":
-        progress.say(i, t, "reusing")
+    if state in ("finished", "kept"):
+        progress.say(i, t, "reusing" if state == "finished" else "reusing its cached answers (model gone):")
         return False
     if state == "new" and t.run_dir.exists():
         shutil.rmtree(t.run_dir)  # a start that failed before its first checkpoint: nothing to keep
@@ -549,6 +560,7 @@ class HeldoutModel:
     name: str
     seed: int
     path: str
+    kept: bool = False  # its model is gone: its cached answers are used, their fingerprint not checked
 
 
 def heldout_models(cfg: AblationConfig, plan: list[Training]) -> list[HeldoutModel]:
@@ -560,7 +572,11 @@ def heldout_models(cfg: AblationConfig, plan: list[Training]) -> list[HeldoutMod
         for seed in cfg.seeds()
         for m in [
             HeldoutModel(BASE, seed, base),
-            *(HeldoutModel(t.arm, seed, str(t.run_dir / layout.FINAL)) for t in plan if t.seed == seed),
+            *(
+                HeldoutModel(t.arm, seed, str(t.run_dir / layout.FINAL), kept=t.state() == "kept")
+                for t in plan
+                if t.seed == seed
+            ),
         ]
     ]
 
@@ -611,19 +627,23 @@ def _reusable(row: dict[str, Any] | None, model: str | None, sampling: dict[str,
 
 def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
     """How many held-out models still lack answers (the base model's folder is not resolved for this: its
-    answers count when their sampling settings match; an arm's when its final/ answered them)."""
+    answers count when their sampling settings match; an arm's when its final/ answered them, or, once its model
+    is gone, when they are there at all)."""
     cached, _ = _cached_rows(out)
-    names = [(BASE, seed, None) for seed in cfg.seeds()] + [
-        (t.arm, t.seed, model_fingerprint(str(t.run_dir / layout.FINAL)) if t.state() == "finished" else "")
-        for t in plan
+
+    def answered(name: str, seed: int, state: str, run_dir: Path | None) -> bool:
+        if state in ("new", "resume"):
+            return False
+        fingerprint = model_fingerprint(str(run_dir / layout.FINAL)) if run_dir and state == "finished" else None
+        sampling = sampling_settings(cfg, seed)
+        return any(
+            (m, s) == (name, seed) and _reusable(row, fingerprint, sampling) for (m, s, _, _), row in cached.items()
+        )
+
+    models = [(BASE, seed, "kept", None) for seed in cfg.seeds()] + [
+        (t.arm, t.seed, t.state(), t.run_dir) for t in plan
     ]
-    have = {
-        (name, seed)
-        for name, seed, fingerprint in names
-        for (m, s, _, _), row in cached.items()
-        if (m, s) == (name, seed) and _reusable(row, fingerprint, sampling_settings(cfg, seed))
-    }
-    return sum(1 for name, seed, _ in names if (name, seed) not in have)
+    return sum(not answered(*m) for m in models)
 
 
 def cached_answers(
@@ -646,6 +666,11 @@ def cached_answers(
     return answers, missing
 
 
+def unanswered(models: list[HeldoutModel], out: Path) -> str:
+    names = ", ".join(f"{m.name} seed {m.seed}" for m in models)
+    return f"{out / HELDOUT_ANSWERS} lacks held-out answers drawn with this config's sampling settings for {names}"
+
+
 def generate_heldout(
     cfg: AblationConfig, models: list[HeldoutModel], heldout: list[Sample], out: Path
 ) -> dict[tuple[str, int], list[list[str]]]:
@@ -655,11 +680,13 @@ def generate_heldout(
     cached, unkeyed = _cached_rows(out)
     answers: dict[tuple[str, int], list[list[str]]] = {}
     for i, m in enumerate(models, 1):
-        fingerprint, sampling = model_fingerprint(m.path), sampling_settings(cfg, m.seed)
+        fingerprint, sampling = None if m.kept else model_fingerprint(m.path), sampling_settings(cfg, m.seed)
         rows = [[cached.get((m.name, m.seed, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
         if all(_reusable(r, fingerprint, sampling) for rs in rows for r in rs):
             answers[(m.name, m.seed)] = [[r["text"] for r in rs if r is not None] for rs in rows]
             continue
+        if m.kept:
+            raise ConfigError(unanswered([m], out))
         print(f"[ablation] held-out answers {i}/{len(models)}: {m.name} seed {m.seed} ({m.path})", flush=True)
         started = time.monotonic()
         have = generate_answers(
@@ -864,12 +891,17 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
     if report_only:
         answers, missing = cached_answers(cfg, heldout_models(cfg, plan), heldout, out)
         if missing:
-            names = ", ".join(f"{m.name} seed {m.seed}" for m in missing)
             raise ConfigError(
-                f"--report-only: {out / HELDOUT_ANSWERS} lacks held-out answers drawn with this config's sampling "
-                f"settings for {names}; run the ablation without --report-only, or narrow it with --seeds/--arms"
+                f"--report-only: {unanswered(missing, out)}; run the ablation without --report-only, or narrow it "
+                "with --seeds/--arms"
             )
     else:
+        kept = [m for m in heldout_models(cfg, plan) if m.kept]
+        if missing := cached_answers(cfg, kept, heldout, out)[1]:  # found now, not after hours of training
+            raise ConfigError(
+                f"{unanswered(missing, out)}: these trainings ran to their end but their models (final/) are gone; "
+                "delete their folders to train them again"
+            )
         for line in lines:
             print(f"[ablation] {line}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
