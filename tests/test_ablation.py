@@ -144,6 +144,24 @@ def grid(values):
     return {(s, f"p{p}"): v for s, row in enumerate(values) for p, v in enumerate(row)}
 
 
+def test_a_training_is_kept_only_when_the_trainer_closed_it_at_its_last_step(tmp_path, tiny_model):
+    t = plan_trainings(load(tmp_path, config(tmp_path, tiny_model, max_steps=4)), tmp_path / "ablation")[0]
+    t.run_dir.mkdir(parents=True)
+    metrics = t.run_dir / "metrics.jsonl"
+    rows = [{"step": s, "reward": 0.5} for s in (2, 4)]  # logged every 2 steps: the last logged step is 4
+    write(metrics, rows)
+    assert t.state() == "new"  # every step logged, but the trainer never closed it: killed before its end
+    write(metrics, [*rows[:1], {"step": 2, "train_runtime": 9.0}])  # a preempted run's closing row, at step 2
+    assert t.state() == "new"
+    write(metrics, [*rows, {"step": 4, "train_runtime": 9.0}])
+    assert t.state() == "kept" and t.done()
+    with metrics.open("a") as f:
+        f.write('{"step": 5, "rew')  # a line cut by a kill
+    assert t.state() == "kept"
+    (t.run_dir / "final").mkdir()
+    assert t.state() == "finished"
+
+
 def test_paired_differences_pair_by_seed_and_prompt_not_by_position():
     dynamic = grid([[50, 70, 60, 80], [20, 90, 40, 65], [55, 35, 75, 45]])
     better = {k: v + 10 for k, v in reversed(dynamic.items())}  # the same pairs, stored in another order
@@ -401,8 +419,8 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     # the results outlive the models: what --keep-results copies is all a report needs
     kept = tmp_path / "kept"
     keeping = CliRunner().invoke(app, ["ablation", str(path), "--report-only", "--keep-results", str(kept)])
-    assert keeping.exit_code == 0 and "kept 12 files of the results" in keeping.output, keeping.output
-    assert sum(f.stat().st_size for f in kept.rglob("*")) < 200_000  # none of the models
+    assert keeping.exit_code == 0 and "kept 13 files of the results" in keeping.output, keeping.output
+    assert sum(f.stat().st_size for f in kept.rglob("*")) < 200_000  # none of the models (12 files + one audit)
     report = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])
     assert report.exit_code == 0, report.output
     assert "training" not in report.output and not list(kept.glob("*/seed*/final"))  # nothing trained

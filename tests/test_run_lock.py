@@ -148,7 +148,7 @@ def test_an_ablation_leaves_a_training_to_the_process_running_it_and_comes_back_
 
     monkeypatch.setattr(ablation, "train", fake_train)
     monkeypatch.setattr(ablation.time, "sleep", sleep)
-    ablation.train_arms(plan, out, ablation.Progress(plan, out, 0))
+    ablation.train_arms(plan, out, ablation.Progress(plan, out, lambda: 0))
     said = capsys.readouterr().out
     assert "training 1/2 busy/seed0: being trained by another process, back to it at the end" in said
     assert "waiting for the other process training" in said

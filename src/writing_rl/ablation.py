@@ -40,7 +40,7 @@ from .config import ConfigError, _problem
 from .data import Sample, load_samples
 from .eval.stats import Interval
 from .eval.text_measures import MeasureName, answer_nll, uncounted_share
-from .jsonl import read_jsonl, write_jsonl
+from .jsonl import jsonl_rows, read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
 from .models import resolve_model
 from .train import TrainConfig, last_checkpoint, train
@@ -249,9 +249,16 @@ class Training:
             return "finished"
         if last_checkpoint(self.run_dir) is not None:
             return "resume"
+        return "kept" if self.ran_to_end() else "new"
+
+    def ran_to_end(self) -> bool:
+        """The trainer's closing row (`train_runtime`, logged once training returns, whatever `logging_steps`
+        is) at the last step; a line cut by a kill is skipped."""
         metrics = self.run_dir / layout.METRICS
-        steps = [r.get("step", 0) for r in read_jsonl(metrics) if "reward" in r] if metrics.is_file() else []
-        return "kept" if steps and max(steps) >= self.steps else "new"
+        if not metrics.is_file():
+            return False
+        rows = (r for _, r in jsonl_rows(metrics))
+        return any(isinstance(r, dict) and "train_runtime" in r and r.get("step", 0) >= self.steps for r in rows)
 
     def done(self) -> bool:
         return self.state() in ("finished", "kept")
@@ -391,7 +398,7 @@ def plan_lines(cfg: AblationConfig, plan: list[Training], out: Path, heldout_pro
     arms, seeds = list(cfg.ablation.arm_overrides()), cfg.seeds()
     states = {t.name: t.state() for t in plan}
     steps = sorted({t.steps for t in plan})
-    todo = [t for t in plan if states[t.name] not in ("finished", "kept")]
+    todo = [t for t in plan if not t.done()]
     lines = [
         f"ablation: {len(arms)} arms x {len(seeds)} seeds = {len(plan)} trainings of "
         f"{'/'.join(map(str, steps))} steps ({sum(t.steps for t in plan)} steps); "
@@ -418,7 +425,9 @@ def plan_lines(cfg: AblationConfig, plan: list[Training], out: Path, heldout_pro
 class Progress:
     """Which training of how many is running, and the time left at the seconds per step measured so far."""
 
-    def __init__(self, plan: list[Training], out: Path, models: int):
+    def __init__(self, plan: list[Training], out: Path, models: Callable[[], int]):
+        """`models`: how many held-out models still lack answers (asked anew each time: they are answered as
+        trainings end)."""
         self.plan, self.out, self.models = plan, out, models
 
     def say(self, i: int, t: Training, what: str) -> None:
@@ -427,7 +436,7 @@ class Progress:
         if what != "reusing":
             others = sum(run_folder_busy(u.run_dir) for u in self.plan)  # ablations training beside this one
             steps = sum(u.steps for u in todo)
-            left = time_left(read_timings(self.out), steps, len(todo), self.models, 1 + others)
+            left = time_left(read_timings(self.out), steps, len(todo), self.models(), 1 + others)
         print(
             f"[ablation] training {i}/{len(self.plan)} {t.name}: {what} {t.run_dir}" + (f"; {left}" if left else ""),
             flush=True,
@@ -563,10 +572,10 @@ class HeldoutModel:
     kept: bool = False  # its model is gone: its cached answers are used, their fingerprint not checked
 
 
-def heldout_models(cfg: AblationConfig, plan: list[Training]) -> list[HeldoutModel]:
+def heldout_models(cfg: AblationConfig, plan: list[Training], base: str | None = None) -> list[HeldoutModel]:
     """Per seed, the base model and every arm's final model (the base is sampled once per seed too, so every
-    arm's (seed, prompt) score has a base score to pair with)."""
-    base = resolve_model(cfg.model)
+    arm's (seed, prompt) score has a base score to pair with). `base`: its path, if not to be resolved."""
+    base = base or resolve_model(cfg.model)
     return [
         m
         for seed in cfg.seeds()
@@ -649,21 +658,34 @@ def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
 def cached_answers(
     cfg: AblationConfig, models: list[HeldoutModel], heldout: list[Sample], out: Path
 ) -> tuple[dict[tuple[str, int], list[list[str]]], list[HeldoutModel]]:
-    """For `--report-only`: every model's cached answers drawn with this config's sampling settings, its weights
-    not checked (a finished ablation's models may be deleted or its folder moved), and the models without."""
+    """For `--report-only` and kept trainings: every model's cached answers drawn with this config's sampling
+    settings, its weights not checked (a finished ablation's models may be deleted or its folder moved), and the
+    models without."""
     cached, _ = _cached_rows(out)
     answers: dict[tuple[str, int], list[list[str]]] = {}
     missing = []
     for m in models:
-        sampling = sampling_settings(cfg, m.seed)
-        rows = [
-            [cached.get((m.name, m.seed, s.key, k)) for k in range(cfg.ablation.samples_per_prompt)] for s in heldout
-        ]
-        if all(_reusable(r, None, sampling) for rs in rows for r in rs):
-            answers[(m.name, m.seed)] = [[r["text"] for r in rs if r is not None] for rs in rows]
+        if (have := _answers_of(cached, cfg, m, heldout, None)) is not None:
+            answers[(m.name, m.seed)] = have
         else:
             missing.append(m)
     return answers, missing
+
+
+def _answers_of(
+    cached: Mapping[AnswerKey, dict[str, Any]],
+    cfg: AblationConfig,
+    m: HeldoutModel,
+    heldout: list[Sample],
+    fingerprint: str | None,
+) -> list[list[str]] | None:
+    """`m`'s answers to every held-out prompt, if all are cached from the model `fingerprint` (None: any) with
+    this config's sampling settings for its seed; else None."""
+    sampling = sampling_settings(cfg, m.seed)
+    rows = [[cached.get((m.name, m.seed, s.key, k)) for k in range(cfg.ablation.samples_per_prompt)] for s in heldout]
+    if not all(_reusable(r, fingerprint, sampling) for rs in rows for r in rs):
+        return None
+    return [[r["text"] for r in rs if r is not None] for rs in rows]
 
 
 def unanswered(models: list[HeldoutModel], out: Path) -> str:
@@ -681,9 +703,8 @@ def generate_heldout(
     answers: dict[tuple[str, int], list[list[str]]] = {}
     for i, m in enumerate(models, 1):
         fingerprint, sampling = None if m.kept else model_fingerprint(m.path), sampling_settings(cfg, m.seed)
-        rows = [[cached.get((m.name, m.seed, s.key, k)) for k in range(a.samples_per_prompt)] for s in heldout]
-        if all(_reusable(r, fingerprint, sampling) for rs in rows for r in rs):
-            answers[(m.name, m.seed)] = [[r["text"] for r in rs if r is not None] for rs in rows]
+        if (have_cached := _answers_of(cached, cfg, m, heldout, fingerprint)) is not None:
+            answers[(m.name, m.seed)] = have_cached
             continue
         if m.kept:
             raise ConfigError(unanswered([m], out))
@@ -727,7 +748,7 @@ def score_answers(
     base_model: str | None = None,
 ) -> dict[str, dict[str, dict[tuple[int, str], float]]]:
     """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers. `base_nll` scores every
-    answer under `base_model`, loaded once."""
+    answer under `base_model` (resolved only then), loaded once."""
     scores: dict[str, dict[str, dict[tuple[int, str], float]]] = {}
     cells = [
         (model, seed, s, ans) for (model, seed), by_prompt in answers.items() for s, ans in zip(heldout, by_prompt)
@@ -736,10 +757,12 @@ def score_answers(
         if m == "base_nll":
             if base_model is None:
                 raise ValueError("base_nll needs the base model")
-            flat = answer_nll(base_model, [(s.prompt_text, a) for _, _, s, ans in cells for a in ans])
+            nll = iter(
+                answer_nll(resolve_model(base_model), [(s.prompt_text, a) for _, _, s, ans in cells for a in ans])
+            )
         for model, seed, s, ans in cells:
             if m == "base_nll":
-                values, flat = flat[: len(ans)], flat[len(ans) :]
+                values = [next(nll) for _ in ans]
             elif m == "uncounted_words":
                 values = [uncounted_share(a) for a in ans]
             else:
@@ -862,12 +885,14 @@ def heldout_lock(out: Path) -> Iterator[None]:
 
 
 KEPT = ("ablation.json", TIMINGS, "results.json", str(HELDOUT_ANSWERS))  # with each training's KEPT_PER_RUN
-KEPT_PER_RUN = (layout.METRICS, layout.CONFIG)
+KEPT_PER_RUN = (layout.METRICS, layout.CONFIG, "audit/audit.json")
 
 
 def keep_results(out: Path, dest: Path) -> list[Path]:
     """Copy what `--report-only` needs to rebuild the results, and nothing of the models (kilobytes, not
     gigabytes): the cached answers, the timings, and each training's metrics and config."""
+    if dest.resolve() == out.resolve():
+        raise ConfigError(f"--keep-results {dest}: that is the ablation's own folder; give another")
     files = [out / f for f in KEPT] + [run / f for run in sorted(out.glob("*/seed*")) for f in KEPT_PER_RUN]
     kept = []
     for f in files:
@@ -889,14 +914,17 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
     out = Path(cfg.output_dir)
     plan, heldout, lines = prepare(cfg)
     if report_only:
-        answers, missing = cached_answers(cfg, heldout_models(cfg, plan), heldout, out)
+        for t in plan:
+            check_reusable(t)  # the answers are reported under this config: they must come from it
+        answers, missing = cached_answers(cfg, heldout_models(cfg, plan, base=cfg.model), heldout, out)
         if missing:
             raise ConfigError(
                 f"--report-only: {unanswered(missing, out)}; run the ablation without --report-only, or narrow it "
                 "with --seeds/--arms"
             )
     else:
-        kept = [m for m in heldout_models(cfg, plan) if m.kept]
+        busy = {(t.arm, t.seed) for t in plan if run_folder_busy(t.run_dir)}  # maybe still saving its model
+        kept = [m for m in heldout_models(cfg, plan) if m.kept and (m.name, m.seed) not in busy]
         if missing := cached_answers(cfg, kept, heldout, out)[1]:  # found now, not after hours of training
             raise ConfigError(
                 f"{unanswered(missing, out)}: these trainings ran to their end but their models (final/) are gone; "
@@ -913,13 +941,14 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
             with heldout_lock(out):
                 generate_heldout(cfg, [m for m in heldout_models(cfg, [t]) if m.seed == t.seed], heldout, out)
 
-        train_arms(plan, out, Progress(plan, out, missing_models(cfg, plan, out)), a.keep_checkpoints, answer)
+        progress = Progress(plan, out, lambda: missing_models(cfg, plan, out))
+        train_arms(plan, out, progress, a.keep_checkpoints, answer)
         with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
             answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
     assert a.metrics is not None
     if cfg.reward.strip_thinking:  # scored as the training judge read them: the answer after the thinking
         answers = heldout_answers_only(cfg, answers)
-    scores = score_answers(answers, heldout, a.metrics, resolve_model(cfg.model))
+    scores = score_answers(answers, heldout, a.metrics, cfg.model)
     compare_to = a.reference_arm()
     results: dict[str, Any] = {
         "models": summarize(scores, compare_to, a.bootstrap_resamples, a.seed),

@@ -702,6 +702,8 @@ def ablation_cmd(
             parse_seeds(seeds) if seeds is not None else None,
             [a.strip() for a in arms.split(",") if a.strip()] if arms is not None else None,
         )
+        if dry_run and (report_only or keep_into is not None):
+            raise ConfigError("--dry-run trains and writes nothing: give it without --report-only and --keep-results")
         if dry_run:
             for line in prepare(cfg)[2]:
                 typer.echo(line)

@@ -345,8 +345,7 @@ def check_reward_endpoint(cfg: Any, local: LocalJudgeSettings | None, probe: boo
         return [*lines, f"judge.rule.name: pointwise reward = the rule's own 0-100 score ({cfg.judge.rule.name})"]
     derived = "" if cfg.critic is not None else " (none given: the judge's endpoint read as a critic)"
     lines.append(
-        "critic: the pointwise critic scores each answer 1-10, reward = loss + (win - loss) * (score - 1) / 9"
-        + derived
+        "critic: the pointwise critic scores each answer 1-10, reward = loss + (win - loss) * (score - 1) / 9" + derived
     )
     soft = critic_for(cfg.judge, cfg.critic).mode == "soft"  # soft: the score digit's log-probabilities
     return [*lines, check_endpoint(*called, local, probe, "completions" if soft else None)]

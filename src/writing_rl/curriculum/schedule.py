@@ -94,9 +94,7 @@ class Curriculum:
         level = self.level(sample, step)
         return level, sample.references[level]
 
-    def record(
-        self, sample: Sample, level_used: int, outcomes: Sequence[Outcome | None], step: int
-    ) -> RecordResult:
+    def record(self, sample: Sample, level_used: int, outcomes: Sequence[Outcome | None], step: int) -> RecordResult:
         """Record a group's outcomes (unknowns skipped): the sample's level for the next step, and whether this
         group promoted it (never under a schedule other than `dynamic`), so no caller re-derives promotions.
 

@@ -147,7 +147,8 @@ def _plot_curves(training: list[dict[str, Any]], out: Path) -> None:
 
 
 def _plot_heldout(results: dict[str, Any], out: Path) -> None:
-    """Means with their intervals on the full 0–100 range; each seed's mean as a small dot."""
+    """Means with their intervals on each metric's full range (a rule's 0–100; from 0 for an unbounded measure);
+    each seed's mean as a small dot."""
     plt = pyplot()
     metrics, models = results["metrics"], list(results["models"])
     fig, axes = plt.subplots(

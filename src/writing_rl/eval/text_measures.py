@@ -58,7 +58,10 @@ def answer_nll(model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 1
 
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    end = tok.eos_token_id
+    if end is None:
+        raise ValueError(f"{model_path}: the tokenizer has no end-of-sequence token to score an empty answer with")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else end
     heads: dict[str, list[int]] = {}
     rows = []
     for prompt, answer in pairs:
@@ -67,7 +70,7 @@ def answer_nll(model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 1
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
             heads[prompt] = tok(text, add_special_tokens=False)["input_ids"]
-        rows.append((heads[prompt], tok(answer, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]))
+        rows.append((heads[prompt], tok(answer, add_special_tokens=False)["input_ids"] or [end]))
     out: list[float] = []
     for start in tqdm(range(0, len(rows), batch), desc="base-model NLL", unit="batch", disable=len(rows) <= batch):
         chunk = rows[start : start + batch]
@@ -80,7 +83,7 @@ def answer_nll(model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 1
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask).logits
         for i, (h, a) in enumerate(chunk):
-            scored = logits[i, len(h) - 1 : len(h) + len(a) - 1].float()
+            scored = logits[i, len(h) - 1 : len(h) + len(a) - 1]
             out.append(float(torch.nn.functional.cross_entropy(scored, torch.tensor(a), reduction="mean")))
     del model
     gc.collect()
