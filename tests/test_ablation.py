@@ -426,6 +426,10 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     assert "training" not in report.output and not list(kept.glob("*/seed*/final"))  # nothing trained
     assert json.loads((kept / "results.json").read_text())["models"] == rerun["models"]
     assert (kept / "report" / "ablation_curves.png").is_file()
+    other = CliRunner().invoke(
+        app, ["ablation", str(path), "--output-dir", str(kept), "--report-only", "--max-steps", "3"]
+    )
+    assert other.exit_code == 2 and "with another config (grpo.max_steps: 2 -> 3)" in other.output  # not reported
     rows = [json.loads(line) for line in (kept / "heldout" / "generations.jsonl").read_text().splitlines()]
     write(kept / "heldout" / "generations.jsonl", [r for r in rows if (r["model"], r["seed"]) != ("strongest", 1)])
     short = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])

@@ -52,4 +52,5 @@ def test_a_batch_of_unequal_lengths_scores_each_answer_as_it_would_alone(tiny_mo
     ]
     alone = [answer_nll(tiny_model, [p])[0] for p in pairs]
     assert answer_nll(tiny_model, pairs, batch=3) == pytest.approx(alone, rel=1e-4)  # padding changes nothing
+    assert answer_nll(tiny_model, pairs, batch=3, max_logits=1) == pytest.approx(alone, rel=1e-4)  # a row a batch
     assert len(set(alone)) == 3

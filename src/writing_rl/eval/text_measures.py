@@ -48,11 +48,15 @@ def uncounted_share(text: str) -> float:
     return 100.0 * sum(count_length(t) == 0 for t in tokens) / len(tokens)
 
 
-def answer_nll(model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 16) -> list[float]:
+def answer_nll(
+    model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 16, max_logits: int = 2**27
+) -> list[float]:
     """The mean NLL per answer token of each (prompt, answer) under the model, the prompt in its chat template and
     not scored. An empty answer is scored as ending at once (the NLL of the end-of-sequence token).
 
-    Batched with right padding: under a causal mask the padding after a sequence changes none of its logits."""
+    Batched with right padding: under a causal mask the padding after a sequence changes none of its logits. A
+    batch holds at most `max_logits` logits (512 MB in float32): fewer rows for a large vocabulary or long
+    answers, down to one."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -72,9 +76,13 @@ def answer_nll(model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 1
             heads[prompt] = tok(text, add_special_tokens=False)["input_ids"]
         rows.append((heads[prompt], tok(answer, add_special_tokens=False)["input_ids"] or [end]))
     out: list[float] = []
-    for start in tqdm(range(0, len(rows), batch), desc="base-model NLL", unit="batch", disable=len(rows) <= batch):
-        chunk = rows[start : start + batch]
-        width = max(len(h) + len(a) for h, a in chunk)
+    progress = tqdm(total=len(rows), desc="base-model NLL", unit="answer", disable=len(rows) <= batch)
+    start = 0
+    while start < len(rows):
+        width = max(len(h) + len(a) for h, a in rows[start : start + batch])
+        chunk = rows[start : start + max(1, min(batch, max_logits // (width * len(tok))))]
+        start += len(chunk)
+        progress.update(len(chunk))
         ids = torch.full((len(chunk), width), pad)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for i, (h, a) in enumerate(chunk):
@@ -85,6 +93,7 @@ def answer_nll(model_path: str, pairs: Sequence[tuple[str, str]], batch: int = 1
         for i, (h, a) in enumerate(chunk):
             scored = logits[i, len(h) - 1 : len(h) + len(a) - 1]
             out.append(float(torch.nn.functional.cross_entropy(scored, torch.tensor(a), reduction="mean")))
+    progress.close()
     del model
     gc.collect()
     return out
