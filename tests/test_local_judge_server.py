@@ -218,7 +218,7 @@ class ServeJudge:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             except (OSError, ValueError):
                 continue
-            if b"llama_cpp.server" in cmdline and str(self.port).encode() in cmdline:
+            if b"writing_rl.llama_server" in cmdline and str(self.port).encode() in cmdline:
                 pids.append(int(entry.name))
         return pids
 

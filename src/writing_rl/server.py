@@ -111,7 +111,7 @@ class LocalJudgeServer:
             "-m",
             "writing_rl.orphan_guard",  # stops the server when this process dies without stopping it
             str(os.getpid()),
-            "llama_cpp.server",
+            "writing_rl.llama_server",  # llama_cpp.server, safe on a CPU with AMX
             "--model",
             str(self.model_path),
             "--model_alias",
