@@ -47,6 +47,7 @@ from .train import TrainConfig, last_checkpoint, train
 from .training.run_folder import RunFolderBusy, run_folder_busy, run_lock
 
 Schedule = Literal["dynamic", "static", "none", "strongest"]
+DONE = ("finished", "kept")  # the training states that are not trained again
 BASE = "base"
 DEFAULT_SCHEDULES: tuple[Schedule, ...] = ("dynamic", "static", "none", "strongest")
 # what each name of the older `schedules:` list means as an arm
@@ -261,7 +262,7 @@ class Training:
         return any(isinstance(r, dict) and "train_runtime" in r and r.get("step", 0) >= self.steps for r in rows)
 
     def done(self) -> bool:
-        return self.state() in ("finished", "kept")
+        return self.state() in DONE
 
 
 def load_arm_samples(cfg: TrainConfig, cache: dict[tuple[str, str | None], list[Sample]]) -> list[Sample]:
@@ -398,11 +399,11 @@ def plan_lines(cfg: AblationConfig, plan: list[Training], out: Path, heldout_pro
     arms, seeds = list(cfg.ablation.arm_overrides()), cfg.seeds()
     states = {t.name: t.state() for t in plan}
     steps = sorted({t.steps for t in plan})
-    todo = [t for t in plan if not t.done()]
+    todo = [t for t in plan if states[t.name] not in DONE]
     lines = [
         f"ablation: {len(arms)} arms x {len(seeds)} seeds = {len(plan)} trainings of "
         f"{'/'.join(map(str, steps))} steps ({sum(t.steps for t in plan)} steps); "
-        f"{sum(s in ('finished', 'kept') for s in states.values())} finished, "
+        f"{sum(s in DONE for s in states.values())} finished, "
         f"{sum(s == 'resume' for s in states.values())} "
         f"to resume, {sum(s == 'new' for s in states.values())} to train",
         *(
@@ -493,7 +494,7 @@ def train_one(
 def _train_locked(i: int, t: Training, out: Path, progress: Progress, keep_checkpoints: bool) -> bool:
     """Reuse (False) or train `t` to its end (True)."""
     state = t.state()
-    if state in ("finished", "kept"):
+    if state in DONE:
         progress.say(i, t, "reusing" if state == "finished" else "reusing its cached answers (model gone):")
         return False
     if state == "new" and t.run_dir.exists():
@@ -639,20 +640,23 @@ def missing_models(cfg: AblationConfig, plan: list[Training], out: Path) -> int:
     answers count when their sampling settings match; an arm's when its final/ answered them, or, once its model
     is gone, when they are there at all)."""
     cached, _ = _cached_rows(out)
+    names = [(BASE, seed, None) for seed in cfg.seeds()] + [(t.arm, t.seed, _answered_by(t)) for t in plan]
+    have = {
+        (name, seed)
+        for name, seed, fingerprint in names
+        for (m, s, _, _), row in cached.items()
+        if (m, s) == (name, seed) and _reusable(row, fingerprint, sampling_settings(cfg, seed))
+    }
+    return sum(1 for name, seed, _ in names if (name, seed) not in have)
 
-    def answered(name: str, seed: int, state: str, run_dir: Path | None) -> bool:
-        if state in ("new", "resume"):
-            return False
-        fingerprint = model_fingerprint(str(run_dir / layout.FINAL)) if run_dir and state == "finished" else None
-        sampling = sampling_settings(cfg, seed)
-        return any(
-            (m, s) == (name, seed) and _reusable(row, fingerprint, sampling) for (m, s, _, _), row in cached.items()
-        )
 
-    models = [(BASE, seed, "kept", None) for seed in cfg.seeds()] + [
-        (t.arm, t.seed, t.state(), t.run_dir) for t in plan
-    ]
-    return sum(not answered(*m) for m in models)
+def _answered_by(t: Training) -> str | None:
+    """The fingerprint `t`'s cached answers must carry: its final model's; None (any) once its model is gone;
+    one no answer carries while it is not trained."""
+    state = t.state()
+    if state == "finished":
+        return model_fingerprint(str(t.run_dir / layout.FINAL))
+    return None if state == "kept" else ""
 
 
 def cached_answers(
