@@ -419,8 +419,9 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     # the results outlive the models: what --keep-results copies is all a report needs
     kept = tmp_path / "kept"
     keeping = CliRunner().invoke(app, ["ablation", str(path), "--report-only", "--keep-results", str(kept)])
-    assert keeping.exit_code == 0 and "kept 13 files of the results" in keeping.output, keeping.output
-    assert sum(f.stat().st_size for f in kept.rglob("*")) < 200_000  # none of the models (12 files + one audit)
+    assert keeping.exit_code == 0 and "kept 17 files of the results" in keeping.output, keeping.output
+    assert sum(f.stat().st_size for f in kept.rglob("*")) < 500_000  # none of the models (16 files + one audit)
+    assert len(list(kept.glob("*/seed*/curriculum.sqlite"))) == 4  # each training's promotions
     report = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])
     assert report.exit_code == 0, report.output
     assert "training" not in report.output and not list(kept.glob("*/seed*/final"))  # nothing trained

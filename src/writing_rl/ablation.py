@@ -889,12 +889,13 @@ def heldout_lock(out: Path) -> Iterator[None]:
 
 
 KEPT = ("ablation.json", TIMINGS, "results.json", str(HELDOUT_ANSWERS))  # with each training's KEPT_PER_RUN
-KEPT_PER_RUN = (layout.METRICS, layout.CONFIG, "audit/audit.json")
+KEPT_PER_RUN = (layout.METRICS, layout.CONFIG, layout.CURRICULUM_STORE, "audit/audit.json")
 
 
 def keep_results(out: Path, dest: Path) -> list[Path]:
     """Copy what `--report-only` needs to rebuild the results, and nothing of the models (kilobytes, not
-    gigabytes): the cached answers, the timings, and each training's metrics and config."""
+    gigabytes): the cached answers, the timings, and each training's metrics, config and curriculum store (its
+    promotions, for reading the schedule after the fact)."""
     if dest.resolve() == out.resolve():
         raise ConfigError(f"--keep-results {dest}: that is the ablation's own folder; give another")
     files = [out / f for f in KEPT] + [run / f for run in sorted(out.glob("*/seed*")) for f in KEPT_PER_RUN]
