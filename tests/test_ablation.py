@@ -137,6 +137,9 @@ def test_the_command_line_narrows_seeds_and_arms(tmp_path, tiny_model):
         narrowed(cfg, None, ["nope"])
     with pytest.raises(ConfigError, match="names a seed twice"):
         narrowed(cfg, [0, 0], None)
+    assert narrowed(cfg, None, None, "static").ablation.reference_arm() == "static"  # --compare-to
+    with pytest.raises(ConfigError, match="compare_to: 'dynamic' is not an arm"):
+        narrowed(cfg, None, ["none", "static"], "dynamic")
 
 
 def grid(values):

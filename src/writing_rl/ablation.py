@@ -989,8 +989,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def narrowed(cfg: AblationConfig, seeds: Sequence[int] | None, arms: Sequence[str] | None) -> AblationConfig:
-    """The config with the command line's `--seeds` and `--arms` (a subset of the config's arms) applied."""
+def narrowed(
+    cfg: AblationConfig, seeds: Sequence[int] | None, arms: Sequence[str] | None, compare_to: str | None = None
+) -> AblationConfig:
+    """The config with the command line's `--seeds`, `--arms` (a subset of the config's arms) and `--compare-to`
+    (another arm to pair every arm against, e.g. to ask whether any rule beats `none`) applied."""
     a = cfg.ablation
     update: dict[str, Any] = {}
     if seeds is not None:
@@ -1002,6 +1005,8 @@ def narrowed(cfg: AblationConfig, seeds: Sequence[int] | None, arms: Sequence[st
         update.update(arms={name: known[name] for name in arms}, schedules=None)
         if a.compare_to not in arms:
             update["compare_to"] = None
+    if compare_to is not None:
+        update["compare_to"] = compare_to
     try:
         settings = AblationSettings.model_validate({**a.model_dump(), **update})
     except ValidationError as err:

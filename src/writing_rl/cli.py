@@ -677,6 +677,9 @@ def ablation_cmd(
     max_steps: int | None = typer.Option(None, help="override grpo.max_steps of the base config (every arm)"),
     seeds: str | None = typer.Option(None, help="training seeds, e.g. 0,1,2 (replaces ablation.seeds)"),
     arms: str | None = typer.Option(None, help="only these of the config's arms, e.g. dynamic,none"),
+    compare_to: str | None = typer.Option(
+        None, help="pair every arm against this arm (replaces ablation.compare_to), e.g. none"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (trainings, reuse, time left) and stop"),
     report_only: bool = typer.Option(
         False,
@@ -688,7 +691,7 @@ def ablation_cmd(
         None,
         "--keep-results",
         help="then copy what --report-only needs into this folder: the held-out answers, timings and each "
-        "training's metrics.jsonl and config.yaml (kilobytes; none of the models)",
+        "training's metrics.jsonl, config.yaml and curriculum store (kilobytes; none of the models)",
     ),
 ) -> None:
     """Ablation: train every arm (schedule, promotion rule, ...) from every seed, compare on held-out prompts
@@ -701,6 +704,7 @@ def ablation_cmd(
             cfg,
             parse_seeds(seeds) if seeds is not None else None,
             [a.strip() for a in arms.split(",") if a.strip()] if arms is not None else None,
+            compare_to,
         )
         if dry_run and (report_only or keep_into is not None):
             raise ConfigError("--dry-run trains and writes nothing: give it without --report-only and --keep-results")
