@@ -11,49 +11,42 @@ as the mean and range over seeds. Works on a kept folder (`--keep-results`) as o
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from statistics import mean
 
 import yaml
 
+from writing_rl.ablation import ran_to_end
+from writing_rl.jsonl import jsonl_rows
 
-def finished_rows(run: Path) -> list[dict]:
-    """The per-step rows of a training that ran to its end (the trainer's closing row, `train_runtime`, at the last
-    step); none for one that was stopped, which the ablation trains again from the start. A line cut by a kill is
-    skipped."""
-    steps = yaml.safe_load((run / "config.yaml").read_text())["grpo"]["max_steps"]
-    rows = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    if not any("train_runtime" in r and r.get("step", 0) >= steps for r in rows):
+
+def step_rows(run: Path, config: dict) -> list[dict]:
+    """The per-step rows of a training that ran to its end; none for one that was stopped, which the ablation
+    trains again from the start."""
+    if not ran_to_end(run, config["grpo"]["max_steps"]):
         return []
-    return [r for r in rows if "reward" in r]
+    return [r for _, r in jsonl_rows(run / "metrics.jsonl") if isinstance(r, dict) and "reward" in r]
 
 
-def top_level(run: Path) -> float | None:
+def top_level(config: dict) -> float | None:
     """The mean level over the training prompts once each is at its strongest reference (a prompt with n references
     tops out at level n - 1), which `curriculum/mean_level` reaches when every prompt is there."""
-    dataset = Path(yaml.safe_load((run / "config.yaml").read_text())["dataset"])
+    dataset = Path(config["dataset"])
     if not dataset.is_file():
         return None
-    refs = [len(json.loads(line).get("references", [])) for line in dataset.read_text().splitlines() if line.strip()]
+    refs = [len(r.get("references", [])) for _, r in jsonl_rows(dataset) if isinstance(r, dict)]
     return mean(n - 1 for n in refs) if refs else None
 
 
 def summarize(run: Path) -> dict[str, float | int | str | None] | None:
-    rows = finished_rows(run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    rows = step_rows(run, config)
     if not rows:
         return None
     n = rows[-1]["step"]
     quarters = [[r["reward"] for r in rows if q * n / 4 < r["step"] <= (q + 1) * n / 4] for q in range(4)]
     late = [r for r in rows if r["step"] > n / 2]
-    top = top_level(run)
+    top = top_level(config)
     levels = [(r["step"], r["curriculum/mean_level"]) for r in rows if "curriculum/mean_level" in r]
     at_top: int | str | None = "never" if levels else None
     if top is not None:

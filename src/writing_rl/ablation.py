@@ -253,16 +253,20 @@ class Training:
         return "kept" if self.ran_to_end() else "new"
 
     def ran_to_end(self) -> bool:
-        """The trainer's closing row (`train_runtime`, logged once training returns, whatever `logging_steps`
-        is) at the last step; a line cut by a kill is skipped."""
-        metrics = self.run_dir / layout.METRICS
-        if not metrics.is_file():
-            return False
-        rows = (r for _, r in jsonl_rows(metrics))
-        return any(isinstance(r, dict) and "train_runtime" in r and r.get("step", 0) >= self.steps for r in rows)
+        return ran_to_end(self.run_dir, self.steps)
 
     def done(self) -> bool:
         return self.state() in DONE
+
+
+def ran_to_end(run_dir: Path, steps: int) -> bool:
+    """The trainer's closing row (`train_runtime`, logged once training returns, whatever `logging_steps`
+    is) at the last step; a line cut by a kill is skipped."""
+    metrics = run_dir / layout.METRICS
+    if not metrics.is_file():
+        return False
+    rows = (r for _, r in jsonl_rows(metrics))
+    return any(isinstance(r, dict) and "train_runtime" in r and r.get("step", 0) >= steps for r in rows)
 
 
 def load_arm_samples(cfg: TrainConfig, cache: dict[tuple[str, str | None], list[Sample]]) -> list[Sample]:
