@@ -135,6 +135,18 @@ def test_a_checkpoint_is_checked_for_every_file_and_its_step(tmp_path):
         smoke._check_checkpoint(ckpt, 2)
 
 
+def test_the_logged_steps_are_read_line_by_line_and_a_torn_line_fails_the_stage_naming_it(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    with pytest.raises(StageFailed, match="no .*metrics.jsonl"):
+        smoke._step_rows(metrics)
+    metrics.write_text('{"step": 1, "reward": 0.5}\n{"train_runtime": 3}\n\n{"step": 2, "reward": null}\n')
+    assert [r["step"] for r in smoke._step_rows(metrics)] == [1, 2]  # the closing summary row is not a step
+    with metrics.open("a") as fh:
+        fh.write('{"step": 3, "rew')  # a write cut off by a crash
+    with pytest.raises(StageFailed, match=r"metrics.jsonl:5: bad JSON"):
+        smoke._step_rows(metrics)
+
+
 def test_cuda_asked_on_a_machine_without_one_fails_the_env_stage_saying_what_to_do(tmp_path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("trl")

@@ -45,6 +45,7 @@ from typing import Any, TextIO
 import yaml
 
 from . import run_layout as layout
+from .jsonl import LineProblem, jsonl_rows
 
 DEVICE_ENV = "WRITING_RL_SMOKE_DEVICE"
 DEMO_SAMPLES = Path(__file__).resolve().parent / "assets" / "demo_samples.jsonl"
@@ -510,10 +511,16 @@ def _largest_change(before: Path, after: Path) -> float:
 
 
 def _step_rows(metrics: Path) -> list[dict[str, Any]]:
+    """The logged training steps; a line that cannot be read fails the stage, naming the line."""
     if not metrics.is_file():
         raise StageFailed(f"no {metrics}")
-    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if "reward" in r]
+    rows = []
+    for line_no, row in jsonl_rows(metrics):
+        if isinstance(row, LineProblem):
+            raise StageFailed(f"{metrics}:{line_no}: {row}")
+        if isinstance(row, dict) and "reward" in row:
+            rows.append(row)
+    return rows
 
 
 # -- the command --------------------------------------------------------------------------------------
