@@ -313,7 +313,9 @@ def runs_of(out: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out)) for p in out.glob("*/seed*/final"))
 
 
-def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finished_runs(tmp_path, tiny_model):
+def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finished_runs(
+    tmp_path, tiny_model, monkeypatch
+):
     data = config(tmp_path, tiny_model, max_steps=2, schedules=["dynamic", "strongest"], seeds=[0, 1])
     data["ablation"]["metrics"] = ["length_fit", "uncounted_words", "base_nll"]
     data["grpo"]["save_steps"] = 2  # a checkpoint at the last step, kept below, to resume from
@@ -421,8 +423,18 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
 
     # the results outlive the models: what --keep-results copies is all a report needs
     kept = tmp_path / "kept"
-    keeping = CliRunner().invoke(app, ["ablation", str(path), "--report-only", "--keep-results", str(kept)])
+    cached = (out / "heldout" / "base_nll.jsonl").read_text().splitlines()
+    assert len(cached) >= len({(g["sample"], g["text"]) for g in generations})  # each answer scored by the base
+
+    def scored_again(*args, **kwargs):
+        raise AssertionError("an answer an earlier report scored was scored again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ablation, "answer_nll", scored_again)
+        keeping = CliRunner().invoke(app, ["ablation", str(path), "--report-only", "--keep-results", str(kept)])
     assert keeping.exit_code == 0 and "kept 17 files of the results" in keeping.output, keeping.output
+    assert json.loads((out / "results.json").read_text())["models"] == rerun["models"]  # the same, from the cache
+    assert not (kept / "heldout" / "base_nll.jsonl").exists()  # keyed by this machine's model path: not kept
     assert sum(f.stat().st_size for f in kept.rglob("*")) < 500_000  # none of the models (16 files + one audit)
     assert len(list(kept.glob("*/seed*/curriculum.sqlite"))) == 4  # each training's promotions
     report = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])

@@ -54,3 +54,30 @@ def test_a_batch_of_unequal_lengths_scores_each_answer_as_it_would_alone(tiny_mo
     assert answer_nll(tiny_model, pairs, batch=3) == pytest.approx(alone, rel=1e-4)  # padding changes nothing
     assert answer_nll(tiny_model, pairs, batch=3, max_logits=1) == pytest.approx(alone, rel=1e-4)  # a row a batch
     assert len(set(alone)) == 3
+
+
+def test_cached_nll_scores_each_answer_once_per_model_and_survives_a_torn_line(tmp_path, tiny_model):
+    pytest.importorskip("torch")
+    from writing_rl.eval.nll_cache import cached_nll
+
+    asked: list[list[tuple[str, str]]] = []
+
+    def scored(model, pairs):
+        asked.append(list(pairs))
+        return answer_nll(model, pairs)
+
+    cache = tmp_path / "heldout" / "base_nll.jsonl"
+    rain, sea = ("Write about rain.", "Rain falls."), ("Write about the sea.", "Waves.")
+    first = cached_nll(tiny_model, "base@1", [rain, sea, rain], cache, scored)
+    assert asked == [[rain, sea]] and first[0] == first[2]  # a repeated answer is scored once
+    assert first == pytest.approx(answer_nll(tiny_model, [rain, sea, rain]), rel=1e-4)
+    assert cached_nll(tiny_model, "base@1", [sea, rain], cache, scored) == [first[1], first[0]]
+    assert len(asked) == 1  # all from the file
+    storm = ("Write about rain.", "A storm.")
+    cached_nll(tiny_model, "base@1", [rain, storm], cache, scored)
+    assert asked[1:] == [[storm]]  # only the new answer
+    cached_nll(tiny_model, "base@2", [rain], cache, scored)
+    assert asked[2:] == [[rain]]  # another base model scores anew
+    with cache.open("a") as fh:
+        fh.write('{"key": "')  # a write cut off by a crash
+    assert cached_nll(tiny_model, "base@1", [sea], cache, scored) == [first[1]] and len(asked) == 3

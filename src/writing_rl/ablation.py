@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from . import run_layout as layout
 from .config import ConfigError, _problem
 from .data import Sample, load_samples
+from .eval.nll_cache import cached_nll
 from .eval.stats import Interval
 from .eval.text_measures import MeasureName, answer_nll, uncounted_share
 from .jsonl import jsonl_rows, read_jsonl, write_jsonl
@@ -596,6 +597,7 @@ def heldout_models(cfg: AblationConfig, plan: list[Training], base: str | None =
 
 
 HELDOUT_ANSWERS = Path("heldout") / "generations.jsonl"
+BASE_NLL_CACHE = Path("heldout") / "base_nll.jsonl"  # answers scored by `base_nll`, kept for the next report
 WEIGHTS = (".safetensors", ".bin", ".pt", ".pth")
 AnswerKey = tuple[str, int, str, int]  # (model, seed, held-out sample key, answer index)
 
@@ -754,9 +756,11 @@ def score_answers(
     heldout: list[Sample],
     metrics: Sequence[str],
     base_model: str | None = None,
+    nll_cache: Path | None = None,
 ) -> dict[str, dict[str, dict[tuple[int, str], float]]]:
     """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers. `base_nll` scores every
-    answer under `base_model` (resolved only then), loaded once."""
+    answer under `base_model` (resolved only then), loaded once, or reads it from `nll_cache` where an earlier
+    report scored it under the same model."""
     scores: dict[str, dict[str, dict[tuple[int, str], float]]] = {}
     cells = [
         (model, seed, s, ans) for (model, seed), by_prompt in answers.items() for s, ans in zip(heldout, by_prompt)
@@ -765,9 +769,11 @@ def score_answers(
         if m == "base_nll":
             if base_model is None:
                 raise ValueError("base_nll needs the base model")
-            nll = iter(
-                answer_nll(resolve_model(base_model), [(s.prompt_text, a) for _, _, s, ans in cells for a in ans])
-            )
+            path, pairs = resolve_model(base_model), [(s.prompt_text, a) for _, _, s, ans in cells for a in ans]
+            if nll_cache is None:
+                nll = iter(answer_nll(path, pairs))
+            else:
+                nll = iter(cached_nll(path, model_fingerprint(path), pairs, nll_cache, answer_nll))
         for model, seed, s, ans in cells:
             if m == "base_nll":
                 values = [next(nll) for _ in ans]
@@ -957,7 +963,7 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
     assert a.metrics is not None
     if cfg.reward.strip_thinking:  # scored as the training judge read them: the answer after the thinking
         answers = heldout_answers_only(cfg, answers)
-    scores = score_answers(answers, heldout, a.metrics, cfg.model)
+    scores = score_answers(answers, heldout, a.metrics, cfg.model, out / BASE_NLL_CACHE)
     compare_to = a.reference_arm()
     results: dict[str, Any] = {
         "models": summarize(scores, compare_to, a.bootstrap_resamples, a.seed),
