@@ -322,8 +322,26 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     data["ablation"]["keep_checkpoints"] = True
     path = tmp_path / "ablation.yaml"
     path.write_text(yaml.safe_dump(data))
-    result = CliRunner().invoke(app, ["ablation", str(path)])
+    reports_locked = []
+
+    def report_under_the_lock(*args, **kwargs):
+        from filelock import FileLock, Timeout
+
+        probe = FileLock(tmp_path / "ablation" / ".heldout.lock")  # as a second process on the folder would
+        try:
+            probe.acquire(timeout=0)
+            probe.release()
+            reports_locked.append(False)
+        except Timeout:
+            reports_locked.append(True)
+        return write_report(*args, **kwargs)
+
+    write_report = ablation.write_results
+    with monkeypatch.context() as patched:
+        patched.setattr(ablation, "write_results", report_under_the_lock)
+        result = CliRunner().invoke(app, ["ablation", str(path)])
     assert result.exit_code == 0, result.output
+    assert reports_locked == [True]  # processes sharing the folder write the report one at a time
     out = tmp_path / "ablation"
     assert runs_of(out) == ["dynamic/seed0", "dynamic/seed1", "strongest/seed0", "strongest/seed1"]
     assert "2 arms x 2 seeds = 4 trainings of 2 steps" in result.output

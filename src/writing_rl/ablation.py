@@ -890,7 +890,10 @@ def heldout_lock(out: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print("[ablation] waiting for the other process on this folder to finish its held-out answers", flush=True)
+        print(
+            "[ablation] waiting for the other process on this folder to finish its held-out answers or report",
+            flush=True,
+        )
         lock.acquire()
     try:
         yield
@@ -923,8 +926,6 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
     """Train every arm from every seed, evaluate base + trained models on the held-out prompts, write the report.
     `report_only`: neither train nor generate; score the cached answers (the folder may hold only those and each
     training's metrics.jsonl, e.g. an ablation's results kept after its models were deleted)."""
-    from .eval.ablation_report import write_ablation_report
-
     a = cfg.ablation
     out = Path(cfg.output_dir)
     plan, heldout, lines = prepare(cfg)
@@ -937,29 +938,40 @@ def run_ablation(cfg: AblationConfig, report_only: bool = False) -> dict[str, An
                 f"--report-only: {unanswered(missing, out)}; run the ablation without --report-only, or narrow it "
                 "with --seeds/--arms"
             )
-    else:
-        busy = {(t.arm, t.seed) for t in plan if run_folder_busy(t.run_dir)}  # maybe still saving its model
-        kept = [m for m in heldout_models(cfg, plan) if m.kept and (m.name, m.seed) not in busy]
-        if missing := cached_answers(cfg, kept, heldout, out)[1]:  # found now, not after hours of training
-            raise ConfigError(
-                f"{unanswered(missing, out)}: these trainings ran to their end but their models (final/) are gone; "
-                "delete their folders to train them again"
-            )
-        for line in lines:
-            print(f"[ablation] {line}", flush=True)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
+        return write_results(cfg, plan, heldout, answers)
+    busy = {(t.arm, t.seed) for t in plan if run_folder_busy(t.run_dir)}  # maybe still saving its model
+    kept = [m for m in heldout_models(cfg, plan) if m.kept and (m.name, m.seed) not in busy]
+    if missing := cached_answers(cfg, kept, heldout, out)[1]:  # found now, not after hours of training
+        raise ConfigError(
+            f"{unanswered(missing, out)}: these trainings ran to their end but their models (final/) are gone; "
+            "delete their folders to train them again"
+        )
+    for line in lines:
+        print(f"[ablation] {line}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2), encoding="utf-8")
 
-        def answer(t: Training) -> None:
-            """A training's held-out answers (and its seed's base model's) as soon as it ends: an ablation stopped
-            later keeps them, and they do not wait for the last training."""
-            with heldout_lock(out):
-                generate_heldout(cfg, [m for m in heldout_models(cfg, [t]) if m.seed == t.seed], heldout, out)
+    def answer(t: Training) -> None:
+        """A training's held-out answers (and its seed's base model's) as soon as it ends: an ablation stopped
+        later keeps them, and they do not wait for the last training."""
+        with heldout_lock(out):
+            generate_heldout(cfg, [m for m in heldout_models(cfg, [t]) if m.seed == t.seed], heldout, out)
 
-        progress = Progress(plan, out, lambda: missing_models(cfg, plan, out))
-        train_arms(plan, out, progress, a.keep_checkpoints, answer)
-        with heldout_lock(out):  # a second ablation on this folder waits, then finds the answers in the cache
-            answers = generate_heldout(cfg, heldout_models(cfg, plan), heldout, out)
+    progress = Progress(plan, out, lambda: missing_models(cfg, plan, out))
+    train_arms(plan, out, progress, a.keep_checkpoints, answer)
+    # processes sharing the folder end together: one at a time, each after the first finds the answers and
+    # their base-model scores cached, and none reads a results.json another is writing
+    with heldout_lock(out):
+        return write_results(cfg, plan, heldout, generate_heldout(cfg, heldout_models(cfg, plan), heldout, out))
+
+
+def write_results(
+    cfg: AblationConfig, plan: list[Training], heldout: list[Sample], answers: dict[tuple[str, int], list[list[str]]]
+) -> dict[str, Any]:
+    """Score the held-out answers, pair them, and write results.json and the report into the output folder."""
+    from .eval.ablation_report import write_ablation_report
+
+    a, out = cfg.ablation, Path(cfg.output_dir)
     assert a.metrics is not None
     if cfg.reward.strip_thinking:  # scored as the training judge read them: the answer after the thinking
         answers = heldout_answers_only(cfg, answers)
