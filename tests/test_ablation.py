@@ -447,12 +447,17 @@ def test_ablation_trains_every_arm_from_every_seed_pairs_them_and_reuses_finishe
     def scored_again(*args, **kwargs):
         raise AssertionError("an answer an earlier report scored was scored again")
 
+    stopped = out / "dynamic" / "seed7"  # a training stopped part-way, outside this plan: nothing worth keeping
+    stopped.mkdir()
+    write(stopped / "metrics.jsonl", [{"step": 1, "reward": 0.5}])
+    (stopped / "config.yaml").write_text("{}")
     with monkeypatch.context() as patched:
         patched.setattr(ablation, "answer_nll", scored_again)
         keeping = CliRunner().invoke(app, ["ablation", str(path), "--report-only", "--keep-results", str(kept)])
     assert keeping.exit_code == 0 and "kept 17 files of the results" in keeping.output, keeping.output
     assert json.loads((out / "results.json").read_text())["models"] == rerun["models"]  # the same, from the cache
     assert not (kept / "heldout" / "base_nll.jsonl").exists()  # keyed by this machine's model path: not kept
+    assert not (kept / "dynamic" / "seed7").exists()
     assert sum(f.stat().st_size for f in kept.rglob("*")) < 500_000  # none of the models (16 files + one audit)
     assert len(list(kept.glob("*/seed*/curriculum.sqlite"))) == 4  # each training's promotions
     report = CliRunner().invoke(app, ["ablation", str(path), "--output-dir", str(kept), "--report-only"])

@@ -908,10 +908,12 @@ KEPT_PER_RUN = (layout.METRICS, layout.CONFIG, layout.CURRICULUM_STORE, "audit/a
 def keep_results(out: Path, dest: Path) -> list[Path]:
     """Copy what `--report-only` needs to rebuild the results, and nothing of the models (kilobytes, not
     gigabytes): the cached answers, the timings, and each training's metrics, config and curriculum store (its
-    promotions, for reading the schedule after the fact)."""
+    promotions, for reading the schedule after the fact). A training stopped part-way is left out: without its
+    checkpoint it is retrained from its start, and its metrics are of a training that never ended."""
     if dest.resolve() == out.resolve():
         raise ConfigError(f"--keep-results {dest}: that is the ablation's own folder; give another")
-    files = [out / f for f in KEPT] + [run / f for run in sorted(out.glob("*/seed*")) for f in KEPT_PER_RUN]
+    runs = [run for run in sorted(out.glob("*/seed*")) if ran_to_end(run, steps=0)]  # the trainer closed it
+    files = [out / f for f in KEPT] + [run / f for run in runs for f in KEPT_PER_RUN]
     kept = []
     for f in files:
         if f.is_file():
