@@ -33,8 +33,8 @@ def cached_nll(
     model_path: str, fingerprint: str, pairs: Sequence[tuple[str, str]], cache: Path, score: Scorer
 ) -> list[float]:
     """`score(model_path, pairs)`, computed only for the (prompt, answer) pairs `cache` lacks under `fingerprint`
-    (each distinct one once), which are then appended to it a line each: processes sharing the file only ever
-    repeat work, and an interrupted run keeps what it appended."""
+    (each distinct one once), which are then appended to it a line each: processes sharing the file at worst
+    score an answer twice, and a line cut off by a crash is scored again next time."""
     keys = [nll_key(fingerprint, p, a) for p, a in pairs]
     known = _known(cache)
     todo = {k: pair for k, pair in zip(keys, pairs) if k not in known}
