@@ -344,6 +344,45 @@ def test_the_ablation_checks_its_training_and_held_out_samples_against_its_rules
     assert "ablation.heldout:" in result.output and "scored by keyword_coverage, length_fit" in result.output
 
 
+def test_every_arm_is_checked_as_its_own_training_and_a_problem_names_its_arm(tmp_path):
+    heldout = [{**s, "id": f"h{s['id']}", "prompt": f"Held out {s['id']}.", "length": 20} for s in plain_samples(2)]
+    path = ablation_yaml(tmp_path, "length_fit", heldout)
+    write_samples(tmp_path, plain_samples(2, length=30))
+    unmeasured = write_samples(tmp_path, plain_samples(2), "unmeasured.jsonl")  # no `length`: length_fit cannot judge
+    cfg = yaml.safe_load(path.read_text())
+    cfg["ablation"]["arms"] = {
+        "dynamic": {},
+        "pointwise": {"reward": {"kind": "pointwise"}, "curriculum": {"schedule": "none"}},
+        "unmeasured": {"dataset": str(unmeasured)},
+        "gone": {"dataset": str(tmp_path / "gone.jsonl")},
+    }
+    cfg["ablation"]["metrics"] = ["length_fit", "uncounted_words", "base_nll"]  # measures read any answer
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert error_lines(result) == [  # the arms in the file's order (safe_dump sorts them)
+        f"arm 'gone': dataset: {tmp_path / 'gone.jsonl'}: no such file (give a samples .jsonl, a dataset folder or "
+        "'demo')",
+        f"arm 'unmeasured': judge.rule.name: length_fit needs the sample's target `length`, and none of the 2 "
+        f"samples of {unmeasured} has it: every reward would be unknown (not_applicable); add it to the samples or "
+        "choose a rule they fit (low_repetition)",
+    ]
+    del cfg["ablation"]["arms"]["unmeasured"], cfg["ablation"]["arms"]["gone"]
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ablation.arms: dynamic, pointwise, each checked as its own training" in result.output
+    assert "arm pointwise: reward.kind: pointwise: each answer is scored alone" in result.output  # what it changes
+    assert "arm dynamic:" not in result.output  # the base's lines are not repeated for an arm that changes nothing
+    assert "scored by length_fit, uncounted_words, base_nll" in result.output
+
+
+def test_the_shipped_ablation_config_passes_its_check():
+    result = runner.invoke(app, ["check", str(ROOT / "configs/ablation/promotion_rules.yaml"), "--skip-endpoints"])
+    assert result.exit_code == 0, result.output
+    assert "arm pointwise: reward.kind: pointwise" in result.output
+
+
 # -- 6. --max-steps below 1 --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps", ["0", "-5"])
 def test_max_steps_below_one_is_refused_in_one_line(tmp_path, steps):

@@ -419,6 +419,34 @@ def check_train(cfg: Any, probe: bool = True, num_processes: int | None = None) 
     return lines + cost_lines(cfg, samples, n)
 
 
+def check_ablation(cfg: Any, probe: bool = True, num_processes: int | None = None) -> list[str]:
+    """The base config as a training, then each arm's own training config (at the first seed): an arm may change
+    the data, model, judge or reward the base check read, and a problem there would otherwise show only when that
+    arm's turn comes, hours in. An arm's problems are named with it; of its lines, those the base did not print."""
+    from .ablation import arm_train_config
+    from .data import SampleFileError
+    from .jsonl import JsonlFileError
+
+    problems = Problems()
+    lines = problems.run(check_train, cfg, probe, num_processes) or []
+    base, arms = cfg.model_dump(exclude={"ablation"}), cfg.ablation.arm_overrides()
+    lines.append(f"ablation.arms: {', '.join(arms)}, each checked as its own training")
+    for name, overrides in arms.items():
+        # two levels: the static schedule's default milestones are a training's business, not the check's
+        arm = arm_train_config(base, name, overrides, cfg.seeds()[0], cfg.output_dir, 2, cfg.ablation.static_milestones)
+        try:
+            arm_lines = check_train(arm, probe, num_processes)
+        except CheckFailed as err:
+            for message in str(err).splitlines():
+                problems.add(f"arm {name!r}: {message}")
+        except (SampleFileError, JsonlFileError) as err:
+            problems.add(f"arm {name!r}: {err}")
+        else:
+            lines += [f"arm {name}: {line}" for line in arm_lines if line not in lines]
+    problems.raise_if_any()
+    return lines
+
+
 def cost_lines(
     cfg: Any, samples: Any = None, num_processes: int = 1, settings: Any = None, measured: Any = None
 ) -> list[str]:
@@ -689,12 +717,16 @@ def check_rule_samples(field: str, rule: str, samples: list[Any], source: str) -
 
 
 def check_heldout(ablation: Any) -> str:
-    """The ablation's held-out samples: every metric must score every one of them (the scores are averaged)."""
+    """The ablation's held-out samples: every rule metric must score every one of them (the scores are averaged);
+    the text measures (`uncounted_words`, `base_nll`) read any answer."""
     from .data import load_samples
+    from .eval.text_measures import MEASURES
 
     check_file("ablation.heldout", ablation.heldout, "JSONL of held-out samples")
     heldout = load_samples(ablation.heldout)
     for metric in ablation.metrics or []:
+        if metric in MEASURES:
+            continue
         missing, why = rule_misses(metric, heldout)
         if missing:
             raise CheckFailed(
@@ -994,7 +1026,7 @@ def check_verl(cfg: Any, probe: bool = True) -> list[str]:
 
 CHECKS = {
     "train": check_train,
-    "ablation": check_train,
+    "ablation": check_ablation,
     "build-refs": check_build_refs,
     "select": check_select,
     "eval": check_eval,
@@ -1007,5 +1039,5 @@ def preflight(kind: ConfigKind, cfg: BaseModel, probe: bool = True, num_processe
     train or ablation config, on all it found: one line each).
     `num_processes`: training processes to check the endpoint shares for (default: this launch's)."""
     if kind in ("train", "ablation"):
-        return check_train(cfg, probe, num_processes)
+        return CHECKS[kind](cfg, probe, num_processes)
     return CHECKS[kind](cfg, probe)
