@@ -1038,6 +1038,8 @@ def preflight(kind: ConfigKind, cfg: BaseModel, probe: bool = True, num_processe
     """What was checked, one line each; raises `CheckFailed` (or the data loaders' errors) on a problem (for a
     train or ablation config, on all it found: one line each).
     `num_processes`: training processes to check the endpoint shares for (default: this launch's)."""
-    if kind in ("train", "ablation"):
-        return CHECKS[kind](cfg, probe, num_processes)
+    if kind == "train":
+        return check_train(cfg, probe, num_processes)
+    if kind == "ablation":
+        return check_ablation(cfg, probe, num_processes)
     return CHECKS[kind](cfg, probe)
