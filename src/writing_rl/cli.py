@@ -693,6 +693,7 @@ def ablation_cmd(
         help="then copy what --report-only needs into this folder: the held-out answers, timings and each "
         "training's metrics.jsonl, config.yaml and curriculum store (kilobytes; none of the models)",
     ),
+    skip_check: bool = SKIP_CHECK,
 ) -> None:
     """Ablation: train every arm (schedule, promotion rule, ...) from every seed, compare on held-out prompts
     with intervals over seeds and prompts and paired differences. Re-running reuses finished trainings."""
@@ -712,6 +713,8 @@ def ablation_cmd(
             for line in prepare(cfg)[2]:
                 typer.echo(line)
             return
+        if not report_only:  # every arm checked now, not when its turn comes hours in
+            _preflight("ablation", cfg, skip_check)
         results = run_ablation(cfg, report_only)
     typer.echo(results_table(results))
     folder = Path(results["report"]).parent.parent
