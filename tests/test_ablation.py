@@ -16,10 +16,8 @@ from writing_rl import ablation  # noqa: E402
 from writing_rl.ablation import (  # noqa: E402
     AblationConfig,
     HeldoutModel,
-    crossed_bootstrap,
     generate_heldout,
     narrowed,
-    paired_difference,
     plan_trainings,
     time_left,
 )
@@ -27,6 +25,7 @@ from writing_rl.cli import app  # noqa: E402
 from writing_rl.config import ConfigError, load_config  # noqa: E402
 from writing_rl.curriculum import CurriculumStore  # noqa: E402
 from writing_rl.data import load_samples  # noqa: E402
+from writing_rl.eval.stats import crossed_bootstrap, paired_difference  # noqa: E402
 
 pytestmark = pytest.mark.train
 ROOT = Path(__file__).resolve().parents[1]

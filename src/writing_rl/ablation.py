@@ -21,8 +21,6 @@ import contextlib
 import gc
 import hashlib
 import json
-import math
-import random
 import re
 import shutil
 import time
@@ -39,7 +37,7 @@ from . import run_layout as layout
 from .config import ConfigError, _problem
 from .data import Sample, load_samples
 from .eval.nll_cache import cached_nll
-from .eval.stats import Interval
+from .eval.stats import Interval, Scores, crossed_bootstrap, paired_difference
 from .eval.text_measures import MeasureName, answer_nll, uncounted_share
 from .jsonl import jsonl_rows, read_jsonl, write_jsonl
 from .judge.rules import RuleName, rule_score
@@ -70,7 +68,6 @@ NOT_COMPARED = ("output_dir", "audit", "judge.budget")
 TIMINGS = "timings.jsonl"
 BUSY_POLL_S = 30.0  # how often a training another process runs is looked at again
 Seed = Annotated[int, Field(ge=0)]
-Scores = Mapping[tuple[int, str], float]  # (seed, held-out sample key) -> that prompt's mean score
 
 
 class AblationSettings(BaseModel):
@@ -783,40 +780,6 @@ def score_answers(
                 values = [rule_score(m, a, s) for a in ans]
             scores.setdefault(model, {}).setdefault(m, {})[(seed, s.key)] = sum(values) / len(values)
     return scores
-
-
-def crossed_bootstrap(values: Scores, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
-    """Mean over a seeds × prompts grid, with a percentile bootstrap interval that draws seeds and prompts
-    independently with replacement (every prompt is answered under every seed: the two are crossed, so
-    drawing only prompts would ignore the seed-to-seed noise, and drawing (seed, prompt) cells would treat
-    the same prompt under two seeds as independent). With one seed it is the bootstrap over prompts."""
-    seeds = sorted({s for s, _ in values})
-    prompts = list(dict.fromkeys(p for _, p in values))
-    if not values:
-        raise ValueError("no values")
-    if len(values) != len(seeds) * len(prompts):
-        raise ValueError(f"not a full grid: {len(values)} scores for {len(seeds)} seeds x {len(prompts)} prompts")
-    grid = [[values[(s, p)] for p in prompts] for s in seeds]
-    n_s, n_p = len(seeds), len(prompts)
-    rng = random.Random(seed)
-    means = []
-    for _ in range(resamples):
-        rows = [grid[rng.randrange(n_s)] for _ in range(n_s)]
-        cols = [rng.randrange(n_p) for _ in range(n_p)]
-        means.append(sum(row[j] for row in rows for j in cols) / (n_s * n_p))
-    means.sort()
-    alpha = (1 - level) / 2
-    low = means[max(0, math.floor(alpha * resamples))]
-    high = means[min(resamples - 1, math.ceil((1 - alpha) * resamples) - 1)]
-    return Interval(sum(values.values()) / len(values), low, high)
-
-
-def paired_difference(model: Scores, reference: Scores, resamples: int = 2000, seed: int = 0) -> Interval:
-    """`model` − `reference` on matching (seed, prompt) pairs, with the crossed bootstrap's interval."""
-    if model.keys() != reference.keys():
-        odd = sorted(model.keys() ^ reference.keys())[:3]
-        raise ValueError(f"cannot pair: the (seed, prompt) pairs differ, e.g. {odd}")
-    return crossed_bootstrap({k: model[k] - reference[k] for k in model}, resamples, seed)
 
 
 def _interval(ci: Interval) -> dict[str, Any]:

@@ -1,15 +1,16 @@
-"""Statistics for evaluation and the judge audit: bootstrap confidence intervals (plain and over groups),
-rank correlation, Bradley-Terry ratings, position consistency."""
+"""Statistics for evaluation, the judge audit and ablations: bootstrap confidence intervals (plain, over groups,
+and over a seeds x prompts grid, paired), rank correlation, Bradley-Terry ratings, position consistency."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
+Scores = Mapping[tuple[int, str], float]  # (seed, prompt) -> a score: one cell of a seeds x prompts grid
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,23 @@ def win_rate(outcomes: Sequence[float]) -> float:
     return sum(outcomes) / len(outcomes)
 
 
+def _percentile_interval(estimate: float, draws: list[float], level: float) -> Interval:
+    """The percentile interval of bootstrap draws around `estimate`."""
+    draws = sorted(draws)
+    alpha = (1 - level) / 2
+    low = draws[max(0, math.floor(alpha * len(draws)))]
+    high = draws[min(len(draws) - 1, math.ceil((1 - alpha) * len(draws)) - 1)]
+    return Interval(estimate, low, high)
+
+
 def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0) -> Interval:
     """Percentile bootstrap interval of the mean."""
     if not values:
         raise ValueError("no values")
     rng = random.Random(seed)
     n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    alpha = (1 - level) / 2
-    low = means[max(0, math.floor(alpha * resamples))]
-    high = means[min(resamples - 1, math.ceil((1 - alpha) * resamples) - 1)]
-    return Interval(sum(values) / n, low, high)
+    means = [sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples)]
+    return _percentile_interval(sum(values) / n, means, level)
 
 
 def bradley_terry(
@@ -111,11 +118,37 @@ def cluster_bootstrap(
             draws.append(value)
     if not draws:
         return Interval(estimate, estimate, estimate)
-    draws.sort()
-    alpha = (1 - level) / 2
-    low = draws[max(0, math.floor(alpha * len(draws)))]
-    high = draws[min(len(draws) - 1, math.ceil((1 - alpha) * len(draws)) - 1)]
-    return Interval(estimate, low, high)
+    return _percentile_interval(estimate, draws, level)
+
+
+def crossed_bootstrap(values: Scores, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Mean over a seeds × prompts grid, with a percentile bootstrap interval that draws seeds and prompts
+    independently with replacement (every prompt is answered under every seed: the two are crossed, so
+    drawing only prompts would ignore the seed-to-seed noise, and drawing (seed, prompt) cells would treat
+    the same prompt under two seeds as independent). With one seed it is the bootstrap over prompts."""
+    seeds = sorted({s for s, _ in values})
+    prompts = list(dict.fromkeys(p for _, p in values))
+    if not values:
+        raise ValueError("no values")
+    if len(values) != len(seeds) * len(prompts):
+        raise ValueError(f"not a full grid: {len(values)} scores for {len(seeds)} seeds x {len(prompts)} prompts")
+    grid = [[values[(s, p)] for p in prompts] for s in seeds]
+    n_s, n_p = len(seeds), len(prompts)
+    rng = random.Random(seed)
+    means = []
+    for _ in range(resamples):
+        rows = [grid[rng.randrange(n_s)] for _ in range(n_s)]
+        cols = [rng.randrange(n_p) for _ in range(n_p)]
+        means.append(sum(row[j] for row in rows for j in cols) / (n_s * n_p))
+    return _percentile_interval(sum(values.values()) / len(values), means, level)
+
+
+def paired_difference(model: Scores, reference: Scores, resamples: int = 2000, seed: int = 0) -> Interval:
+    """`model` − `reference` on matching (seed, prompt) pairs, with the crossed bootstrap's interval."""
+    if model.keys() != reference.keys():
+        odd = sorted(model.keys() ^ reference.keys())[:3]
+        raise ValueError(f"cannot pair: the (seed, prompt) pairs differ, e.g. {odd}")
+    return crossed_bootstrap({k: model[k] - reference[k] for k in model}, resamples, seed)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
