@@ -367,6 +367,15 @@ def test_every_arm_is_checked_as_its_own_training_and_a_problem_names_its_arm(tm
         f"samples of {unmeasured} has it: every reward would be unknown (not_applicable); add it to the samples or "
         "choose a rule they fit (low_repetition)",
     ]
+    cfg["dataset"] = str(unmeasured)  # the base's own problem: said once, not again for each arm that shares it
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    shared = runner.invoke(app, ["check", str(path)])
+    assert shared.exit_code == 2 and [line.split(":")[0] for line in error_lines(shared)] == [
+        "judge.rule.name",
+        "arm 'gone'",
+    ]
+    cfg["dataset"] = str(tmp_path / "s.jsonl")
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     started = runner.invoke(app, ["ablation", str(path)])  # the command runs the same check before training
     assert started.exit_code == 2 and error_lines(started)[-1].startswith("arm 'unmeasured': judge.rule.name")
     assert not (tmp_path / "run").exists()

@@ -429,6 +429,7 @@ def check_ablation(cfg: Any, probe: bool = True, num_processes: int | None = Non
 
     problems = Problems()
     lines = problems.run(check_train, cfg, probe, num_processes) or []
+    said = {line for message in problems.messages for line in message.splitlines()}  # not repeated for each arm
     base, arms = cfg.model_dump(exclude={"ablation"}), cfg.ablation.arm_overrides()
     lines.append(f"ablation.arms: {', '.join(arms)}, each checked as its own training")
     for name, overrides in arms.items():
@@ -438,7 +439,8 @@ def check_ablation(cfg: Any, probe: bool = True, num_processes: int | None = Non
             arm_lines = check_train(arm, probe, num_processes)
         except CheckFailed as err:
             for message in str(err).splitlines():
-                problems.add(f"arm {name!r}: {message}")
+                if message not in said:
+                    problems.add(f"arm {name!r}: {message}")
         except (SampleFileError, JsonlFileError) as err:
             problems.add(f"arm {name!r}: {err}")
         else:
