@@ -752,12 +752,12 @@ def score_answers(
     answers: Mapping[tuple[str, int], list[list[str]]],
     heldout: list[Sample],
     metrics: Sequence[str],
-    base_model: str | None = None,
-    nll_cache: Path | None = None,
+    base_model: str | None,
+    nll_cache: Path,
 ) -> dict[str, dict[str, dict[tuple[int, str], float]]]:
     """model -> metric -> (seed, prompt) -> the mean score of that prompt's answers. `base_nll` scores every
-    answer under `base_model` (resolved only then), loaded once, or reads it from `nll_cache` where an earlier
-    report scored it under the same model."""
+    answer under `base_model` (resolved only then, loaded once) that `nll_cache` does not hold from an earlier
+    report under the same model."""
     scores: dict[str, dict[str, dict[tuple[int, str], float]]] = {}
     cells = [
         (model, seed, s, ans) for (model, seed), by_prompt in answers.items() for s, ans in zip(heldout, by_prompt)
@@ -767,10 +767,7 @@ def score_answers(
             if base_model is None:
                 raise ValueError("base_nll needs the base model")
             path, pairs = resolve_model(base_model), [(s.prompt_text, a) for _, _, s, ans in cells for a in ans]
-            if nll_cache is None:
-                nll = iter(answer_nll(path, pairs))
-            else:
-                nll = iter(cached_nll(path, model_fingerprint(path), pairs, nll_cache, answer_nll))
+            nll = iter(cached_nll(path, model_fingerprint(path), pairs, nll_cache, answer_nll))
         for model, seed, s, ans in cells:
             if m == "base_nll":
                 values = [next(nll) for _ in ans]
