@@ -45,7 +45,7 @@ from typing import Any, TextIO
 import yaml
 
 from . import run_layout as layout
-from .jsonl import LineProblem, jsonl_rows
+from .jsonl import JsonlFileError, read_jsonl
 
 DEVICE_ENV = "WRITING_RL_SMOKE_DEVICE"
 DEMO_SAMPLES = Path(__file__).resolve().parent / "assets" / "demo_samples.jsonl"
@@ -514,13 +514,11 @@ def _step_rows(metrics: Path) -> list[dict[str, Any]]:
     """The logged training steps; a line that cannot be read fails the stage, naming the line."""
     if not metrics.is_file():
         raise StageFailed(f"no {metrics}")
-    rows = []
-    for line_no, row in jsonl_rows(metrics):
-        if isinstance(row, LineProblem):
-            raise StageFailed(f"{metrics}:{line_no}: {row}")
-        if isinstance(row, dict) and "reward" in row:
-            rows.append(row)
-    return rows
+    try:
+        rows = read_jsonl(metrics)
+    except JsonlFileError as err:
+        raise StageFailed(str(err)) from None
+    return [r for r in rows if isinstance(r, dict) and "reward" in r]
 
 
 # -- the command --------------------------------------------------------------------------------------
